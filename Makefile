@@ -1,0 +1,51 @@
+# adaptune: `make run` runs the whole pipeline on the bundled sample; `make test` runs the tests.
+# Both set up .venv/ first when it is missing or pyproject.toml changed.
+
+PYTHON ?= python3.11
+VENV ?= .venv
+CONFIG ?= configs/sample.yaml
+PYTEST_ARGS ?=
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+-include env.sh
+export
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run test compile check-compiled lint bench sample clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv and install adaptune with its dev tools (no-op when up to date)
+
+run: $(STAMP) ## Run the whole pipeline locally on the bundled sample (CONFIG=...)
+	$(BIN)/adaptune run --config $(CONFIG)
+
+test: $(STAMP) ## Run the test suite (PYTEST_ARGS=... to pass options)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+compile: $(STAMP) ## Compile the pipelines into compiled/
+	$(BIN)/python -m pipelines.compile
+
+check-compiled: $(STAMP) ## Fail when compiled/ is not what the source compiles to
+	$(BIN)/python -m pytest -q tests/test_compile.py
+
+lint: $(STAMP) ## Run ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check adaptune components pipelines
+
+bench: $(STAMP) ## Run the benchmarks in bench/
+	$(BIN)/python bench/tune.py
+
+sample: $(STAMP) ## Regenerate data/sample/ (fixed seed: byte-identical)
+	$(BIN)/python data/sample/generate.py
+
+clean: ## Remove runs/, registry/ and caches (keeps .venv)
+	rm -rf runs registry .pytest_cache .ruff_cache

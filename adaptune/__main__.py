@@ -1,0 +1,5 @@
+"""``python -m adaptune``."""
+
+from adaptune.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Datasets: validation of text-to-text JSONL and formatting into prompt/target pairs."""

@@ -1,0 +1,1 @@
+"""Running the compiled pipeline locally with ``kfp.local``."""

@@ -1,0 +1,168 @@
+"""Run ``compiled/adapter_tuning.yaml`` with ``kfp.local`` (the same file Vertex AI runs).
+
+Each run gets ``<runs_root>/<run-id>/``: ``params.yaml`` (the resolved parameters),
+``run.log`` (every task's log), ``pipeline/`` (kfp.local's outputs) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import secrets
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from adaptune.atomic import write_text_atomic
+from adaptune.step_errors import parse_error_line
+
+PIPELINE_SUBDIR = "pipeline"
+TYPE_CASTS = {"NUMBER_INTEGER": int, "NUMBER_DOUBLE": float, "STRING": str, "BOOLEAN": bool}
+
+
+@dataclass
+class LocalRun:
+    """A finished local run.
+
+    Attributes:
+        run_id: The run's id (also its directory name).
+        run_dir: ``<runs_root>/<run_id>``.
+        succeeded: Whether every task that ran succeeded.
+        error: The failing step's message, when a step failed.
+        failed_step: Name of the step that failed.
+    """
+
+    run_id: str
+    run_dir: Path
+    succeeded: bool
+    error: str | None = None
+    failed_step: str | None = None
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: UTC time plus random hex."""
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+def declared_parameters(compiled: Path) -> dict[str, Any]:
+    """The compiled pipeline's parameters and their defaults (None for required ones)."""
+    spec = yaml.safe_load(compiled.read_text(encoding="utf-8"))
+    params = {}
+    for name, info in spec["root"]["inputDefinitions"]["parameters"].items():
+        default = info.get("defaultValue")
+        cast = TYPE_CASTS.get(info.get("parameterType", ""))
+        params[name] = cast(default) if cast is not None and default is not None else default
+    return params
+
+
+class _Tee(io.TextIOBase):
+    """A text stream writing to the console and a log file at once."""
+
+    def __init__(self, console: TextIO, log: TextIO):
+        self.console, self.log = console, log
+
+    def write(self, text: str) -> int:
+        self.console.write(text)
+        self.log.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.console.flush()
+        self.log.flush()
+
+    def isatty(self) -> bool:
+        return self.console.isatty()
+
+
+@contextmanager
+def _teed_stdout(log_path: Path) -> Iterator[None]:
+    """Copy everything printed (kfp.local prints each task's log) into ``log_path``."""
+    with log_path.open("a", encoding="utf-8") as log:
+        console = sys.stdout
+        sys.stdout = _Tee(console, log)
+        try:
+            yield
+        finally:
+            sys.stdout = console
+
+
+def find_error(log_path: Path) -> dict[str, str] | None:
+    """The last step error reported in a run log, if any."""
+    found = None
+    if log_path.is_file():
+        for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+            found = parse_error_line(line) or found
+    return found
+
+
+def run_pipeline(compiled: Path, params: dict[str, Any], runs_root: Path,
+                 run_id: str | None = None) -> LocalRun:
+    """Execute the compiled pipeline with kfp.local's SubprocessRunner in this environment.
+
+    Args:
+        compiled: The compiled pipeline YAML.
+        params: Every pipeline parameter (see ``resolve_params``); ``run_id`` is filled in.
+        runs_root: Parent of the run directory.
+        run_id: Use this id instead of a new one.
+
+    Returns:
+        Where the run is and whether it succeeded.
+    """
+    from kfp import components, local
+
+    run_id = run_id or new_run_id()
+    run_dir = (runs_root / run_id).resolve()
+    run_dir.mkdir(parents=True, exist_ok=False)
+    params = {**params, "run_id": run_id}
+    write_text_atomic(run_dir / "params.yaml", yaml.safe_dump(params, sort_keys=True))
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(run_dir / PIPELINE_SUBDIR),
+        raise_on_error=True,
+    )
+    pipeline = components.load_component_from_file(str(compiled))
+    log_path = run_dir / "run.log"
+    try:
+        with _teed_stdout(log_path):
+            pipeline(**params)
+    except RuntimeError as exc:
+        error = find_error(log_path)
+        return LocalRun(
+            run_id, run_dir, succeeded=False,
+            error=error["message"] if error else str(exc),
+            failed_step=error["step"] if error else None,
+        )
+    return LocalRun(run_id, run_dir, succeeded=True)
+
+
+def task_outputs(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """Each task's output parameters and artifacts, read from kfp.local's executor outputs.
+
+    Returns:
+        Task name to ``{"parameters": {...}, "artifacts": {name: {"uri", "metadata"}}}``;
+        tasks that did not run are absent.
+    """
+    tasks: dict[str, dict[str, Any]] = {}
+    for path in sorted((run_dir / PIPELINE_SUBDIR).glob("*/*/executor_output.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        artifacts = {
+            name: {"uri": a["artifacts"][0].get("uri", ""),
+                   "metadata": a["artifacts"][0].get("metadata", {})}
+            for name, a in data.get("artifacts", {}).items() if a.get("artifacts")
+        }
+        parameters = dict(data.get("parameterValues", {}))
+        artifact_uris = {Path(a["uri"]) for a in artifacts.values()}
+        for extra in path.parent.iterdir():  # OutputPath(str) parameters are plain files
+            if extra.is_file() and extra != path and extra not in artifact_uris:
+                parameters.setdefault(extra.name, extra.read_text(encoding="utf-8"))
+        tasks[path.parent.name] = {
+            "parameters": parameters,
+            "artifacts": artifacts,
+        }
+    return tasks

@@ -1,0 +1,81 @@
+"""Pipeline parameters for a local run: defaults, a YAML config file, then flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from adaptune.errors import UserError
+from adaptune.evaluation.gate import GateSettings
+from adaptune.tuning.lora import LoraSettings
+from adaptune.tuning.settings import TrainingSettings
+
+PATH_PARAMS = ("train_data", "eval_data", "registry_dir")
+DICT_PARAMS = ("lora", "gate")
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping of pipeline parameters.
+
+    Raises:
+        UserError: If the file is missing, not YAML, or not a mapping.
+    """
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of pipeline parameters")
+    return data
+
+
+def resolve_params(
+    declared: dict[str, Any], config: dict[str, Any], overrides: dict[str, Any], base_dir: Path
+) -> dict[str, Any]:
+    """Merge parameters (declared defaults < config file < flags) and check them early.
+
+    Dict parameters (``lora``, ``gate``) merge key by key, so a config may set just one key.
+    Relative paths in a config file are resolved against the file's directory; those given as
+    flags against the current directory.
+
+    Args:
+        declared: The compiled pipeline's parameters with their defaults (None: required).
+        config: Values from the config file.
+        overrides: Values from flags (None means not given).
+        base_dir: Directory of the config file.
+
+    Returns:
+        Every pipeline parameter with its value.
+
+    Raises:
+        UserError: On unknown or missing parameters and invalid settings.
+    """
+    unknown = sorted(set(config) - set(declared))
+    if unknown:
+        raise UserError(f"unknown pipeline parameter(s) {unknown}; known: {sorted(declared)}")
+    params = dict(declared)
+    for source, origin in ((config, base_dir), (overrides, Path.cwd())):
+        for name, value in source.items():
+            if value is None:
+                continue
+            if name in DICT_PARAMS:
+                if not isinstance(value, dict):
+                    raise UserError(f"{name} must be a mapping, got {value!r}")
+                value = {**(params.get(name) or {}), **value}
+            elif name in PATH_PARAMS and value and not str(value).startswith("gs://"):
+                value = str((origin / str(value)).resolve())
+            params[name] = value
+    missing = sorted(name for name, value in params.items() if value is None)
+    if missing:
+        raise UserError(f"missing required parameter(s): {', '.join(missing)}")
+    LoraSettings.from_dict(params["lora"])
+    GateSettings.from_dict(params["gate"])
+    TrainingSettings(steps=int(params["train_steps"]), learning_rate=float(params["learning_rate"]),
+                     batch_size=int(params["batch_size"]), seed=int(params["seed"]))
+    return params

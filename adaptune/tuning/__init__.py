@@ -1,0 +1,1 @@
+"""Adapter tuning: LoRA settings, encoding, length-grouped batching and the training loop."""

@@ -1,0 +1,53 @@
+"""The loss curve as a PNG and as a small HTML page (shown as an HTML artifact on Vertex)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_loss_png(losses: list[float], title: str) -> bytes:
+    """Render the per-step loss and its moving average as PNG bytes."""
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+    steps = range(1, len(losses) + 1)
+    ax.plot(steps, losses, color="#9ab", linewidth=1, label="loss per step")
+    window = max(1, len(losses) // 20)
+    if window > 1:
+        smooth = [
+            sum(losses[max(0, i - window + 1) : i + 1]) / len(losses[max(0, i - window + 1) : i + 1])
+            for i in range(len(losses))
+        ]
+        ax.plot(steps, smooth, color="#1f5fa8", linewidth=2, label=f"mean of {window}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def training_report_html(png: bytes, facts: dict[str, object]) -> str:
+    """A self-contained HTML page: the loss curve and a table of training facts."""
+    rows = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in facts.items()
+    )
+    image = base64.b64encode(png).decode()
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>adaptune training</title>"
+        "<style>body{font-family:sans-serif;margin:1.5em}th{text-align:left;padding-right:1em}"
+        "</style></head><body><h2>Training</h2>"
+        f"<img alt='loss curve' src='data:image/png;base64,{image}'>"
+        f"<table>{rows}</table></body></html>"
+    )
+

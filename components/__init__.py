@@ -1,0 +1,1 @@
+"""Thin KFP components: each imports ``adaptune`` inside its body and calls one function."""

@@ -1,0 +1,41 @@
+"""Component: template the inputs and split train/eval."""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Output
+
+from components.images import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def format_text_to_text(
+    dataset: Input[Dataset],
+    data_sha256: str,
+    prompt_template: str,
+    formatted: Output[Dataset],
+) -> NamedTuple("Outputs", train_examples=int, eval_examples=int):
+    """Turn records into prompt/target pairs; split eval off by content hash if needed.
+
+    Args:
+        dataset: Validated data from validate_dataset.
+        data_sha256: Hash of the validated data (keys the cache on content).
+        prompt_template: Text with {input_text} where the input goes.
+        formatted: Directory with train.jsonl and eval.jsonl of prompt/target pairs.
+
+    Returns:
+        train_examples: Training pairs.
+        eval_examples: Eval pairs.
+    """
+    from collections import namedtuple
+    from pathlib import Path
+
+    from adaptune.data.formatting import format_text_to_text as format_pairs
+    from adaptune.step_errors import reported
+
+    with reported("format_text_to_text"):
+        result = format_pairs(Path(dataset.path), Path(formatted.path), prompt_template)
+    formatted.metadata.update({"data_sha256": data_sha256, "split": result.split_source,
+                               **{f"{k}_examples": v for k, v in result.counts.items()}})
+    outputs = namedtuple("Outputs", ["train_examples", "eval_examples"])
+    return outputs(result.counts["train"], result.counts["eval"])

@@ -1,0 +1,39 @@
+"""Component: the deploy gate, a bool (for dsl.If) and a reason."""
+
+from kfp import dsl
+
+from components.images import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def should_deploy(
+    tuned_score: float,
+    base_score: float,
+    gate: dict,
+    reason: dsl.OutputPath(str),
+) -> bool:
+    """Deploy iff tuned >= threshold and tuned - base >= min_improvement.
+
+    The decision is the single return value (output "Output"): kfp.local resolves a dsl.If
+    condition on a task output only when the output is named "Output", and silently treats any
+    other as False.
+
+    Args:
+        tuned_score: The tuned model's primary metric.
+        base_score: The base model's primary metric.
+        gate: metric, threshold and min_improvement.
+        reason: The comparison behind the decision, in words.
+
+    Returns:
+        Whether the deploy branch runs.
+    """
+    from adaptune.evaluation.gate import GateSettings
+    from adaptune.evaluation.gate import should_deploy as decide
+    from adaptune.step_errors import reported
+
+    with reported("should_deploy"):
+        decision = decide(tuned_score, base_score, GateSettings.from_dict(gate))
+    print(decision.reason)
+    with open(reason, "w", encoding="utf-8") as f:
+        f.write(decision.reason)
+    return decision.deploy

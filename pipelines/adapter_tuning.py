@@ -1,0 +1,100 @@
+"""The adapter tuning DAG: validate → format → tune → evaluate → gate → deploy (if it passes).
+
+Defaults mirror the library's (a test keeps them in sync); nothing here reads the environment.
+"""
+
+from kfp import dsl
+
+from components.deploy import deploy
+from components.evaluate import evaluate
+from components.format_text_to_text import format_text_to_text
+from components.should_deploy import should_deploy
+from components.tune_adapter import tune_adapter
+from components.validate_dataset import validate_dataset
+
+PIPELINE_NAME = "adapter-tuning"
+DEFAULT_PROMPT_TEMPLATE = "{input_text}\n### Response:\n"
+DEFAULT_LORA = {"r": 8, "alpha": 16.0, "dropout": 0.0, "target_modules": "all-linear"}
+DEFAULT_GATE = {"metric": "exact_match", "threshold": 0.6, "min_improvement": 0.1}
+
+
+@dsl.pipeline(
+    name=PIPELINE_NAME,
+    description="Tune a LoRA adapter on text-to-text data, evaluate it against the base model "
+    "and register it as a new model version only if it passes the gate.",
+)
+def adapter_tuning(
+    train_data: str,
+    eval_data: str = "",
+    base_model: str = "builtin:tiny-gpt2",
+    prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
+    train_steps: int = 300,
+    learning_rate: float = 0.003,
+    batch_size: int = 16,
+    lora: dict = DEFAULT_LORA,
+    seed: int = 0,
+    gate: dict = DEFAULT_GATE,
+    model_name: str = "adapter",
+    registry_dir: str = "registry",
+    run_id: str = "",
+):
+    """Tune, evaluate and (if the gate passes) register an adapter.
+
+    Args:
+        train_data: Training JSONL with input_text and output_text per line.
+        eval_data: Optional eval JSONL; empty to hold out 20% of train by content hash.
+        base_model: builtin:tiny-gpt2, builtin:tiny-t5 or a Hugging Face checkpoint directory.
+        prompt_template: Text with {input_text} where the input goes.
+        train_steps: Optimizer steps.
+        learning_rate: Peak learning rate.
+        batch_size: Examples per step.
+        lora: LoRA settings: r, alpha, dropout, target_modules.
+        seed: Random seed for adapter init, batch order and dropout.
+        gate: metric (exact_match, rouge_l or bleu), threshold and min_improvement.
+        model_name: Name of the model in the registry.
+        registry_dir: Registry root directory.
+        run_id: Run id stored with the version; the pipeline job name when empty.
+    """
+    validation = validate_dataset(train_data=train_data, eval_data=eval_data)
+    validation.set_caching_options(False)
+    data_sha256 = validation.outputs["data_sha256"]
+    formatting = format_text_to_text(
+        dataset=validation.outputs["dataset"],
+        data_sha256=data_sha256,
+        prompt_template=prompt_template,
+    )
+    tuning = tune_adapter(
+        formatted=formatting.outputs["formatted"],
+        data_sha256=data_sha256,
+        base_model=base_model,
+        train_steps=train_steps,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        lora=lora,
+        seed=seed,
+    )
+    evaluation = evaluate(
+        formatted=formatting.outputs["formatted"],
+        adapter=tuning.outputs["adapter"],
+        base_model=base_model,
+        gate=gate,
+    )
+    gate_check = should_deploy(
+        tuned_score=evaluation.outputs["tuned_score"],
+        base_score=evaluation.outputs["base_score"],
+        gate=gate,
+    )
+    # The gate's bool is its single "Output": kfp.local resolves only that name in a condition.
+    with dsl.If(gate_check.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
+        registration = deploy(
+            adapter=tuning.outputs["adapter"],
+            eval_metrics=evaluation.outputs["eval_metrics"],
+            model_name=model_name,
+            registry_dir=registry_dir,
+            base_model=base_model,
+            data_sha256=data_sha256,
+            run_id=run_id,
+            pipeline_job_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            gate_reason=gate_check.outputs["reason"],
+        )
+        registration.set_caching_options(False)

@@ -1,0 +1,71 @@
+"""Shared fixtures; installs the socket guard here and in every subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import netguard  # tests/ is on sys.path (rootdir-relative conftest)
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+SAMPLE = REPO / "data" / "sample"
+COMPILED = REPO / "compiled" / "adapter_tuning.yaml"
+
+netguard.install()
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(TESTS / "socket_guard"), os.environ.get("PYTHONPATH", "")) if p
+)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ["GCE_METADATA_HOST"] = "127.0.0.1:1"
+os.environ["GCE_METADATA_IP"] = "127.0.0.1:1"
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def sample_dir() -> Path:
+    return SAMPLE
+
+
+@pytest.fixture
+def small_data(tmp_path: Path) -> tuple[Path, Path]:
+    """The first 64 train and 16 eval records of the sample, as files in tmp_path."""
+    train = tmp_path / "train.jsonl"
+    evaluation = tmp_path / "eval.jsonl"
+    train.write_text("".join((SAMPLE / "train.jsonl").read_text().splitlines(True)[:64]))
+    evaluation.write_text("".join((SAMPLE / "eval.jsonl").read_text().splitlines(True)[:16]))
+    return train, evaluation
+
+
+@pytest.fixture(scope="session")
+def trained_adapter(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A real adapter trained briefly on the sample (shared by tests that only read it)."""
+    from adaptune.data.formatting import format_text_to_text
+    from adaptune.data.validation import validate_dataset
+    from adaptune.tuning.adapter import tune_adapter
+    from adaptune.tuning.lora import LoraSettings
+    from adaptune.tuning.settings import TrainingSettings
+
+    root = tmp_path_factory.mktemp("adapter")
+    validate_dataset(str(SAMPLE / "train.jsonl"), str(SAMPLE / "eval.jsonl"), root / "valid")
+    formatted = format_text_to_text(root / "valid", root / "formatted")
+    tune_adapter(formatted.files["train"], root / "adapter", "builtin:tiny-gpt2",
+                 TrainingSettings(steps=150), LoraSettings(), show_progress=False)
+    return {"formatted": root / "formatted", "adapter": root / "adapter", "root": root}
+
+
+@pytest.fixture
+def copy_tree():
+    def copy(src: Path, dst: Path) -> Path:
+        shutil.copytree(src, dst)
+        return dst
+    return copy
