@@ -28,8 +28,12 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--config", "config_path", type=click.Path(path_type=Path),
-              help="YAML file of pipeline parameters (flags override it).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="YAML file of pipeline parameters (flags override it).",
+)
 @click.option("--train-data", help="Training JSONL (input_text/output_text).")
 @click.option("--eval-data", help="Eval JSONL; omit to split 20% off the training data.")
 @click.option("--base-model", help="builtin:tiny-gpt2, builtin:tiny-t5 or a checkpoint dir.")
@@ -38,19 +42,36 @@ def main() -> None:
 @click.option("--learning-rate", type=float, help="Peak learning rate.")
 @click.option("--batch-size", type=int, help="Examples per step.")
 @click.option("--seed", type=int, help="Random seed.")
-@click.option("--lora", "lora_json", help='LoRA settings as JSON, e.g. \'{"r": 16}\'.')
+@click.option("--lora", "lora_json", help="LoRA settings as JSON, e.g. '{\"r\": 16}'.")
 @click.option("--gate-metric", help="exact_match, rouge_l or bleu.")
 @click.option("--threshold", type=float, help="Tuned score needed to deploy.")
 @click.option("--min-improvement", type=float, help="Tuned minus base needed to deploy.")
 @click.option("--model-name", help="Registry model name.")
 @click.option("--registry-dir", help="Registry directory.")
-@click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"),
-              show_default=True, help="Where run directories are created.")
-@click.option("--compiled", type=click.Path(path_type=Path), default=DEFAULT_COMPILED,
-              show_default=True, help="Compiled pipeline YAML to execute.")
-def run(config_path: Path | None, lora_json: str | None, gate_metric: str | None,
-        threshold: float | None, min_improvement: float | None, runs_dir: Path,
-        compiled: Path, **flags: Any) -> None:
+@click.option(
+    "--runs-dir",
+    type=click.Path(path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+    help="Where run directories are created.",
+)
+@click.option(
+    "--compiled",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_COMPILED,
+    show_default=True,
+    help="Compiled pipeline YAML to execute.",
+)
+def run(
+    config_path: Path | None,
+    lora_json: str | None,
+    gate_metric: str | None,
+    threshold: float | None,
+    min_improvement: float | None,
+    runs_dir: Path,
+    compiled: Path,
+    **flags: Any,
+) -> None:
     """Run the compiled pipeline locally with kfp.local and print a summary."""
     from adaptune.runner.local import declared_parameters, run_pipeline
     from adaptune.runner.params import load_config, resolve_params

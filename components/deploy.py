@@ -44,11 +44,18 @@ def deploy(
     from adaptune.step_errors import reported
 
     with reported("deploy"):
-        version = register_version(Path(registry_dir), model_name, Path(adapter.path), {
-            "base_model": base_model, "data_sha256": data_sha256,
-            "run_id": run_id or pipeline_job_name, "metrics": dict(eval_metrics.metadata),
-            "gate_reason": gate_reason,
-        })
+        version = register_version(
+            Path(registry_dir),
+            model_name,
+            Path(adapter.path),
+            {
+                "base_model": base_model,
+                "data_sha256": data_sha256,
+                "run_id": run_id or pipeline_job_name,
+                "metrics": dict(eval_metrics.metadata),
+                "gate_reason": gate_reason,
+            },
+        )
     print(f"registered {version.ref} at {version.path}")
     outputs = namedtuple("Outputs", ["version", "model_ref"])
     return outputs(version.version, version.ref)

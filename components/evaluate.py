@@ -40,8 +40,12 @@ def evaluate(
 
     with reported("evaluate"):
         metric = GateSettings.from_dict(gate).metric
-        result = evaluate_adapter(Path(formatted.path) / "eval.jsonl", Path(adapter.path),
-                                  base_model, Path(predictions.path))
+        result = evaluate_adapter(
+            Path(formatted.path) / "eval.jsonl",
+            Path(adapter.path),
+            base_model,
+            Path(predictions.path),
+        )
     for model_name, scores in (("base", result.base), ("tuned", result.tuned)):
         for name, value in scores.items():
             eval_metrics.log_metric(f"{model_name}_{name}", value)

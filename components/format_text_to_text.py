@@ -35,7 +35,12 @@ def format_text_to_text(
 
     with reported("format_text_to_text"):
         result = format_pairs(Path(dataset.path), Path(formatted.path), prompt_template)
-    formatted.metadata.update({"data_sha256": data_sha256, "split": result.split_source,
-                               **{f"{k}_examples": v for k, v in result.counts.items()}})
+    formatted.metadata.update(
+        {
+            "data_sha256": data_sha256,
+            "split": result.split_source,
+            **{f"{k}_examples": v for k, v in result.counts.items()},
+        }
+    )
     outputs = namedtuple("Outputs", ["train_examples", "eval_examples"])
     return outputs(result.counts["train"], result.counts["eval"])

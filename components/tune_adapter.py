@@ -51,14 +51,21 @@ def tune_adapter(
     from adaptune.tuning.settings import TrainingSettings
 
     with reported("tune_adapter"):
-        settings = TrainingSettings(steps=train_steps, learning_rate=learning_rate,
-                                    batch_size=batch_size, seed=seed)
-        result = tune(Path(formatted.path) / "train.jsonl", Path(adapter.path), base_model,
-                      settings, LoraSettings.from_dict(lora))
+        settings = TrainingSettings(
+            steps=train_steps, learning_rate=learning_rate, batch_size=batch_size, seed=seed
+        )
+        result = tune(
+            Path(formatted.path) / "train.jsonl",
+            Path(adapter.path),
+            base_model,
+            settings,
+            LoraSettings.from_dict(lora),
+        )
     for name, value in result.summary.items():
         training_metrics.log_metric(name, value)
-    adapter.metadata.update({"base_model": base_model, "data_sha256": data_sha256,
-                             "format": "peft-lora"})
+    adapter.metadata.update(
+        {"base_model": base_model, "data_sha256": data_sha256, "format": "peft-lora"}
+    )
     write_text_atomic(Path(training_report.path), result.report_html)
     outputs = namedtuple("Outputs", ["first_loss", "final_loss"])
     return outputs(result.summary["first_loss"], result.summary["final_loss"])

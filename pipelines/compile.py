@@ -22,10 +22,10 @@ DICT_DEFAULT = re.compile(r"^(#\s+\w+: dict \[Default: )(\{.*\})(\])$")
 
 
 def normalise_header(text: str) -> str:
-    """Repair and stabilise KFP's comment header (the lines before the first YAML key).
+    r"""Repair and stabilise KFP's comment header (the lines before the first YAML key).
 
     KFP writes a multi-line string default across raw lines, which breaks the YAML; those lines
-    are folded back into their comment with ``\\n``. Dict defaults are rendered from a protobuf
+    are folded back into their comment with ``\n``. Dict defaults are rendered from a protobuf
     map whose order changes from process to process; their keys are sorted, so the compiled
     file is byte-identical on every compile.
     """

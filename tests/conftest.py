@@ -7,9 +7,8 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
-
 import netguard  # tests/ is on sys.path (rootdir-relative conftest)
+import pytest
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -58,8 +57,14 @@ def trained_adapter(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
     root = tmp_path_factory.mktemp("adapter")
     validate_dataset(str(SAMPLE / "train.jsonl"), str(SAMPLE / "eval.jsonl"), root / "valid")
     formatted = format_text_to_text(root / "valid", root / "formatted")
-    tune_adapter(formatted.files["train"], root / "adapter", "builtin:tiny-gpt2",
-                 TrainingSettings(steps=150), LoraSettings(), show_progress=False)
+    tune_adapter(
+        formatted.files["train"],
+        root / "adapter",
+        "builtin:tiny-gpt2",
+        TrainingSettings(steps=150),
+        LoraSettings(),
+        show_progress=False,
+    )
     return {"formatted": root / "formatted", "adapter": root / "adapter", "root": root}
 
 
@@ -68,4 +73,5 @@ def copy_tree():
     def copy(src: Path, dst: Path) -> Path:
         shutil.copytree(src, dst)
         return dst
+
     return copy

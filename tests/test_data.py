@@ -13,8 +13,9 @@ def _records(n, prefix="ticket"):
 
 
 def test_sample_validates_with_counts_and_hash(sample_dir, tmp_path):
-    result = validate_dataset(str(sample_dir / "train.jsonl"), str(sample_dir / "eval.jsonl"),
-                              tmp_path / "out")
+    result = validate_dataset(
+        str(sample_dir / "train.jsonl"), str(sample_dir / "eval.jsonl"), tmp_path / "out"
+    )
     assert result.counts == {"train": 400, "eval": 80}
     assert len(result.data_sha256) == 64
     assert (tmp_path / "out" / "train.jsonl").read_text().count("\n") == 400
@@ -77,9 +78,12 @@ def test_hash_follows_content(tmp_path):
 
 
 def test_format_applies_template_and_uses_the_eval_file(sample_dir, tmp_path):
-    validate_dataset(str(sample_dir / "train.jsonl"), str(sample_dir / "eval.jsonl"),
-                     tmp_path / "valid")
-    result = format_text_to_text(tmp_path / "valid", tmp_path / "fmt", "Ticket: {input_text}\nTeam:")
+    validate_dataset(
+        str(sample_dir / "train.jsonl"), str(sample_dir / "eval.jsonl"), tmp_path / "valid"
+    )
+    result = format_text_to_text(
+        tmp_path / "valid", tmp_path / "fmt", "Ticket: {input_text}\nTeam:"
+    )
     assert result.split_source == "file"
     assert result.counts == {"train": 400, "eval": 80}
     first = json.loads((tmp_path / "fmt" / "train.jsonl").read_text().splitlines()[0])
@@ -93,8 +97,9 @@ def test_hash_split_is_stable_when_rows_are_added(tmp_path):
     small = format_text_to_text(tmp_path / "va", tmp_path / "fa", eval_fraction=0.2)
     assert small.split_source == "hash"
     assert 20 <= small.counts["eval"] <= 60
-    validate_dataset(str(write_jsonl(tmp_path / "b.jsonl", records + _records(100, "new"))), "",
-                     tmp_path / "vb")
+    validate_dataset(
+        str(write_jsonl(tmp_path / "b.jsonl", records + _records(100, "new"))), "", tmp_path / "vb"
+    )
     format_text_to_text(tmp_path / "vb", tmp_path / "fb", eval_fraction=0.2)
     eval_a = set((tmp_path / "fa" / "eval.jsonl").read_text().splitlines())
     eval_b = set((tmp_path / "fb" / "eval.jsonl").read_text().splitlines())

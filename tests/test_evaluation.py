@@ -28,16 +28,20 @@ def test_gate_deploys_only_when_both_conditions_hold():
 
 
 def test_gate_settings_are_validated():
-    with pytest.raises(UserError, match="gate.metric"):
+    with pytest.raises(UserError, match=r"gate\.metric"):
         GateSettings.from_dict({"metric": "accuracy"})
     with pytest.raises(UserError, match="unknown gate setting"):
         GateSettings.from_dict({"treshold": 0.5})
 
 
 def test_evaluate_scores_base_and_tuned_and_writes_predictions(trained_adapter, tmp_path):
-    result = evaluate_adapter(trained_adapter["formatted"] / "eval.jsonl",
-                              trained_adapter["adapter"], "builtin:tiny-gpt2",
-                              tmp_path / "predictions.jsonl", show_progress=False)
+    result = evaluate_adapter(
+        trained_adapter["formatted"] / "eval.jsonl",
+        trained_adapter["adapter"],
+        "builtin:tiny-gpt2",
+        tmp_path / "predictions.jsonl",
+        show_progress=False,
+    )
     assert result.examples == 80
     assert result.tuned["exact_match"] > result.base["exact_match"]
     rows = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]

@@ -14,8 +14,9 @@ def _fingerprint(name: str) -> tuple[str, float]:
     return vocab, weights
 
 
-@pytest.mark.parametrize(("name", "family"), [("builtin:tiny-gpt2", "causal"),
-                                              ("builtin:tiny-t5", "seq2seq")])
+@pytest.mark.parametrize(
+    ("name", "family"), [("builtin:tiny-gpt2", "causal"), ("builtin:tiny-t5", "seq2seq")]
+)
 def test_builtin_models_are_deterministic(name, family):
     assert _fingerprint(name) == _fingerprint(name)
     base = load_base_model(name)

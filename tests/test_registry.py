@@ -5,8 +5,9 @@ from adaptune.registry.local import list_versions, register_version
 
 
 def test_versions_are_numbered_immutable_and_carry_metadata(trained_adapter, tmp_path):
-    first = register_version(tmp_path, "router", trained_adapter["adapter"],
-                             {"run_id": "r1", "data_sha256": "abc"})
+    first = register_version(
+        tmp_path, "router", trained_adapter["adapter"], {"run_id": "r1", "data_sha256": "abc"}
+    )
     second = register_version(tmp_path, "router", trained_adapter["adapter"], {"run_id": "r2"})
     assert (first.version, second.version) == (1, 2)
     assert first.metadata["run_id"] == "r1" and first.metadata["data_sha256"] == "abc"
@@ -33,6 +34,6 @@ def test_unsafe_names_are_rejected(trained_adapter, tmp_path, name):
 
 def test_a_directory_without_adapter_files_is_rejected(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UserError, match="missing adapter_config.json"):
+    with pytest.raises(UserError, match=r"missing adapter_config\.json"):
         register_version(tmp_path / "reg", "router", tmp_path / "empty", {})
     assert not list_versions(tmp_path / "reg", "router")

@@ -38,23 +38,24 @@ def test_collate_pads_with_ignored_labels():
     tensors = collate(batch, tok.pad_token_id, "causal")
     assert tensors["input_ids"].shape == tensors["labels"].shape
     assert tensors["attention_mask"][0].sum() == len(batch[0].input_ids)
-    assert (tensors["labels"][0, len(batch[0].input_ids):] == IGNORE_INDEX).all()
+    assert (tensors["labels"][0, len(batch[0].input_ids) :] == IGNORE_INDEX).all()
 
 
 def test_length_grouped_batches_cover_every_example_once():
     lengths = [(i * 37) % 101 for i in range(300)]
     batches = length_grouped_batches(lengths, 16, torch.Generator().manual_seed(0))
     assert sorted(i for b in batches for i in b) == list(range(300))
-    padding = sum(len(b) * max(lengths[i] for i in b) - sum(lengths[i] for i in b)
-                  for b in batches)
-    random_batches = [list(range(300))[i:i + 16] for i in range(0, 300, 16)]
-    random_padding = sum(len(b) * max(lengths[i] for i in b) - sum(lengths[i] for i in b)
-                         for b in random_batches)
+    padding = sum(len(b) * max(lengths[i] for i in b) - sum(lengths[i] for i in b) for b in batches)
+    random_batches = [list(range(300))[i : i + 16] for i in range(0, 300, 16)]
+    random_padding = sum(
+        len(b) * max(lengths[i] for i in b) - sum(lengths[i] for i in b) for b in random_batches
+    )
     assert padding < random_padding / 4
 
 
-@pytest.mark.parametrize("bad", [{"r": 0}, {"alpha": -1}, {"dropout": 1.5},
-                                 {"target_modules": []}, {"rank": 8}])
+@pytest.mark.parametrize(
+    "bad", [{"r": 0}, {"alpha": -1}, {"dropout": 1.5}, {"target_modules": []}, {"rank": 8}]
+)
 def test_lora_settings_reject_bad_values(bad):
     with pytest.raises(UserError):
         LoraSettings.from_dict(bad)
@@ -77,11 +78,21 @@ def _formatted(tmp_path, rows):
 
 @pytest.mark.parametrize("base_model", ["builtin:tiny-gpt2", "builtin:tiny-t5"])
 def test_tuning_lowers_loss_and_saves_a_loadable_peft_adapter(tmp_path, base_model):
-    rows = [{"prompt": f"Ticket {i}: {'refund' if i % 2 else 'crash'}\nTeam:",
-             "target": "billing" if i % 2 else "technical"} for i in range(32)]
-    result = tune_adapter(_formatted(tmp_path, rows), tmp_path / "adapter", base_model,
-                          TrainingSettings(steps=40, batch_size=8), LoraSettings(),
-                          show_progress=False)
+    rows = [
+        {
+            "prompt": f"Ticket {i}: {'refund' if i % 2 else 'crash'}\nTeam:",
+            "target": "billing" if i % 2 else "technical",
+        }
+        for i in range(32)
+    ]
+    result = tune_adapter(
+        _formatted(tmp_path, rows),
+        tmp_path / "adapter",
+        base_model,
+        TrainingSettings(steps=40, batch_size=8),
+        LoraSettings(),
+        show_progress=False,
+    )
     assert result.summary["final_loss"] < result.summary["first_loss"] / 2
     files = {p.name for p in (tmp_path / "adapter").iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors", "loss_curve.png"} <= files
@@ -97,8 +108,14 @@ def test_same_seed_gives_the_same_adapter(tmp_path):
     data = _formatted(tmp_path, rows)
     settings = TrainingSettings(steps=10, batch_size=8, seed=3)
     for name in ("one", "two"):
-        tune_adapter(data, tmp_path / name, "builtin:tiny-gpt2", settings, LoraSettings(),
-                     show_progress=False)
+        tune_adapter(
+            data,
+            tmp_path / name,
+            "builtin:tiny-gpt2",
+            settings,
+            LoraSettings(),
+            show_progress=False,
+        )
     one = load_file(tmp_path / "one" / "adapter_model.safetensors")
     two = load_file(tmp_path / "two" / "adapter_model.safetensors")
     assert one.keys() == two.keys()
@@ -108,5 +125,11 @@ def test_same_seed_gives_the_same_adapter(tmp_path):
 def test_unknown_target_modules_are_a_user_error(tmp_path):
     data = _formatted(tmp_path, [{"prompt": "q", "target": "a"}])
     with pytest.raises(UserError, match="LoRA settings do not fit"):
-        tune_adapter(data, tmp_path / "a", "builtin:tiny-gpt2", TrainingSettings(steps=1),
-                     LoraSettings(target_modules=("no_such_module",)), show_progress=False)
+        tune_adapter(
+            data,
+            tmp_path / "a",
+            "builtin:tiny-gpt2",
+            TrainingSettings(steps=1),
+            LoraSettings(target_modules=("no_such_module",)),
+            show_progress=False,
+        )

@@ -96,5 +96,7 @@ def format_text_to_text(
     write_jsonl(files["train"], pairs(train))
     write_jsonl(files["eval"], pairs(evaluation))
     return FormatResult(
-        counts={"train": len(train), "eval": len(evaluation)}, files=files, split_source=split_source
+        counts={"train": len(train), "eval": len(evaluation)},
+        files=files,
+        split_source=split_source,
     )

@@ -63,15 +63,30 @@ def evaluate_adapter(
     references = [p["target"] for p in pairs]
     base = load_base_model(base_model)
     if max_new_tokens <= 0:
-        longest = max(len(base.tokenizer(r, add_special_tokens=False)["input_ids"])
-                      for r in references)
+        longest = max(
+            len(base.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references
+        )
         max_new_tokens = min(MAX_NEW_TOKENS_CAP, longest + NEW_TOKENS_MARGIN)
     model = PeftModel.from_pretrained(base.model, str(adapter_dir))
-    tuned_out = generate(model, base.tokenizer, prompts, base.family, max_new_tokens,
-                         desc="eval tuned", show_progress=show_progress)
+    tuned_out = generate(
+        model,
+        base.tokenizer,
+        prompts,
+        base.family,
+        max_new_tokens,
+        desc="eval tuned",
+        show_progress=show_progress,
+    )
     with model.disable_adapter():
-        base_out = generate(model, base.tokenizer, prompts, base.family, max_new_tokens,
-                            desc="eval base", show_progress=show_progress)
+        base_out = generate(
+            model,
+            base.tokenizer,
+            prompts,
+            base.family,
+            max_new_tokens,
+            desc="eval base",
+            show_progress=show_progress,
+        )
     write_jsonl(
         predictions_file,
         (

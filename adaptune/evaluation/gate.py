@@ -72,13 +72,17 @@ def should_deploy(tuned: float, base: float, gate: GateSettings) -> GateDecision
     """
     improvement = tuned - base
     checks = [
-        (tuned >= gate.threshold,
-         f"tuned {gate.metric} {tuned:.4f} {'>=' if tuned >= gate.threshold else '<'} "
-         f"threshold {gate.threshold:.4f}"),
-        (improvement >= gate.min_improvement,
-         f"improvement over base {improvement:+.4f} "
-         f"{'>=' if improvement >= gate.min_improvement else '<'} "
-         f"min_improvement {gate.min_improvement:.4f}"),
+        (
+            tuned >= gate.threshold,
+            f"tuned {gate.metric} {tuned:.4f} {'>=' if tuned >= gate.threshold else '<'} "
+            f"threshold {gate.threshold:.4f}",
+        ),
+        (
+            improvement >= gate.min_improvement,
+            f"improvement over base {improvement:+.4f} "
+            f"{'>=' if improvement >= gate.min_improvement else '<'} "
+            f"min_improvement {gate.min_improvement:.4f}",
+        ),
     ]
     failed = [text for ok, text in checks if not ok]
     if failed:

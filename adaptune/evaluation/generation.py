@@ -48,8 +48,9 @@ def generate(
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     outputs: list[str] = [""] * len(prompts)
     model.eval()
-    for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch",
-                      disable=not show_progress):
+    for start in tqdm(
+        range(0, len(order), batch_size), desc=desc, unit="batch", disable=not show_progress
+    ):
         rows = order[start : start + batch_size]
         width = max(len(encoded[i]) for i in rows)
         ids = torch.full((len(rows), width), pad, dtype=torch.long)

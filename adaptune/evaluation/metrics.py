@@ -1,4 +1,4 @@
-"""Text metrics through well-kept libraries: exact match, ROUGE-L (rouge-score), BLEU (sacrebleu)."""
+"""Text metrics: exact match, ROUGE-L (rouge-score) and BLEU (sacrebleu)."""
 
 from __future__ import annotations
 

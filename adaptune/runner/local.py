@@ -101,8 +101,9 @@ def find_error(log_path: Path) -> dict[str, str] | None:
     return found
 
 
-def run_pipeline(compiled: Path, params: dict[str, Any], runs_root: Path,
-                 run_id: str | None = None) -> LocalRun:
+def run_pipeline(
+    compiled: Path, params: dict[str, Any], runs_root: Path, run_id: str | None = None
+) -> LocalRun:
     """Execute the compiled pipeline with kfp.local's SubprocessRunner in this environment.
 
     Args:
@@ -134,7 +135,9 @@ def run_pipeline(compiled: Path, params: dict[str, Any], runs_root: Path,
     except RuntimeError as exc:
         error = find_error(log_path)
         return LocalRun(
-            run_id, run_dir, succeeded=False,
+            run_id,
+            run_dir,
+            succeeded=False,
             error=error["message"] if error else str(exc),
             failed_step=error["step"] if error else None,
         )
@@ -152,9 +155,12 @@ def task_outputs(run_dir: Path) -> dict[str, dict[str, Any]]:
     for path in sorted((run_dir / PIPELINE_SUBDIR).glob("*/*/executor_output.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
         artifacts = {
-            name: {"uri": a["artifacts"][0].get("uri", ""),
-                   "metadata": a["artifacts"][0].get("metadata", {})}
-            for name, a in data.get("artifacts", {}).items() if a.get("artifacts")
+            name: {
+                "uri": a["artifacts"][0].get("uri", ""),
+                "metadata": a["artifacts"][0].get("metadata", {}),
+            }
+            for name, a in data.get("artifacts", {}).items()
+            if a.get("artifacts")
         }
         parameters = dict(data.get("parameterValues", {}))
         artifact_uris = {Path(a["uri"]) for a in artifacts.values()}

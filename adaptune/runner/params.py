@@ -76,6 +76,10 @@ def resolve_params(
         raise UserError(f"missing required parameter(s): {', '.join(missing)}")
     LoraSettings.from_dict(params["lora"])
     GateSettings.from_dict(params["gate"])
-    TrainingSettings(steps=int(params["train_steps"]), learning_rate=float(params["learning_rate"]),
-                     batch_size=int(params["batch_size"]), seed=int(params["seed"]))
+    TrainingSettings(
+        steps=int(params["train_steps"]),
+        learning_rate=float(params["learning_rate"]),
+        batch_size=int(params["batch_size"]),
+        seed=int(params["seed"]),
+    )
     return params

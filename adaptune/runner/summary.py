@@ -54,22 +54,32 @@ def build_summary(run: LocalRun, params: dict[str, Any]) -> dict[str, Any]:
         "metrics": {
             model: {m: eval_metrics.get(f"{model}_{m}") for m in METRICS}
             for model in ("base", "tuned")
-        } if eval_metrics else {},
+        }
+        if eval_metrics
+        else {},
         "gate": {
             "deploy": param("should-deploy", "Output"),
             "reason": param("should-deploy", "reason"),
-        } if gate_ran else None,
+        }
+        if gate_ran
+        else None,
         "registry": {
             "model_ref": param("deploy", "model_ref"),
             "version": param("deploy", "version"),
-            "path": str(Path(params["registry_dir"]) / params["model_name"]
-                        / f"v{param('deploy', 'version')}"),
-        } if "deploy" in tasks else None,
+            "path": str(
+                Path(params["registry_dir"])
+                / params["model_name"]
+                / f"v{param('deploy', 'version')}"
+            ),
+        }
+        if "deploy" in tasks
+        else None,
         "outputs": {
             label: artifact(task, name).get("uri")
-            for label, (task, name) in OUTPUTS.items() if artifact(task, name)
-        } | {"run log": str(run.run_dir / "run.log"),
-             "parameters": str(run.run_dir / "params.yaml")},
+            for label, (task, name) in OUTPUTS.items()
+            if artifact(task, name)
+        }
+        | {"run log": str(run.run_dir / "run.log"), "parameters": str(run.run_dir / "params.yaml")},
     }
     write_json_atomic(run.run_dir / "summary.json", summary)
     return summary
@@ -95,8 +105,10 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     records = summary["records"]
     if records["train"] is not None:
         eval_part = f", eval {records['eval']}" if records["eval"] else " (eval split off by hash)"
-        console.print(f"records validated: train {records['train']}{eval_part}; "
-                      f"data sha256 {summary['data_sha256'][:16]}…")
+        console.print(
+            f"records validated: train {records['train']}{eval_part}; "
+            f"data sha256 {summary['data_sha256'][:16]}…"
+        )
     training = summary["training"]
     if training:
         console.print(
@@ -110,8 +122,11 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         table.add_column("base", justify="right")
         table.add_column("tuned", justify="right")
         for metric in METRICS:
-            table.add_row(metric, f"{summary['metrics']['base'][metric]:.4f}",
-                          f"{summary['metrics']['tuned'][metric]:.4f}")
+            table.add_row(
+                metric,
+                f"{summary['metrics']['base'][metric]:.4f}",
+                f"{summary['metrics']['tuned'][metric]:.4f}",
+            )
         console.print(table)
     gate = summary["gate"]
     if gate:
@@ -126,5 +141,8 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     console.print("outputs:")
     for label, path in summary["outputs"].items():
         console.print(f"  {label:16} {_short(path)}", markup=False, highlight=False)
-    console.print(f"  {'summary':16} {_short(str(Path(summary['run_dir']) / 'summary.json'))}",
-                  markup=False, highlight=False)
+    console.print(
+        f"  {'summary':16} {_short(str(Path(summary['run_dir']) / 'summary.json'))}",
+        markup=False,
+        highlight=False,
+    )

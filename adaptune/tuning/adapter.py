@@ -13,8 +13,8 @@ from adaptune.data.jsonl import read_jsonl
 from adaptune.errors import UserError
 from adaptune.models import load_base_model
 from adaptune.tuning.encoding import encode_example
-from adaptune.tuning.lora import LoraSettings
 from adaptune.tuning.loop import TrainingHistory, train
+from adaptune.tuning.lora import LoraSettings
 from adaptune.tuning.loss_curve import plot_loss_png, training_report_html
 from adaptune.tuning.settings import TrainingSettings
 
@@ -98,9 +98,13 @@ def tune_adapter(
         model.save_pretrained(staging, safe_serialization=True)
         write_json_atomic(
             staging / "training_history.json",
-            {"losses": history.losses, "settings": settings.to_dict(), "lora": lora.to_dict(),
-             "base_model": base_model, "summary": summary},
+            {
+                "losses": history.losses,
+                "settings": settings.to_dict(),
+                "lora": lora.to_dict(),
+                "base_model": base_model,
+                "summary": summary,
+            },
         )
         write_bytes_atomic(staging / "loss_curve.png", png)
-    return TuneResult(adapter_dir=adapter_dir, history=history, summary=summary,
-                      report_html=report)
+    return TuneResult(adapter_dir=adapter_dir, history=history, summary=summary, report_html=report)

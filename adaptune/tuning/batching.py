@@ -32,9 +32,7 @@ def length_grouped_batches(
     return [batches[i] for i in shuffled]
 
 
-def batch_stream(
-    lengths: list[int], batch_size: int, seed: int
-) -> Iterator[tuple[int, list[int]]]:
+def batch_stream(lengths: list[int], batch_size: int, seed: int) -> Iterator[tuple[int, list[int]]]:
     """Endless stream of ``(epoch, batch)``, a new length-grouped order each epoch."""
     generator = torch.Generator().manual_seed(seed)
     epoch = 0

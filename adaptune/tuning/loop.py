@@ -106,8 +106,9 @@ def train(
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         history.losses.append(value)
-        history.tokens += sum(len(e.input_ids) + (len(e.labels) if family == "seq2seq" else 0)
-                              for e in batch)
+        history.tokens += sum(
+            len(e.input_ids) + (len(e.labels) if family == "seq2seq" else 0) for e in batch
+        )
         history.target_tokens += sum(e.target_tokens for e in batch)
         seen += len(batch)
         elapsed = time.perf_counter() - start

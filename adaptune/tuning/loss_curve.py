@@ -9,7 +9,7 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def plot_loss_png(losses: list[float], title: str) -> bytes:
@@ -20,7 +20,8 @@ def plot_loss_png(losses: list[float], title: str) -> bytes:
     window = max(1, len(losses) // 20)
     if window > 1:
         smooth = [
-            sum(losses[max(0, i - window + 1) : i + 1]) / len(losses[max(0, i - window + 1) : i + 1])
+            sum(losses[max(0, i - window + 1) : i + 1])
+            / len(losses[max(0, i - window + 1) : i + 1])
             for i in range(len(losses))
         ]
         ax.plot(steps, smooth, color="#1f5fa8", linewidth=2, label=f"mean of {window}")
@@ -50,4 +51,3 @@ def training_report_html(png: bytes, facts: dict[str, object]) -> str:
         f"<img alt='loss curve' src='data:image/png;base64,{image}'>"
         f"<table>{rows}</table></body></html>"
     )
-

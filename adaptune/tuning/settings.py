@@ -21,7 +21,7 @@ class TrainingSettings:
         warmup_fraction: Share of steps spent warming up the learning rate.
     """
 
-    steps: int = 150
+    steps: int = 300
     learning_rate: float = 3e-3
     batch_size: int = 16
     seed: int = 0

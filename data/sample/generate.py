@@ -19,8 +19,18 @@ import random
 from pathlib import Path
 
 PRODUCTS = [
-    "Pro plan", "Team plan", "starter kit", "smart thermostat", "wireless router", "desk lamp",
-    "mobile app", "web dashboard", "annual subscription", "gift card", "travel mug", "backpack",
+    "Pro plan",
+    "Team plan",
+    "starter kit",
+    "smart thermostat",
+    "wireless router",
+    "desk lamp",
+    "mobile app",
+    "web dashboard",
+    "annual subscription",
+    "gift card",
+    "travel mug",
+    "backpack",
 ]
 ORDER_PREFIXES = ["A", "B", "C", "K", "M", "Q"]
 GREETINGS = ["", "Hi, ", "Hello, ", "Hey team, ", "Good morning, ", "Hi there, "]

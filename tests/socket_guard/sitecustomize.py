@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import netguard  # noqa: E402
+import netguard
 
 netguard.install()
 sys.path.pop(0)

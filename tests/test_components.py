@@ -1,0 +1,129 @@
+"""Each component through ``.python_func`` with real artifacts on tmp_path."""
+
+import json
+from pathlib import Path
+
+import pytest
+from kfp.dsl import HTML, Dataset, Metrics, Model
+
+from components.deploy import deploy
+from components.evaluate import evaluate
+from components.format_text_to_text import format_text_to_text
+from components.should_deploy import should_deploy
+from components.tune_adapter import tune_adapter
+from components.validate_dataset import validate_dataset
+
+
+def _artifact(cls, path: Path):
+    artifact = cls(uri=str(path))
+    artifact.path = str(path)  # local paths, as kfp.local gives them
+    return artifact
+
+
+def test_validate_then_format(sample_dir, tmp_path):
+    dataset = _artifact(Dataset, tmp_path / "dataset")
+    out = validate_dataset.python_func(
+        train_data=str(sample_dir / "train.jsonl"),
+        eval_data=str(sample_dir / "eval.jsonl"),
+        dataset=dataset,
+    )
+    assert (out.train_records, out.eval_records) == (400, 80)
+    assert dataset.metadata["data_sha256"] == out.data_sha256
+    formatted = _artifact(Dataset, tmp_path / "formatted")
+    counts = format_text_to_text.python_func(
+        dataset=dataset,
+        data_sha256=out.data_sha256,
+        prompt_template="{input_text}\nTeam:",
+        formatted=formatted,
+    )
+    assert (counts.train_examples, counts.eval_examples) == (400, 80)
+    assert formatted.metadata["split"] == "file"
+
+
+def test_validate_failure_exits_with_a_clear_message(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"input_text": "x"}\n')
+    with pytest.raises(SystemExit) as info:
+        validate_dataset.python_func(
+            train_data=str(bad), eval_data="", dataset=_artifact(Dataset, tmp_path / "d")
+        )
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:1: missing field 'output_text'" in err
+    assert "Traceback" not in err
+
+
+def test_tune_evaluate_gate_deploy(trained_adapter, tmp_path):
+    formatted = _artifact(Dataset, trained_adapter["formatted"])
+    adapter = _artifact(Model, tmp_path / "adapter")
+    training_metrics = _artifact(Metrics, tmp_path / "training_metrics")
+    report = _artifact(HTML, tmp_path / "report.html")
+    losses = tune_adapter.python_func(
+        formatted=formatted,
+        data_sha256="abc",
+        base_model="builtin:tiny-gpt2",
+        train_steps=60,
+        learning_rate=0.003,
+        batch_size=16,
+        lora={"r": 8.0, "alpha": 16.0},
+        seed=0,
+        adapter=adapter,
+        training_metrics=training_metrics,
+        training_report=report,
+    )
+    assert losses.final_loss < losses.first_loss
+    assert training_metrics.metadata["steps"] == 60
+    assert "<img" in Path(report.path).read_text()
+    assert (Path(adapter.path) / "adapter_model.safetensors").is_file()
+
+    gate = {"metric": "exact_match", "threshold": 0.0, "min_improvement": 0.0}
+    eval_metrics = _artifact(Metrics, tmp_path / "eval_metrics")
+    scores = evaluate.python_func(
+        formatted=formatted,
+        adapter=adapter,
+        base_model="builtin:tiny-gpt2",
+        gate=gate,
+        predictions=_artifact(Dataset, tmp_path / "pred.jsonl"),
+        eval_metrics=eval_metrics,
+    )
+    assert scores.tuned_score == eval_metrics.metadata["tuned_exact_match"]
+    assert scores.base_score == eval_metrics.metadata["base_exact_match"]
+
+    reason_file = tmp_path / "reason"
+    assert (
+        should_deploy.python_func(
+            tuned_score=scores.tuned_score,
+            base_score=scores.base_score,
+            gate=gate,
+            reason=str(reason_file),
+        )
+        is True
+    )
+    assert reason_file.read_text().startswith("deploy:")
+
+    registered = deploy.python_func(
+        adapter=adapter,
+        eval_metrics=eval_metrics,
+        model_name="router",
+        registry_dir=str(tmp_path / "registry"),
+        base_model="builtin:tiny-gpt2",
+        data_sha256="abc",
+        run_id="",
+        pipeline_job_name="job-1",
+        gate_reason="ok",
+    )
+    assert (registered.version, registered.model_ref) == (1, "router@v1")
+    meta = json.loads((tmp_path / "registry/router/v1/version.json").read_text())
+    assert meta["run_id"] == "job-1" and meta["data_sha256"] == "abc"
+    assert meta["metrics"]["tuned_exact_match"] == scores.tuned_score
+
+
+def test_gate_says_no_with_a_reason(tmp_path):
+    reason = tmp_path / "reason"
+    assert (
+        should_deploy.python_func(
+            tuned_score=0.5, base_score=0.0, gate={"threshold": 0.99}, reason=str(reason)
+        )
+        is False
+    )
+    assert "0.5000 < threshold 0.9900" in reason.read_text()

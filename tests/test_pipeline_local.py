@@ -1,0 +1,113 @@
+"""The whole DAG, run from the committed compiled YAML with kfp.local, three cases."""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import COMPILED, SAMPLE
+from peft import PeftModel
+
+from adaptune.cli import main
+from adaptune.models import load_base_model
+from adaptune.registry.local import list_versions
+from adaptune.runner.local import declared_parameters, run_pipeline
+from adaptune.runner.params import resolve_params
+from adaptune.runner.summary import build_summary
+
+pytestmark = pytest.mark.pipeline
+
+
+def _params(tmp_path: Path, **overrides) -> dict:
+    values = {
+        "train_data": str(SAMPLE / "train.jsonl"),
+        "eval_data": str(SAMPLE / "eval.jsonl"),
+        "train_steps": 150,
+        "model_name": "router",
+        "registry_dir": str(tmp_path / "registry"),
+        "gate": {"threshold": 0.3},
+    } | overrides
+    return resolve_params(declared_parameters(COMPILED), {}, values, tmp_path)
+
+
+def test_sample_run_deploys_a_loadable_adapter(tmp_path):
+    params = _params(tmp_path)
+    run = run_pipeline(COMPILED, params, tmp_path / "runs")
+    assert run.succeeded, run.error
+    summary = build_summary(run, params)
+    assert summary["records"] == {"train": 400, "eval": 80}
+    assert summary["metrics"]["tuned"]["exact_match"] > summary["metrics"]["base"]["exact_match"]
+    assert summary["gate"]["deploy"] is True
+    assert summary["registry"]["model_ref"] == "router@v1"
+    (version,) = list_versions(tmp_path / "registry", "router")
+    assert version.metadata["run_id"] == run.run_id
+    assert version.metadata["data_sha256"] == summary["data_sha256"]
+    base = load_base_model("builtin:tiny-gpt2")
+    model = PeftModel.from_pretrained(base.model, str(version.path))
+    assert any("lora_A" in name for name, _ in model.named_parameters())
+    adapter_dir = Path(summary["outputs"]["adapter"])
+    assert (adapter_dir / "adapter_model.safetensors").read_bytes() == (
+        version.path / "adapter_model.safetensors"
+    ).read_bytes()
+    saved = json.loads((run.run_dir / "summary.json").read_text())
+    assert saved["gate"]["reason"].startswith("deploy:")
+
+
+def test_unreachable_threshold_skips_deploy_and_records_why(tmp_path):
+    params = _params(tmp_path, gate={"threshold": 1.01})
+    run = run_pipeline(COMPILED, params, tmp_path / "runs")
+    assert run.succeeded, run.error
+    summary = build_summary(run, params)
+    assert summary["gate"]["deploy"] is False
+    assert "< threshold 1.0100" in summary["gate"]["reason"]
+    assert summary["registry"] is None
+    assert not list_versions(tmp_path / "registry", "router")
+    saved = json.loads((run.run_dir / "summary.json").read_text())
+    assert saved["gate"]["reason"] == summary["gate"]["reason"]
+
+
+def test_malformed_dataset_fails_at_validation_via_the_cli(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    good = (SAMPLE / "train.jsonl").read_text().splitlines(True)[:30]
+    bad.write_text(
+        "".join(good[:11]) + '{"input_text": "refund", "output": "billing"}\n' + "".join(good[11:])
+    )
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "--train-data",
+            str(bad),
+            "--registry-dir",
+            str(tmp_path / "registry"),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--train-steps",
+            "5",
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    assert "FAILED at step validate_dataset" in result.output
+    assert f"{bad}:12: missing field 'output_text'" in result.output
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert not list(run_dir.glob("pipeline/*/tune-adapter"))
+    assert not list(run_dir.glob("pipeline/*/format-text-to-text"))
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+
+
+def test_bad_parameters_are_refused_before_anything_runs(tmp_path):
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "--train-data",
+            str(SAMPLE / "train.jsonl"),
+            "--lora",
+            '{"r": 0}',
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "lora.r must be a positive integer" in result.output
+    assert not (tmp_path / "runs").exists()
