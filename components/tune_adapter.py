@@ -34,7 +34,7 @@ def tune_adapter(
         lora: LoRA settings: r, alpha, dropout, target_modules.
         seed: Random seed.
         adapter: The PEFT adapter directory.
-        training_metrics: Loss and throughput scalars.
+        training_metrics: Loss and throughput scalars; its file holds the loss per step.
         training_report: Loss curve and settings as an HTML page.
 
     Returns:
@@ -44,7 +44,7 @@ def tune_adapter(
     from collections import namedtuple
     from pathlib import Path
 
-    from adaptune.atomic import write_text_atomic
+    from adaptune.atomic import write_json_atomic, write_text_atomic
     from adaptune.step_errors import reported
     from adaptune.tuning.adapter import tune_adapter as tune
     from adaptune.tuning.lora import LoraSettings
@@ -63,6 +63,7 @@ def tune_adapter(
         )
     for name, value in result.summary.items():
         training_metrics.log_metric(name, value)
+    write_json_atomic(Path(training_metrics.path), {"losses": result.history.losses})
     adapter.metadata.update(
         {"base_model": base_model, "data_sha256": data_sha256, "format": "peft-lora"}
     )

@@ -73,6 +73,8 @@ def test_tune_evaluate_gate_deploy(trained_adapter, tmp_path):
     )
     assert losses.final_loss < losses.first_loss
     assert training_metrics.metadata["steps"] == 60
+    history = json.loads(Path(training_metrics.path).read_text())["losses"]
+    assert len(history) == 60 and history[0] == losses.first_loss
     assert "<img" in Path(report.path).read_text()
     assert (Path(adapter.path) / "adapter_model.safetensors").is_file()
 
