@@ -1,0 +1,1 @@
+"""The local model registry: models by name, immutable numbered versions."""
