@@ -10,6 +10,7 @@ import io
 import json
 import secrets
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -130,7 +131,9 @@ def run_pipeline(
     pipeline = components.load_component_from_file(str(compiled))
     log_path = run_dir / "run.log"
     try:
-        with _teed_stdout(log_path):
+        with _teed_stdout(log_path), warnings.catch_warnings():
+            # The image is ours and this environment is what it holds; kfp.local warns anyway.
+            warnings.filterwarnings("ignore", message=".*non-Python base image.*")
             pipeline(**params)
     except RuntimeError as exc:
         error = find_error(log_path)

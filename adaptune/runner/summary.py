@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from adaptune.atomic import write_json_atomic
@@ -130,9 +131,8 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         console.print(table)
     gate = summary["gate"]
     if gate:
-        verdict = "[bold green]DEPLOY[/]" if gate["deploy"] else "[bold yellow]NOT DEPLOYED[/]"
-        console.print(f"gate: {verdict}: ", end="")
-        console.print(gate["reason"], markup=False, highlight=False)
+        style = "bold green" if gate["deploy"] else "bold yellow"
+        console.print(f"gate: [{style}]{escape(gate['reason'])}[/]")
     registry = summary["registry"]
     if registry:
         console.print(f"registry: [bold]{registry['model_ref']}[/] at {_short(registry['path'])}")
