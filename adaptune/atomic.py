@@ -40,18 +40,23 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 @contextmanager
 def staged_directory(final: Path) -> Iterator[Path]:
-    """Yield a temporary directory that is renamed to ``final`` when the block succeeds.
+    """Yield a temporary directory that replaces ``final`` when the block succeeds.
 
-    Raises:
-        FileExistsError: If ``final`` already exists and is not empty.
+    An existing ``final`` (say, from an earlier attempt of the same task) is moved aside and
+    deleted only after the new directory is in place.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    tmp.chmod(0o755)
     try:
         yield tmp
-        if final.is_dir() and not any(final.iterdir()):
-            final.rmdir()
+        old = None
+        if final.exists():
+            old = final.with_name(f".{final.name}.{os.getpid()}.old")
+            os.rename(final, old)
         os.rename(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -1,114 +1,302 @@
-"""Tokens/s of adaptune's tuning loop against Hugging Face ``Trainer`` + PEFT, same run.
+"""Tuning throughput and memory: adaptune's loop against Hugging Face ``Trainer`` + PEFT.
 
-The baseline is what a user writes: ``Trainer`` with default arguments and a collator that pads
-each batch to its longest member. Both train the same LoRA on the same built-in tiny GPT-2 and
-the same data of varied lengths (the bundled sample, templated), for the same steps and batch
-size, on CPU. Prints real
-(non-padding) tokens/s of each and their ratio.
+CPU mode (default) trains, on the same random 4-layer GPT-2 (width 256, the built-in
+tokenizer), the same LoRA, the same data of widely varied lengths, batch size and steps:
 
-Usage: python bench/tune.py [--steps 60] [--batch-size 16]
+* ``adaptune``: adaptune's tuning loop;
+* ``trainer``: ``Trainer`` with default arguments (random batches, padded per batch);
+* ``trainer_grouped``: ``Trainer`` with ``train_sampling_strategy="group_by_length"``.
+
+Each arm runs in its own process, so each has its own peak RSS. Prints real (non-padding)
+tokens/s, peak RSS, and the ratios. Targets: adaptune ≥ 2.0× Trainer's defaults and ≥ 1.1×
+the grouped Trainer; peak RSS no higher than Trainer's.
+
+``--gpu`` trains LoRA on a random-initialised ~0.5B causal LM (Qwen2 shape) in bf16 with
+adaptune's loop and prints tokens/s and MFU; it finishes within three minutes on one GPU.
+
+Usage: python bench/tune.py [--steps 40] [--batch-size 16] | --gpu [--gpu-steps 30]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
-import torch
-from peft import get_peft_model
-from transformers import Trainer, TrainingArguments
+ARMS = ("adaptune", "trainer", "trainer_grouped")
+WORDS = [
+    "order",
+    "refund",
+    "invoice",
+    "account",
+    "password",
+    "shipping",
+    "delivery",
+    "crash",
+    "error",
+    "update",
+    "screen",
+    "payment",
+    "team",
+    "discount",
+    "quote",
+    "upgrade",
+    "address",
+    "tracking",
+    "courier",
+    "login",
+    "device",
+]
 
-from adaptune.models import load_base_model
-from adaptune.tuning.encoding import collate, encode_example
-from adaptune.tuning.loop import train
-from adaptune.tuning.lora import LoraSettings
-from adaptune.tuning.settings import TrainingSettings
 
-SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample" / "train.jsonl"
-
-
-def load_examples(tokenizer, family):
-    rows = [json.loads(line) for line in SAMPLE.read_text().splitlines()]
-    return [
-        encode_example(
-            tokenizer, f"Ticket: {r['input_text']}\nTeam:", r["output_text"], family, 256
-        )
-        for r in rows
-    ]
+def make_rows(n: int, seed: int = 0) -> list[dict[str, str]]:
+    """Prompt/target pairs whose lengths vary from a few to a few hundred tokens."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        length = int(rng.choice([8, 16, 32, 64, 128, 256]) * rng.uniform(0.5, 1.0))
+        prompt = " ".join(rng.choice(WORDS) for _ in range(length))
+        rows.append({"prompt": f"Ticket: {prompt}\nTeam:", "target": rng.choice(WORDS[:5])})
+    return rows
 
 
-def bench_adaptune(steps: int, batch_size: int) -> float:
-    base = load_base_model("builtin:tiny-gpt2")
-    examples = load_examples(base.tokenizer, base.family)
-    torch.manual_seed(0)
-    model = get_peft_model(base.model, LoraSettings().to_peft(base.family))
-    history = train(
-        model,
-        examples,
-        TrainingSettings(steps=steps, batch_size=batch_size),
-        base.tokenizer.pad_token_id,
-        base.family,
-        show_progress=False,
+def cpu_model(examples_count: int):
+    """A random 4-layer, width-256 GPT-2 with the built-in tokenizer, and its encoded data."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from adaptune.models.builtin import build_tokenizer
+    from adaptune.tuning.encoding import encode_example
+
+    tokenizer = build_tokenizer()
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=512,
+        n_embd=256,
+        n_layer=4,
+        n_head=4,
+        initializer_range=0.1,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
     )
-    return history.tokens / history.wall_seconds
-
-
-class _Rows(torch.utils.data.Dataset):
-    def __init__(self, examples):
-        self.examples = examples
-
-    def __len__(self):
-        return len(self.examples)
-
-    def __getitem__(self, i):
-        return self.examples[i]
-
-
-def bench_trainer(steps: int, batch_size: int, tmp: Path) -> float:
-    base = load_base_model("builtin:tiny-gpt2")
-    examples = load_examples(base.tokenizer, base.family)
     torch.manual_seed(0)
-    model = get_peft_model(base.model, LoraSettings().to_peft(base.family))
-    real_tokens = 0
+    model = GPT2LMHeadModel(config)
+    examples = [
+        encode_example(tokenizer, r["prompt"], r["target"], "causal", 512)
+        for r in make_rows(examples_count)
+    ]
+    return model, tokenizer, examples
+
+
+def run_arm(arm: str, steps: int, batch_size: int) -> dict[str, float]:
+    """Train one arm in this process; return real tokens and seconds."""
+    import torch
+
+    from adaptune.tuning.encoding import collate
+    from adaptune.tuning.loading import apply_method
+    from adaptune.tuning.loop import train
+    from adaptune.tuning.methods import LoraMethod
+    from adaptune.tuning.settings import TrainingSettings
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    # exactly one epoch: every arm trains on the same examples, so the same token mix
+    model, tokenizer, examples = cpu_model(steps * batch_size)
+    model = apply_method(model, LoraMethod(), "causal")
+    pad = tokenizer.pad_token_id
+    if arm == "adaptune":
+        settings = TrainingSettings(
+            steps=steps, batch_size=batch_size, eval_every=0, checkpoint_every=0, max_length=512
+        )
+        result = train(model, examples, [], settings, pad, "causal", show_progress=False)
+        return {"tokens": result.state.tokens, "seconds": result.state.wall_seconds}
+
+    from transformers import Trainer, TrainingArguments
+
+    from adaptune.tuning.encoding import Encoded
+
+    rows = [{"input_ids": e.input_ids, "labels": e.labels} for e in examples]
+    counted = {"tokens": 0}
 
     def collator(batch):
-        nonlocal real_tokens
-        real_tokens += sum(len(e.input_ids) for e in batch)
-        return collate(batch, base.tokenizer.pad_token_id, base.family)
+        counted["tokens"] += sum(len(b["input_ids"]) for b in batch)
+        return collate([Encoded(b["input_ids"], b["labels"]) for b in batch], pad, "causal")
 
-    args = TrainingArguments(
-        output_dir=str(tmp),
-        max_steps=steps,
-        per_device_train_batch_size=batch_size,
-        learning_rate=3e-3,
-        report_to=[],
-        save_strategy="no",
-        logging_strategy="no",
-        disable_tqdm=True,
-        use_cpu=True,
-        seed=0,
+    extra = {"train_sampling_strategy": "group_by_length"} if arm == "trainer_grouped" else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        args = TrainingArguments(
+            output_dir=tmp,
+            max_steps=steps,
+            per_device_train_batch_size=batch_size,
+            learning_rate=3e-3,
+            report_to=[],
+            save_strategy="no",
+            logging_strategy="no",
+            disable_tqdm=True,
+            use_cpu=True,
+            seed=0,
+            **extra,
+        )
+        trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=collator)
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+    return {"tokens": counted["tokens"], "seconds": seconds}
+
+
+def measure(arm: str, steps: int, batch_size: int) -> dict[str, float]:
+    """Run one arm in a child process; add its peak RSS."""
+    with tempfile.NamedTemporaryFile("r", suffix=".json") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--arm",
+                arm,
+                "--steps",
+                str(steps),
+                "--batch-size",
+                str(batch_size),
+                "--out",
+                out.name,
+            ]
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode:
+            raise SystemExit(f"arm {arm} failed with exit code {process.returncode}")
+        figures = json.loads(Path(out.name).read_text())
+    figures["peak_rss_mb"] = usage.ru_maxrss / 1024
+    figures["tokens_per_second"] = figures["tokens"] / figures["seconds"]
+    return figures
+
+
+def cpu_bench(steps: int, batch_size: int) -> None:
+    """All three arms, then the ratios."""
+    results = {arm: measure(arm, steps, batch_size) for arm in ARMS}
+    for arm, r in results.items():
+        print(
+            f"{arm:16} {r['tokens_per_second']:9,.0f} real tokens/s  "
+            f"{r['tokens']:9,.0f} tokens in {r['seconds']:6.2f} s  "
+            f"peak RSS {r['peak_rss_mb']:7,.0f} MB"
+        )
+    ours = results["adaptune"]
+    vs_default = ours["tokens_per_second"] / results["trainer"]["tokens_per_second"]
+    vs_grouped = ours["tokens_per_second"] / results["trainer_grouped"]["tokens_per_second"]
+    rss = ours["peak_rss_mb"] / results["trainer"]["peak_rss_mb"]
+    print(f"tokens/s ratio adaptune / Trainer defaults: {vs_default:.2f}x (target >= 2.0x)")
+    print(f"tokens/s ratio adaptune / Trainer grouped:  {vs_grouped:.2f}x (target >= 1.1x)")
+    print(f"peak RSS ratio adaptune / Trainer defaults: {rss:.2f} (target <= 1.0)")
+
+
+QWEN2_05B = {
+    "vocab_size": 151936,
+    "hidden_size": 896,
+    "intermediate_size": 4864,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 14,
+    "num_key_value_heads": 2,
+}
+
+
+def gpu_bench(
+    steps: int, batch_size: int, device: str = "cuda", dims: dict | None = None, max_len: int = 1024
+) -> None:
+    """LoRA on a random ~0.5B causal LM in bf16 on one GPU: tokens/s and MFU.
+
+    ``device`` and ``dims`` exist so the same code can be smoke-tested on a CPU with tiny dims.
+    """
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from adaptune.tuning.encoding import Encoded
+    from adaptune.tuning.loading import apply_method
+    from adaptune.tuning.loop import train
+    from adaptune.tuning.methods import LoraMethod
+    from adaptune.tuning.settings import TrainingSettings
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--gpu needs a CUDA device")
+    config = Qwen2Config(
+        **(dims or QWEN2_05B), max_position_embeddings=4096, tie_word_embeddings=True
     )
-    trainer = Trainer(model=model, args=args, train_dataset=_Rows(examples), data_collator=collator)
-    start = time.perf_counter()
-    trainer.train()
-    return real_tokens / (time.perf_counter() - start)
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(config).to(torch.bfloat16).to(device)
+    n_params = sum(p.numel() for p in model.parameters())
+    n_matmul = n_params - config.vocab_size * config.hidden_size  # the embedding is a lookup
+    model = apply_method(model, LoraMethod(r=16, alpha=32), "causal")
+    rng = random.Random(0)
+    examples = []
+    for _ in range(4000):
+        length = rng.randint(64, max_len)
+        ids = [rng.randrange(100, config.vocab_size) for _ in range(length)]
+        examples.append(Encoded(ids, [-100] * (length - 16) + ids[-16:]))
+    settings = TrainingSettings(
+        steps=steps,
+        batch_size=batch_size,
+        eval_every=0,
+        checkpoint_every=0,
+        max_length=max_len,
+        learning_rate=1e-4,
+    )
+    warm = TrainingSettings(
+        steps=3,
+        batch_size=batch_size,
+        eval_every=0,
+        checkpoint_every=0,
+        max_length=max_len,
+        learning_rate=1e-4,
+    )
+    train(model, examples, [], warm, 0, "causal", show_progress=False)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    sync()
+    result = train(model, examples, [], settings, 0, "causal", show_progress=False)
+    sync()
+    tokens_per_second = result.tokens_per_second
+    mean_len = result.state.tokens / (steps * batch_size)
+    # LoRA step: forward (2 N) + backward through activations (2 N); frozen weights get no
+    # weight gradients. Attention scores add 4 * layers * seq * hidden per token each way.
+    attention = 4 * config.num_hidden_layers * mean_len * config.hidden_size
+    flops_per_token = 4 * n_matmul + 2 * attention
+    peak = 989e12  # H100/H200 SXM dense bf16
+    print(f"device: {torch.cuda.get_device_name() if device == 'cuda' else device}")
+    print(f"model: Qwen2-shaped, {n_params / 1e6:,.0f}M parameters, bf16, LoRA r=16 all-linear")
+    print(f"steps {steps} x batch {batch_size}, mean length {mean_len:,.0f} tokens")
+    print(
+        f"throughput: {tokens_per_second:,.0f} real tokens/s in {result.state.wall_seconds:.1f} s"
+    )
+    print(
+        f"MFU: {tokens_per_second * flops_per_token / peak:.1%} "
+        f"({flops_per_token / 1e9:.2f} GFLOP/token vs {peak / 1e12:.0f} TFLOP/s peak); "
+        f"6N convention: {tokens_per_second * 6 * n_matmul / peak:.1%}"
+    )
+    if device == "cuda":
+        print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--gpu", action="store_true", help="the ~0.5B bf16 GPU benchmark")
+    parser.add_argument("--gpu-steps", type=int, default=30)
+    parser.add_argument("--arm", choices=ARMS, help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = bench_trainer(args.steps, args.batch_size, Path(tmp))
-    ours = bench_adaptune(args.steps, args.batch_size)
-    print(f"HF Trainer + PEFT, default arguments (dynamic padding): {trainer:,.0f} real tokens/s")
-    print(f"adaptune (length-grouped batches):                     {ours:,.0f} real tokens/s")
-    print(f"ratio adaptune / Trainer: {ours / trainer:.2f}x")
+    if args.arm:
+        Path(args.out).write_text(json.dumps(run_arm(args.arm, args.steps, args.batch_size)))
+    elif args.gpu:
+        gpu_bench(args.gpu_steps, args.batch_size)
+    else:
+        cpu_bench(args.steps, args.batch_size)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Component: train a LoRA adapter and save it in PEFT format."""
+"""Component: train an adapter and save it."""
 
 from typing import NamedTuple
 
@@ -13,29 +13,28 @@ def tune_adapter(
     formatted: Input[Dataset],
     data_sha256: str,
     base_model: str,
-    train_steps: int,
-    learning_rate: float,
-    batch_size: int,
-    lora: dict,
+    adapter_config: dict,
+    training: dict,
     seed: int,
     adapter: Output[Model],
     training_metrics: Output[Metrics],
     training_report: Output[HTML],
 ) -> NamedTuple("Outputs", first_loss=float, final_loss=float):
-    """Train LoRA on the formatted pairs, with the loss on output tokens only.
+    """Train the adapter on the formatted pairs, with the loss on output tokens only.
+
+    Checkpoints go beside the adapter output, so a retry of this task resumes.
 
     Args:
         formatted: Prompt/target pairs from format_text_to_text.
         data_sha256: Hash of the validated data (keys the cache on content).
         base_model: builtin:tiny-gpt2, builtin:tiny-t5 or a checkpoint directory.
-        train_steps: Optimizer steps.
-        learning_rate: Peak learning rate.
-        batch_size: Examples per step.
-        lora: LoRA settings: r, alpha, dropout, target_modules.
-        seed: Random seed.
-        adapter: The PEFT adapter directory.
-        training_metrics: Loss and throughput scalars; its file holds the loss per step.
-        training_report: Loss curve and settings as an HTML page.
+        adapter_config: The method and its settings, e.g. {"method": "lora", "r": 8}.
+        training: Steps or epochs, learning rate, batch size, eval, checkpoint and stop rules.
+        seed: Random seed (overrides training.seed).
+        adapter: The adapter directory (PEFT format, except for last_layers).
+        training_metrics: Loss, eval loss, steps, tokens and wall time; its file holds the
+            loss per step.
+        training_report: Loss curves and settings as an HTML page.
 
     Returns:
         first_loss: Loss at the first step.
@@ -47,25 +46,33 @@ def tune_adapter(
     from adaptune.atomic import write_json_atomic, write_text_atomic
     from adaptune.step_errors import reported
     from adaptune.tuning.adapter import tune_adapter as tune
-    from adaptune.tuning.lora import LoraSettings
+    from adaptune.tuning.methods import method_from_dict
     from adaptune.tuning.settings import TrainingSettings
 
     with reported("tune_adapter"):
-        settings = TrainingSettings(
-            steps=train_steps, learning_rate=learning_rate, batch_size=batch_size, seed=seed
-        )
+        settings = TrainingSettings.from_dict({**training, "seed": seed})
+        out = Path(adapter.path)
         result = tune(
             Path(formatted.path) / "train.jsonl",
-            Path(adapter.path),
+            out,
             base_model,
             settings,
-            LoraSettings.from_dict(lora),
+            method_from_dict(adapter_config),
+            Path(formatted.path) / "eval.jsonl",
+            out.with_name(out.name + "-checkpoints"),
         )
     for name, value in result.summary.items():
         training_metrics.log_metric(name, value)
-    write_json_atomic(Path(training_metrics.path), {"losses": result.history.losses})
+    write_json_atomic(
+        Path(training_metrics.path),
+        {"losses": result.training.state.losses, "eval_losses": result.training.state.eval_losses},
+    )
     adapter.metadata.update(
-        {"base_model": base_model, "data_sha256": data_sha256, "format": "peft-lora"}
+        {
+            "base_model": base_model,
+            "data_sha256": data_sha256,
+            "method": adapter_config.get("method", "lora"),
+        }
     )
     write_text_atomic(Path(training_report.path), result.report_html)
     outputs = namedtuple("Outputs", ["first_loss", "final_loss"])

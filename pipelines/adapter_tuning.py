@@ -14,7 +14,30 @@ from components.validate_dataset import validate_dataset
 
 PIPELINE_NAME = "adapter-tuning"
 DEFAULT_PROMPT_TEMPLATE = "{input_text}\n### Response:\n"
-DEFAULT_LORA = {"r": 8, "alpha": 16.0, "dropout": 0.0, "target_modules": "all-linear"}
+DEFAULT_ADAPTER = {
+    "method": "lora",
+    "r": 8,
+    "alpha": 16.0,
+    "dropout": 0.0,
+    "target_modules": "all-linear",
+    "use_rslora": False,
+    "use_dora": False,
+}
+DEFAULT_TRAINING = {
+    "steps": 300,
+    "epochs": 1,
+    "learning_rate": 0.003,
+    "batch_size": 16,
+    "grad_accum": 1,
+    "schedule": "linear",
+    "warmup_fraction": 0.05,
+    "max_grad_norm": 1.0,
+    "max_length": 256,
+    "eval_every": 50,
+    "patience": 0,
+    "checkpoint_every": 50,
+    "divergence_factor": 10.0,
+}
 DEFAULT_GATE = {"metric": "exact_match", "threshold": 0.6, "min_improvement": 0.1}
 
 
@@ -28,10 +51,8 @@ def adapter_tuning(
     eval_data: str = "",
     base_model: str = "builtin:tiny-gpt2",
     prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
-    train_steps: int = 300,
-    learning_rate: float = 0.003,
-    batch_size: int = 16,
-    lora: dict = DEFAULT_LORA,
+    adapter: dict = DEFAULT_ADAPTER,
+    training: dict = DEFAULT_TRAINING,
     seed: int = 0,
     gate: dict = DEFAULT_GATE,
     model_name: str = "adapter",
@@ -45,10 +66,13 @@ def adapter_tuning(
         eval_data: Optional eval JSONL; empty to hold out 20% of train by content hash.
         base_model: builtin:tiny-gpt2, builtin:tiny-t5 or a Hugging Face checkpoint directory.
         prompt_template: Text with {input_text} where the input goes.
-        train_steps: Optimizer steps.
-        learning_rate: Peak learning rate.
-        batch_size: Examples per step.
-        lora: LoRA settings: r, alpha, dropout, target_modules.
+        adapter: Adapter method and settings: method (lora, prompt_tuning, ia3, last_layers)
+            plus that method's keys (lora: r, alpha, dropout, target_modules, use_rslora,
+            use_dora; prompt_tuning: num_virtual_tokens, init; ia3: target_modules,
+            feedforward_modules; last_layers: num_layers).
+        training: steps (0: use epochs), epochs, learning_rate, batch_size, grad_accum,
+            schedule, warmup_fraction, max_grad_norm, max_length, eval_every, patience,
+            checkpoint_every, divergence_factor.
         seed: Random seed for adapter init, batch order and dropout.
         gate: metric (exact_match, rouge_l or bleu), threshold and min_improvement.
         model_name: Name of the model in the registry.
@@ -67,12 +91,11 @@ def adapter_tuning(
         formatted=formatting.outputs["formatted"],
         data_sha256=data_sha256,
         base_model=base_model,
-        train_steps=train_steps,
-        learning_rate=learning_rate,
-        batch_size=batch_size,
-        lora=lora,
+        adapter_config=adapter,
+        training=training,
         seed=seed,
     )
+    tuning.set_retry(num_retries=2)  # a retried task resumes from its last checkpoint
     evaluation = evaluate(
         formatted=formatting.outputs["formatted"],
         adapter=tuning.outputs["adapter"],

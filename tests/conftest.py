@@ -51,7 +51,7 @@ def trained_adapter(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
     from adaptune.data.formatting import format_text_to_text
     from adaptune.data.validation import validate_dataset
     from adaptune.tuning.adapter import tune_adapter
-    from adaptune.tuning.lora import LoraSettings
+    from adaptune.tuning.methods import LoraMethod
     from adaptune.tuning.settings import TrainingSettings
 
     root = tmp_path_factory.mktemp("adapter")
@@ -62,7 +62,7 @@ def trained_adapter(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
         root / "adapter",
         "builtin:tiny-gpt2",
         TrainingSettings(steps=150),
-        LoraSettings(),
+        LoraMethod(),
         show_progress=False,
     )
     return {"formatted": root / "formatted", "adapter": root / "adapter", "root": root}

@@ -7,7 +7,7 @@ from conftest import COMPILED
 
 from adaptune.data.formatting import DEFAULT_TEMPLATE
 from adaptune.evaluation.gate import GateSettings
-from adaptune.tuning.lora import LoraSettings
+from adaptune.tuning.methods import LoraMethod
 from adaptune.tuning.settings import TrainingSettings
 from pipelines import adapter_tuning as pipeline_module
 from pipelines.compile import compile_all
@@ -50,12 +50,16 @@ def test_compiled_yaml_parses_and_has_the_dag():
 
 
 def test_pipeline_defaults_match_the_library_defaults():
-    assert LoraSettings().to_dict() == pipeline_module.DEFAULT_LORA
+    assert LoraMethod().to_dict() == pipeline_module.DEFAULT_ADAPTER
+    training = TrainingSettings().to_dict()
+    assert training.pop("seed") == 0
+    assert training == pipeline_module.DEFAULT_TRAINING
     assert GateSettings().to_dict() == pipeline_module.DEFAULT_GATE
-    assert pipeline_module.DEFAULT_PROMPT_TEMPLATE == DEFAULT_TEMPLATE
+    assert DEFAULT_TEMPLATE == pipeline_module.DEFAULT_PROMPT_TEMPLATE
     params = yaml.safe_load(COMPILED.read_text())["root"]["inputDefinitions"]["parameters"]
-    training = TrainingSettings()
-    assert params["train_steps"]["defaultValue"] == training.steps
-    assert params["learning_rate"]["defaultValue"] == training.learning_rate
-    assert params["batch_size"]["defaultValue"] == training.batch_size
-    assert params["seed"]["defaultValue"] == training.seed
+    assert params["seed"]["defaultValue"] == TrainingSettings().seed
+
+
+def test_tuning_task_is_retried_so_it_can_resume():
+    spec = yaml.safe_load(COMPILED.read_text())
+    assert spec["root"]["dag"]["tasks"]["tune-adapter"]["retryPolicy"]["maxRetryCount"] == 2

@@ -62,10 +62,8 @@ def test_tune_evaluate_gate_deploy(trained_adapter, tmp_path):
         formatted=formatted,
         data_sha256="abc",
         base_model="builtin:tiny-gpt2",
-        train_steps=60,
-        learning_rate=0.003,
-        batch_size=16,
-        lora={"r": 8.0, "alpha": 16.0},
+        adapter_config={"method": "lora", "r": 8.0, "alpha": 16.0},
+        training={"steps": 60.0, "eval_every": 20.0, "checkpoint_every": 25.0},
         seed=0,
         adapter=adapter,
         training_metrics=training_metrics,
@@ -75,6 +73,7 @@ def test_tune_evaluate_gate_deploy(trained_adapter, tmp_path):
     assert training_metrics.metadata["steps"] == 60
     history = json.loads(Path(training_metrics.path).read_text())["losses"]
     assert len(history) == 60 and history[0] == losses.first_loss
+    assert training_metrics.metadata["eval_loss"] > 0
     assert "<img" in Path(report.path).read_text()
     assert (Path(adapter.path) / "adapter_model.safetensors").is_file()
 

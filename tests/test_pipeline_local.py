@@ -22,7 +22,7 @@ def _params(tmp_path: Path, **overrides) -> dict:
     values = {
         "train_data": str(SAMPLE / "train.jsonl"),
         "eval_data": str(SAMPLE / "eval.jsonl"),
-        "train_steps": 150,
+        "training": {"steps": 150},
         "model_name": "router",
         "registry_dir": str(tmp_path / "registry"),
         "gate": {"threshold": 0.3},
@@ -102,12 +102,12 @@ def test_bad_parameters_are_refused_before_anything_runs(tmp_path):
             "run",
             "--train-data",
             str(SAMPLE / "train.jsonl"),
-            "--lora",
+            "--adapter",
             '{"r": 0}',
             "--runs-dir",
             str(tmp_path / "runs"),
         ],
     )
     assert result.exit_code == 2
-    assert "lora.r must be a positive integer" in result.output
+    assert "adapter.r must be a positive integer" in result.output
     assert not (tmp_path / "runs").exists()

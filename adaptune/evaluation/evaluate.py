@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from peft import PeftModel
 
 from adaptune.data.jsonl import read_jsonl, write_jsonl
 from adaptune.evaluation.generation import generate
 from adaptune.evaluation.metrics import score
 from adaptune.models import load_base_model
+from adaptune.tuning.loading import load_tuned_model
+from adaptune.tuning.loop import device_for_training
 
 MAX_NEW_TOKENS_CAP = 128
 NEW_TOKENS_MARGIN = 4
@@ -43,9 +46,9 @@ def evaluate_adapter(
 ) -> EvaluationResult:
     """Score the base model and base + adapter on the formatted eval split.
 
-    The adapter is loaded from disk with ``PeftModel.from_pretrained``, so this also checks that
-    the saved adapter is usable. The base model's answers come from the same weights with the
-    adapter disabled.
+    The adapter is loaded from disk (PEFT adapters with ``PeftModel.from_pretrained``), so this
+    also checks that the saved adapter is usable. The base model's answers come from the same
+    weights with the adapter disabled (or from a fresh base model for ``last_layers``).
 
     Args:
         eval_file: Formatted JSONL with ``prompt`` and ``target``.
@@ -67,26 +70,27 @@ def evaluate_adapter(
             len(base.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references
         )
         max_new_tokens = min(MAX_NEW_TOKENS_CAP, longest + NEW_TOKENS_MARGIN)
-    model = PeftModel.from_pretrained(base.model, str(adapter_dir))
-    tuned_out = generate(
-        model,
-        base.tokenizer,
-        prompts,
-        base.family,
-        max_new_tokens,
-        desc="eval tuned",
-        show_progress=show_progress,
-    )
-    with model.disable_adapter():
-        base_out = generate(
-            model,
+    device = device_for_training()
+    model = load_tuned_model(base.model, adapter_dir).to(device)
+
+    def answers(m: torch.nn.Module, desc: str) -> list[str]:
+        return generate(
+            m,
             base.tokenizer,
             prompts,
             base.family,
             max_new_tokens,
-            desc="eval base",
+            desc=desc,
             show_progress=show_progress,
         )
+
+    tuned_out = answers(model, "eval tuned")
+    if isinstance(model, PeftModel):
+        with model.disable_adapter():
+            base_out = answers(model, "eval base")
+    else:  # the adapter replaced base weights: score a fresh copy of the base model
+        del model
+        base_out = answers(load_base_model(base_model).model.to(device), "eval base")
     write_jsonl(
         predictions_file,
         (

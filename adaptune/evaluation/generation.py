@@ -63,9 +63,10 @@ def generate(
             else:
                 ids[r, width - len(seq) :] = torch.tensor(seq)
                 mask[r, width - len(seq) :] = 1
+        device = next(model.parameters()).device
         generated = model.generate(
-            input_ids=ids,
-            attention_mask=mask,
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
             max_new_tokens=max_new_tokens,
             do_sample=False,
             num_beams=1,
@@ -73,7 +74,7 @@ def generate(
             eos_token_id=eos,
         )
         new_tokens = generated if family == "seq2seq" else generated[:, width:]
-        texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        texts = tokenizer.batch_decode(new_tokens.cpu(), skip_special_tokens=True)
         for r, i in enumerate(rows):
             outputs[i] = texts[r].strip()
     return outputs

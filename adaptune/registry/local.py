@@ -80,9 +80,7 @@ def list_versions(registry_dir: Path, model: str) -> list[RegisteredVersion]:
 
 
 def _next_version(model_dir: Path) -> int:
-    numbers = [
-        int(m.group(1)) for c in model_dir.iterdir() if (m := VERSION_PATTERN.match(c.name))
-    ]
+    numbers = [int(m.group(1)) for c in model_dir.iterdir() if (m := VERSION_PATTERN.match(c.name))]
     return max(numbers, default=0) + 1
 
 

@@ -9,11 +9,11 @@ import yaml
 
 from adaptune.errors import UserError
 from adaptune.evaluation.gate import GateSettings
-from adaptune.tuning.lora import LoraSettings
+from adaptune.tuning.methods import method_from_dict
 from adaptune.tuning.settings import TrainingSettings
 
 PATH_PARAMS = ("train_data", "eval_data", "registry_dir")
-DICT_PARAMS = ("lora", "gate")
+DICT_PARAMS = ("adapter", "training", "gate")
 
 
 def load_config(path: Path) -> dict[str, Any]:
@@ -40,7 +40,8 @@ def resolve_params(
 ) -> dict[str, Any]:
     """Merge parameters (declared defaults < config file < flags) and check them early.
 
-    Dict parameters (``lora``, ``gate``) merge key by key, so a config may set just one key.
+    Dict parameters (``adapter``, ``training``, ``gate``) merge key by key, so a config may
+    set just one key.
     Relative paths in a config file are resolved against the file's directory; those given as
     flags against the current directory.
 
@@ -74,12 +75,7 @@ def resolve_params(
     missing = sorted(name for name, value in params.items() if value is None)
     if missing:
         raise UserError(f"missing required parameter(s): {', '.join(missing)}")
-    LoraSettings.from_dict(params["lora"])
+    method_from_dict(params["adapter"])
     GateSettings.from_dict(params["gate"])
-    TrainingSettings(
-        steps=int(params["train_steps"]),
-        learning_rate=float(params["learning_rate"]),
-        batch_size=int(params["batch_size"]),
-        seed=int(params["seed"]),
-    )
+    TrainingSettings.from_dict({**params["training"], "seed": params["seed"]})
     return params

@@ -1,22 +1,27 @@
-"""``tune_adapter``: train a LoRA adapter on formatted data and save it in PEFT format."""
+"""``tune_adapter``: train an adapter on formatted data, check it, and save it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
-from peft import get_peft_model
 
 from adaptune.atomic import staged_directory, write_bytes_atomic, write_json_atomic
 from adaptune.data.jsonl import read_jsonl
 from adaptune.errors import UserError
 from adaptune.models import load_base_model
-from adaptune.tuning.encoding import encode_example
-from adaptune.tuning.loop import TrainingHistory, train
-from adaptune.tuning.lora import LoraSettings
+from adaptune.tuning.encoding import Encoded, encode_example
+from adaptune.tuning.loading import apply_method, load_tuned_model, save_adapter
+from adaptune.tuning.loop import TrainingResult, device_for_training, train, trainable_state
 from adaptune.tuning.loss_curve import plot_loss_png, training_report_html
+from adaptune.tuning.methods import AdapterMethod
+from adaptune.tuning.sanity import check_not_noop, check_reload, probe_logits
 from adaptune.tuning.settings import TrainingSettings
+
+HISTORY_FILE = "training_history.json"
+CURVE_FILE = "loss_curve.png"
 
 
 @dataclass
@@ -24,16 +29,48 @@ class TuneResult:
     """What tuning produced.
 
     Attributes:
-        adapter_dir: PEFT adapter (``adapter_config.json``, ``adapter_model.safetensors``).
-        history: Loss per step and throughput.
+        adapter_dir: The saved adapter (PEFT format, or last-layer tensors).
+        training: Loss history, eval history and counters.
         summary: Scalars for the Metrics artifact.
-        report_html: The training report page (loss curve and facts).
+        report_html: The training report page (loss curves and facts).
     """
 
     adapter_dir: Path
-    history: TrainingHistory
+    training: TrainingResult
     summary: dict[str, float]
     report_html: str
+
+
+def _encode(path: Path | None, tokenizer: Any, family: str, max_length: int) -> list[Encoded]:
+    if path is None or not path.is_file():
+        return []
+    return [
+        encode_example(tokenizer, r["prompt"], r["target"], family, max_length)
+        for r in read_jsonl(path)
+    ]
+
+
+def summarise(result: TrainingResult, examples: int) -> dict[str, float]:
+    """Scalars of a training run: losses, steps, tokens, throughput, wall time."""
+    state = result.state
+    tail = state.losses[-10:]
+    summary = {
+        "first_loss": state.losses[0],
+        "final_loss": sum(tail) / len(tail),
+        "steps": float(state.step),
+        "total_steps": float(result.total_steps),
+        "train_examples": float(examples),
+        "train_tokens": float(state.tokens),
+        "tokens_per_second": round(result.tokens_per_second, 1),
+        "wall_seconds": round(state.wall_seconds, 2),
+        "trainable_parameters": float(result.trainable_parameters),
+        "stopped_early": float(state.stopped_early),
+        "resumed_from_step": float(state.resumed_from),
+    }
+    if state.best_eval is not None:
+        summary["eval_loss"] = state.best_eval
+        summary["best_step"] = float(state.best_step or 0)
+    return summary
 
 
 def tune_adapter(
@@ -41,70 +78,82 @@ def tune_adapter(
     adapter_dir: Path,
     base_model: str,
     settings: TrainingSettings,
-    lora: LoraSettings,
+    method: AdapterMethod,
+    eval_file: Path | None = None,
+    checkpoint_dir: Path | None = None,
     show_progress: bool = True,
 ) -> TuneResult:
-    """Train a LoRA adapter with the loss on target tokens only, and save it.
+    """Train an adapter with the loss on target tokens only, check it and save it.
+
+    The adapter directory is written as a whole (staged, then renamed) and only after two
+    checks pass: training changed the adapter (it is not a no-op), and the saved adapter,
+    reloaded onto a fresh base model, reproduces the trained model's logits on a probe batch.
 
     Args:
         train_file: Formatted JSONL with ``prompt`` and ``target`` per line.
-        adapter_dir: Where the PEFT adapter is written (atomically, as a whole directory),
-            with ``training_history.json`` and ``loss_curve.png`` beside the weights.
+        adapter_dir: Where the adapter goes, with ``training_history.json`` and
+            ``loss_curve.png`` beside the weights.
         base_model: ``builtin:...`` or a checkpoint directory.
-        settings: Steps, learning rate, batch size, seed.
-        lora: LoRA rank, alpha, dropout and target modules.
+        settings: Steps or epochs, learning rate, batching, eval, checkpoints, stop rules.
+        method: The adapter method and its settings.
+        eval_file: Formatted eval JSONL for eval loss, early stopping and best weights.
+        checkpoint_dir: Resumable checkpoints; a rerun with the same directory resumes.
         show_progress: Show a progress bar.
 
     Returns:
         Paths, history and summary metrics.
 
     Raises:
-        UserError: If the data is empty or the settings do not fit the model.
+        UserError: On empty data, settings that do not fit the model, divergence, or a failed
+            sanity check.
     """
     base = load_base_model(base_model)
-    pairs = read_jsonl(train_file)
-    if not pairs:
+    train_examples = _encode(train_file, base.tokenizer, base.family, settings.max_length)
+    if not train_examples:
         raise UserError(f"{train_file}: no training examples")
-    examples = [
-        encode_example(base.tokenizer, p["prompt"], p["target"], base.family, settings.max_length)
-        for p in pairs
-    ]
-    torch.manual_seed(settings.seed)  # LoRA A matrices are drawn from the global generator
-    try:
-        model = get_peft_model(base.model, lora.to_peft(base.family))
-    except ValueError as exc:
-        raise UserError(f"LoRA settings do not fit {base_model}: {exc}") from exc
-    history = train(
-        model, examples, settings, base.tokenizer.pad_token_id, base.family, show_progress
+    eval_examples = _encode(eval_file, base.tokenizer, base.family, settings.max_length)
+    device = device_for_training()
+    torch.manual_seed(settings.seed)  # adapter weights are drawn from the global generator
+    model = apply_method(base.model, method, base.family).to(device)
+    initial = {k: v.detach().cpu().clone() for k, v in trainable_state(model).items()}
+    result = train(
+        model,
+        train_examples,
+        eval_examples,
+        settings,
+        base.tokenizer.pad_token_id,
+        base.family,
+        checkpoint_dir,
+        show_progress,
     )
-    summary = {
-        "first_loss": history.losses[0],
-        "final_loss": sum(history.losses[-10:]) / len(history.losses[-10:]),
-        "steps": float(settings.steps),
-        "epochs": round(history.epochs, 3),
-        "train_examples": float(len(examples)),
-        "train_tokens": float(history.tokens),
-        "tokens_per_second": round(history.tokens_per_second, 1),
-        "wall_seconds": round(history.wall_seconds, 2),
-        "trainable_parameters": float(
-            sum(p.numel() for p in model.parameters() if p.requires_grad)
-        ),
-    }
-    png = plot_loss_png(history.losses, f"{base_model} + LoRA r={lora.r}")
+    check_not_noop(trainable_state(model), initial)
+    probe = eval_examples or train_examples
+    pad = base.tokenizer.pad_token_id
+    expected = probe_logits(model, probe, pad, base.family)
+    summary = summarise(result, len(train_examples))
+    png = plot_loss_png(
+        result.state.losses, result.state.eval_losses, f"{base_model} + {method.method}"
+    )
     report = training_report_html(
-        png, {"base model": base_model, **settings.to_dict(), **lora.to_dict(), **summary}
+        png, {"base model": base_model, **method.to_dict(), **settings.to_dict(), **summary}
     )
     with staged_directory(adapter_dir) as staging:
-        model.save_pretrained(staging, safe_serialization=True)
+        save_adapter(model, method, base_model, staging)
         write_json_atomic(
-            staging / "training_history.json",
+            staging / HISTORY_FILE,
             {
-                "losses": history.losses,
+                "losses": result.state.losses,
+                "eval_losses": result.state.eval_losses,
                 "settings": settings.to_dict(),
-                "lora": lora.to_dict(),
+                "adapter": method.to_dict(),
                 "base_model": base_model,
                 "summary": summary,
             },
         )
-        write_bytes_atomic(staging / "loss_curve.png", png)
-    return TuneResult(adapter_dir=adapter_dir, history=history, summary=summary, report_html=report)
+        write_bytes_atomic(staging / CURVE_FILE, png)
+        fresh = load_base_model(base_model)
+        reloaded = load_tuned_model(fresh.model, staging).to(device)
+        check_reload(
+            expected, probe_logits(reloaded, probe, pad, base.family), bf16=device.type == "cuda"
+        )
+    return TuneResult(adapter_dir=adapter_dir, training=result, summary=summary, report_html=report)

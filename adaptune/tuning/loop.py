@@ -1,121 +1,316 @@
-"""The training loop: length-grouped batches, AdamW, warmup then linear decay, a progress bar."""
+"""The training loop.
+
+Length-grouped batches, gradient accumulation, AdamW with warmup then linear or cosine decay,
+eval loss every N steps with early stopping and the best weights kept, a watchdog for NaN and
+divergence, resumable atomic checkpoints, and a progress bar with loss, tokens/s and ETA.
+On CUDA it runs under bf16 autocast; on CPU in fp32.
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from peft import PeftModel
 from tqdm.auto import tqdm
-from transformers import PreTrainedModel
 
 from adaptune.errors import UserError
-from adaptune.tuning.batching import batch_stream
-from adaptune.tuning.encoding import Encoded, collate
+from adaptune.tuning.batching import BatchOrder
+from adaptune.tuning.checkpoint import (
+    LoopState,
+    latest_checkpoint,
+    load_checkpoint,
+    rng_states,
+    save_checkpoint,
+    set_rng_states,
+)
+from adaptune.tuning.encoding import IGNORE_INDEX, Encoded, collate
 from adaptune.tuning.settings import TrainingSettings
+
+EVAL_BATCH_SIZE = 32
+DIVERGENCE_GRACE_STEPS = 5
 
 
 class TrainingDivergedError(UserError):
-    """The loss became NaN or infinite; the learning rate is usually too high."""
+    """The loss became NaN, infinite, or far above where it started."""
 
 
 @dataclass
-class TrainingHistory:
-    """What happened during training.
+class TrainingResult:
+    """What the loop did.
 
     Attributes:
-        losses: Training loss per step.
-        tokens: Real (non-padding) tokens seen.
-        target_tokens: Tokens the loss was computed on.
-        epochs: Passes over the data (fractional).
-        wall_seconds: Time spent in the loop.
+        state: Loss history, eval history, counters.
+        total_steps: Steps the run was set to do.
+        trainable_parameters: Number of trained parameters.
     """
 
-    losses: list[float] = field(default_factory=list)
-    tokens: int = 0
-    target_tokens: int = 0
-    epochs: float = 0.0
-    wall_seconds: float = 0.0
+    state: LoopState
+    total_steps: int
+    trainable_parameters: int
 
     @property
     def tokens_per_second(self) -> float:
-        """Real tokens processed per second."""
-        return self.tokens / self.wall_seconds if self.wall_seconds else 0.0
+        """Real tokens processed per second of training."""
+        return self.state.tokens / self.state.wall_seconds if self.state.wall_seconds else 0.0
 
 
-def warmup_then_linear_decay(step: int, total: int, warmup: int) -> float:
-    """Learning-rate multiplier: linear from 0 to 1 over ``warmup`` steps, then down to 0."""
+def lr_multiplier(step: int, total: int, warmup: int, schedule: str) -> float:
+    """Learning-rate multiplier: linear warmup over ``warmup`` steps, then decay to zero."""
     if step < warmup:
         return (step + 1) / warmup
-    return max(0.0, (total - step) / max(1, total - warmup))
+    progress = (step - warmup) / max(1, total - warmup)
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return max(0.0, 1.0 - progress)
+
+
+def device_for_training() -> torch.device:
+    """CUDA when present, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _autocast(device: torch.device) -> torch.autocast:
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The trainable tensors by name (the same tensors, not copies)."""
+    return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+
+class LossFunction:
+    """Computes the training loss, on target tokens only.
+
+    For causal models whose adapter lives inside the layers (LoRA, IA³, last layers), the
+    output head is applied only at target positions: the vocabulary projection of prompt tokens
+    is never computed. And since batches are padded on the right, the causal mask alone keeps
+    every real token from seeing padding, so no padding mask is passed: attention runs as a
+    fused causal kernel that stores no attention matrix. The shortcut is checked once against
+    the model's own loss and dropped if they differ (for example under logit soft-capping).
+    """
+
+    def __init__(self, model: torch.nn.Module, family: str):
+        self.model = model
+        self.fast = None
+        if family == "causal":
+            hf = model.get_base_model() if isinstance(model, PeftModel) else model
+            prompt_learning = (
+                isinstance(model, PeftModel)
+                and model.peft_config[model.active_adapter].is_prompt_learning
+            )
+            body = getattr(hf, getattr(hf, "base_model_prefix", ""), None)
+            head = hf.get_output_embeddings() if hasattr(hf, "get_output_embeddings") else None
+            if not prompt_learning and body is not None and head is not None:
+                self.fast = (body, head)
+        self.checked = False
+
+    def _fast_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        body, head = self.fast
+        hidden = body(
+            input_ids=batch["input_ids"], attention_mask=None, use_cache=False
+        ).last_hidden_state
+        labels = batch["labels"][:, 1:]
+        keep = labels != IGNORE_INDEX
+        logits = head(hidden[:, :-1][keep])
+        return F.cross_entropy(logits.float(), labels[keep])
+
+    def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The mean loss per target token of ``batch``."""
+        if self.fast is None:
+            return self.model(**batch, use_cache=False).loss
+        if not self.checked:
+            self.checked = True
+            was_training = self.model.training
+            self.model.eval()  # no dropout: the check must not draw from the RNG
+            with torch.no_grad():
+                reference = self.model(**batch, use_cache=False).loss
+                fast = self._fast_loss(batch)
+            self.model.train(was_training)
+            if not torch.allclose(reference.float(), fast.float(), rtol=1e-3, atol=1e-4):
+                self.fast = None
+                return self.model(**batch, use_cache=False).loss
+        return self._fast_loss(batch)
+
+
+@torch.no_grad()
+def eval_loss(
+    model: torch.nn.Module,
+    examples: list[Encoded],
+    pad_id: int,
+    family: str,
+    device: torch.device,
+    loss_fn: LossFunction,
+) -> float:
+    """Mean loss per target token over ``examples``."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
+    for start in range(0, len(order), EVAL_BATCH_SIZE):
+        batch = [examples[i] for i in order[start : start + EVAL_BATCH_SIZE]]
+        tokens = sum(e.target_tokens for e in batch)
+        tensors = {k: v.to(device) for k, v in collate(batch, pad_id, family).items()}
+        with _autocast(device):
+            total += loss_fn(tensors).item() * tokens
+        count += tokens
+    model.train(was_training)
+    return total / max(1, count)
 
 
 def train(
-    model: PreTrainedModel,
-    examples: list[Encoded],
+    model: torch.nn.Module,
+    train_examples: list[Encoded],
+    eval_examples: list[Encoded],
     settings: TrainingSettings,
     pad_id: int,
     family: str,
+    checkpoint_dir: Path | None = None,
     show_progress: bool = True,
-) -> TrainingHistory:
-    """Train the model's trainable parameters (the adapter) in place.
+    on_step: Callable[[LoopState], None] | None = None,
+) -> TrainingResult:
+    """Train the model's trainable parameters in place; resume from a checkpoint if there is one.
+
+    At the end the model holds the weights of the best evaluation (lowest eval loss) when eval
+    ran, else the last weights.
 
     Args:
-        model: A PEFT model; only parameters with ``requires_grad`` are updated.
-        examples: Encoded training examples.
-        settings: Steps, learning rate, batch size and seed.
+        model: Model whose trainable parameters (``requires_grad``) are the adapter; it must
+            already be on the training device.
+        train_examples: Encoded training examples.
+        eval_examples: Encoded eval examples (empty: no eval loss, no early stopping).
+        settings: Steps or epochs, learning rate, batching, eval, checkpoint and stop rules.
         pad_id: Padding token id.
         family: ``causal`` or ``seq2seq``.
+        checkpoint_dir: Where resumable checkpoints go; the newest one there is resumed.
         show_progress: Show a progress bar with loss, tokens/s and ETA.
+        on_step: Called after every optimizer step (for observers and tests).
 
     Returns:
-        The loss per step and throughput figures.
+        The loop state and counts.
 
     Raises:
-        TrainingDivergedError: If the loss becomes NaN or infinite.
+        TrainingDivergedError: If the loss becomes NaN/inf or exceeds
+            ``divergence_factor`` × the first loss.
     """
-    torch.manual_seed(settings.seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=0.0)
-    warmup = math.ceil(settings.steps * settings.warmup_fraction)
+    device = next(model.parameters()).device
+    total = settings.total_steps(len(train_examples))
+    params = trainable_state(model)
+    optimizer = torch.optim.AdamW(params.values(), lr=settings.learning_rate, weight_decay=0.0)
+    warmup = math.ceil(total * settings.warmup_fraction)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: warmup_then_linear_decay(s, settings.steps, warmup)
+        optimizer, lambda s: lr_multiplier(s, total, warmup, settings.schedule)
     )
-    lengths = [len(e.input_ids) for e in examples]
-    stream = batch_stream(lengths, settings.batch_size, settings.seed)
-    history = TrainingHistory()
-    seen = 0
+    order = BatchOrder(
+        [len(e.input_ids) for e in train_examples], settings.batch_size, settings.seed
+    )
+    loss_fn = LossFunction(model, family)
+    state = LoopState()
+    best: dict[str, torch.Tensor] | None = None
+    resume = latest_checkpoint(checkpoint_dir) if checkpoint_dir else None
+    if resume is not None:
+        state, saved, best, states = load_checkpoint(resume)
+        with torch.no_grad():
+            for name, tensor in saved.items():
+                params[name].copy_(tensor)
+        optimizer.load_state_dict(states["optimizer"])
+        scheduler.load_state_dict(states["scheduler"])
+        order.load_state_dict(states["order"])
+        set_rng_states(states["rng"])
+        state.resumed_from = state.step
+    else:
+        torch.manual_seed(settings.seed)
+
+    def checkpoint() -> None:
+        states = {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "order": order.state_dict(),
+            "rng": rng_states(),
+        }
+        save_checkpoint(checkpoint_dir, state, params, best, states)
+
     model.train()
-    start = time.perf_counter()
-    bar = tqdm(total=settings.steps, desc="tune", unit="step", disable=not show_progress)
-    for step in range(settings.steps):
-        _, indices = next(stream)
-        batch = [examples[i] for i in indices]
-        loss = model(**collate(batch, pad_id, family)).loss
-        value = loss.item()
-        if not math.isfinite(value):
-            bar.close()
-            raise TrainingDivergedError(
-                f"training diverged at step {step + 1}: loss is {value}; "
-                f"lower learning_rate (now {settings.learning_rate})"
+    bar = tqdm(total=total, initial=state.step, desc="tune", unit="step", disable=not show_progress)
+    attempt_start, attempt_tokens = time.perf_counter(), 0
+    wall_before = state.wall_seconds
+    while state.step < total and not state.stopped_early:
+        step_loss = 0.0
+        for _ in range(settings.grad_accum):
+            batch = [train_examples[i] for i in order.next()]
+            tensors = {k: v.to(device) for k, v in collate(batch, pad_id, family).items()}
+            with _autocast(device):
+                loss = loss_fn(tensors) / settings.grad_accum
+            loss.backward()
+            step_loss += loss.item()
+            real = sum(
+                len(e.input_ids) + (len(e.labels) if family == "seq2seq" else 0) for e in batch
             )
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+            state.tokens += real
+            attempt_tokens += real
+            state.target_tokens += sum(e.target_tokens for e in batch)
+        _watchdog(step_loss, state, settings)
+        torch.nn.utils.clip_grad_norm_(params.values(), settings.max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        history.losses.append(value)
-        history.tokens += sum(
-            len(e.input_ids) + (len(e.labels) if family == "seq2seq" else 0) for e in batch
-        )
-        history.target_tokens += sum(e.target_tokens for e in batch)
-        seen += len(batch)
-        elapsed = time.perf_counter() - start
-        bar.set_postfix(loss=f"{value:.3f}", tok_s=f"{history.tokens / elapsed:,.0f}")
+        state.step += 1
+        state.losses.append(step_loss)
+        state.wall_seconds = wall_before + time.perf_counter() - attempt_start
+        last_step = state.step == total
+        if eval_examples and (
+            last_step or (settings.eval_every and state.step % settings.eval_every == 0)
+        ):
+            value = eval_loss(model, eval_examples, pad_id, family, device, loss_fn)
+            state.eval_losses.append([state.step, value])
+            if state.best_eval is None or value < state.best_eval:
+                state.best_eval, state.best_step, state.bad_evals = value, state.step, 0
+                best = {k: v.detach().cpu().clone() for k, v in params.items()}
+            else:
+                state.bad_evals += 1
+                if settings.patience and state.bad_evals >= settings.patience:
+                    state.stopped_early = True
+        elapsed = time.perf_counter() - attempt_start
+        bar.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{attempt_tokens / elapsed:,.0f}")
         bar.update(1)
+        if (
+            checkpoint_dir
+            and settings.checkpoint_every
+            and not last_step
+            and not state.stopped_early
+            and state.step % settings.checkpoint_every == 0
+        ):
+            checkpoint()
+        if on_step:
+            on_step(state)
     bar.close()
     model.eval()
-    history.wall_seconds = time.perf_counter() - start
-    history.epochs = seen / len(examples)
-    return history
+    if best is not None:
+        with torch.no_grad():
+            for name, tensor in best.items():
+                params[name].copy_(tensor.to(params[name].device))
+    return TrainingResult(
+        state=state, total_steps=total, trainable_parameters=sum(p.numel() for p in params.values())
+    )
+
+
+def _watchdog(loss: float, state: LoopState, settings: TrainingSettings) -> None:
+    """Stop with a clear error on a NaN/inf loss or a loss far above the first one."""
+    step = state.step + 1
+    if not math.isfinite(loss):
+        raise TrainingDivergedError(
+            f"training diverged at step {step}: loss is {loss}; lower training.learning_rate "
+            f"(now {settings.learning_rate})"
+        )
+    first = state.losses[0] if state.losses else loss
+    if step > DIVERGENCE_GRACE_STEPS and loss > settings.divergence_factor * first:
+        raise TrainingDivergedError(
+            f"training diverged at step {step}: loss {loss:.3f} is over "
+            f"{settings.divergence_factor:g}× the first loss {first:.3f}; lower "
+            f"training.learning_rate (now {settings.learning_rate})"
+        )

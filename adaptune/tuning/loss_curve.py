@@ -12,8 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 
-def plot_loss_png(losses: list[float], title: str) -> bytes:
-    """Render the per-step loss and its moving average as PNG bytes."""
+def plot_loss_png(losses: list[float], eval_losses: list[list[float]], title: str) -> bytes:
+    """Render the per-step loss, its moving average and the eval losses as PNG bytes."""
     fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
     steps = range(1, len(losses) + 1)
     ax.plot(steps, losses, color="#9ab", linewidth=1, label="loss per step")
@@ -25,6 +25,15 @@ def plot_loss_png(losses: list[float], title: str) -> bytes:
             for i in range(len(losses))
         ]
         ax.plot(steps, smooth, color="#1f5fa8", linewidth=2, label=f"mean of {window}")
+    if eval_losses:
+        ax.plot(
+            [s for s, _ in eval_losses],
+            [v for _, v in eval_losses],
+            "o-",
+            color="#d9531e",
+            linewidth=1.5,
+            label="eval loss",
+        )
     ax.set_xlabel("step")
     ax.set_ylabel("training loss")
     ax.set_title(title)

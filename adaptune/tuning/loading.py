@@ -1,0 +1,91 @@
+"""Applying an adapter method to a base model, saving the result, and loading it back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from peft import PeftModel, get_peft_model
+from safetensors.torch import load_file, save_file
+from transformers import PreTrainedModel
+
+from adaptune.errors import UserError
+from adaptune.tuning.methods import AdapterMethod, LastLayersMethod, method_from_dict
+
+CONFIG_FILE = "adapter_config.json"
+WEIGHTS_FILE = "adapter_model.safetensors"
+
+
+def apply_method(model: PreTrainedModel, method: AdapterMethod, family: str) -> torch.nn.Module:
+    """Make only the method's parameters trainable: wrap with PEFT, or unfreeze the last blocks.
+
+    Raises:
+        UserError: If the method's settings do not fit the model (e.g. unknown module names).
+    """
+    if isinstance(method, LastLayersMethod):
+        prefixes = method.trainable_prefixes(model)
+        for name, param in model.named_parameters():
+            param.requires_grad = name.startswith(tuple(prefixes))
+        return model
+    try:
+        return get_peft_model(model, method.peft_config(family))
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"adapter settings {method.to_dict()} do not fit the model: {exc}") from exc
+
+
+def save_adapter(
+    model: torch.nn.Module, method: AdapterMethod, base_model: str, directory: Path
+) -> None:
+    """Save the adapter: PEFT format, or the trained blocks plus an ``adapter_config.json``."""
+    if isinstance(model, PeftModel):
+        model.save_pretrained(directory, safe_serialization=True)
+        return
+    tensors = {
+        n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad
+    }
+    save_file(tensors, directory / WEIGHTS_FILE)
+    config = {
+        "adaptune_method": method.to_dict(),
+        "base_model_name_or_path": base_model,
+        "peft_type": None,
+    }
+    (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")
+
+
+def load_tuned_model(base: PreTrainedModel, adapter_dir: Path) -> torch.nn.Module:
+    """Load a saved adapter onto ``base`` (PEFT adapters with ``PeftModel.from_pretrained``).
+
+    Raises:
+        UserError: If the directory holds no adapter or its tensors do not fit the base model.
+    """
+    config_file = Path(adapter_dir) / CONFIG_FILE
+    if not config_file.is_file():
+        raise UserError(f"{adapter_dir} holds no adapter ({CONFIG_FILE} missing)")
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    if "adaptune_method" not in config:
+        return PeftModel.from_pretrained(base, str(adapter_dir))
+    method_from_dict(config["adaptune_method"])
+    tensors = load_file(Path(adapter_dir) / WEIGHTS_FILE)
+    own = dict(base.named_parameters())
+    unknown = sorted(set(tensors) - set(own))
+    if unknown:
+        raise UserError(f"{adapter_dir}: tensors not in the base model: {unknown[:5]}")
+    with torch.no_grad():
+        for name, tensor in tensors.items():
+            own[name].copy_(tensor)
+    return base
+
+
+def export_merged(base: PreTrainedModel, adapter_dir: Path, out_dir: Path) -> None:
+    """Write base + adapter as one plain Hugging Face checkpoint (no PEFT needed to load it).
+
+    Raises:
+        UserError: If the adapter cannot be merged (prompt tuning adds inputs, not weights).
+    """
+    model = load_tuned_model(base, adapter_dir)
+    if isinstance(model, PeftModel):
+        if model.peft_config[model.active_adapter].is_prompt_learning:
+            raise UserError("prompt tuning adds virtual tokens, not weights: it cannot be merged")
+        model = model.merge_and_unload()
+    model.save_pretrained(out_dir, safe_serialization=True)
