@@ -344,3 +344,41 @@ def test_merged_export_matches_the_adapter(tmp_path):
     with torch.no_grad():
         assert torch.allclose(plain(ids).logits, tuned(ids).logits, atol=1e-4)
     assert not any("lora" in k for k in load_file(tmp_path / "m/model.safetensors"))
+
+
+# --- data-parallel -----------------------------------------------------------------------------
+
+def test_two_process_data_parallel_equals_one_process_with_accumulation(tmp_path):
+    rows = [{"prompt": f"Ticket {i}: " + ("refund my order " if i % 2 else "it crashes ")
+             * (1 + i % 5) + "\nTeam:", "target": "billing" if i % 2 else "technical"}
+            for i in range(64)]
+    data = _write(tmp_path, rows)
+    common = {"steps": 10, "batch_size": 4, "eval_every": 0, "checkpoint_every": 0}
+    ddp = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "adaptune.tuning", "--train", str(data), "--out", str(tmp_path / "ddp"),
+         "--training", json.dumps(common), "--quiet"],
+        capture_output=True, text=True, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    single = subprocess.run(
+        [sys.executable, "-m", "adaptune.tuning", "--train", str(data), "--out",
+         str(tmp_path / "single"), "--training", json.dumps({**common, "grad_accum": 2}),
+         "--quiet"], capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-3000:]
+    summary = json.loads(ddp.stdout)
+    assert summary["train_tokens"] == json.loads(single.stdout)["train_tokens"]
+    a = load_file(tmp_path / "ddp" / "adapter_model.safetensors")
+    b = load_file(tmp_path / "single" / "adapter_model.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert not torch.equal(a[next(iter(a))], torch.zeros_like(a[next(iter(a))]))
+
+
+def test_tuning_module_reports_user_errors_without_a_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "adaptune.tuning", "--train", str(_write(tmp_path, ROWS)),
+         "--out", str(tmp_path / "a"), "--adapter", '{"method": "nope"}'],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "unknown adapter method 'nope'" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -116,6 +116,11 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
             f"training: loss {training['first_loss']:.3f} → {training['final_loss']:.3f} over "
             f"{int(training['steps'])} steps, {training['tokens_per_second']:,.0f} tokens/s, "
             f"{training['wall_seconds']:.1f} s"
+            + (
+                f"; best eval loss {training['eval_loss']:.3f} at step {int(training['best_step'])}"
+                if "eval_loss" in training
+                else ""
+            )
         )
     if summary["metrics"]:
         table = Table(title="eval metrics")

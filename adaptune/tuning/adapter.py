@@ -12,6 +12,7 @@ from adaptune.atomic import staged_directory, write_bytes_atomic, write_json_ato
 from adaptune.data.jsonl import read_jsonl
 from adaptune.errors import UserError
 from adaptune.models import load_base_model
+from adaptune.tuning.distributed import barrier, current_workers
 from adaptune.tuning.encoding import Encoded, encode_example
 from adaptune.tuning.loading import apply_method, load_tuned_model, save_adapter
 from adaptune.tuning.loop import TrainingResult, device_for_training, train, trainable_state
@@ -126,11 +127,15 @@ def tune_adapter(
         checkpoint_dir,
         show_progress,
     )
+    workers = current_workers()
+    summary = summarise(result, len(train_examples))
+    if not workers.main:  # under torchrun, the first process checks and saves
+        barrier(workers)
+        return TuneResult(adapter_dir=adapter_dir, training=result, summary=summary, report_html="")
     check_not_noop(trainable_state(model), initial)
     probe = eval_examples or train_examples
     pad = base.tokenizer.pad_token_id
     expected = probe_logits(model, probe, pad, base.family)
-    summary = summarise(result, len(train_examples))
     png = plot_loss_png(
         result.state.losses, result.state.eval_losses, f"{base_model} + {method.method}"
     )
@@ -156,4 +161,5 @@ def tune_adapter(
         check_reload(
             expected, probe_logits(reloaded, probe, pad, base.family), bf16=device.type == "cuda"
         )
+    barrier(workers)
     return TuneResult(adapter_dir=adapter_dir, training=result, summary=summary, report_html=report)

@@ -9,6 +9,7 @@ On CUDA it runs under bf16 autocast; on CPU in fp32.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,11 @@ from adaptune.tuning.checkpoint import (
     rng_states,
     save_checkpoint,
     set_rng_states,
+)
+from adaptune.tuning.distributed import (
+    average_gradients,
+    current_workers,
+    sum_over_workers,
 )
 from adaptune.tuning.encoding import IGNORE_INDEX, Encoded, collate
 from adaptune.tuning.settings import TrainingSettings
@@ -71,8 +77,10 @@ def lr_multiplier(step: int, total: int, warmup: int, schedule: str) -> float:
 
 
 def device_for_training() -> torch.device:
-    """CUDA when present, else CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """CUDA when present (this process's GPU under torchrun), else CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
 
 
 def _autocast(device: torch.device) -> torch.autocast:
@@ -199,7 +207,8 @@ def train(
             ``divergence_factor`` × the first loss.
     """
     device = next(model.parameters()).device
-    total = settings.total_steps(len(train_examples))
+    workers = current_workers()
+    total = settings.total_steps(len(train_examples) // workers.world)
     params = trainable_state(model)
     optimizer = torch.optim.AdamW(params.values(), lr=settings.learning_rate, weight_decay=0.0)
     warmup = math.ceil(total * settings.warmup_fraction)
@@ -224,7 +233,7 @@ def train(
         set_rng_states(states["rng"])
         state.resumed_from = state.step
     else:
-        torch.manual_seed(settings.seed)
+        torch.manual_seed(settings.seed + workers.rank)  # the same adapter init, own dropout
 
     def checkpoint() -> None:
         states = {
@@ -236,24 +245,38 @@ def train(
         save_checkpoint(checkpoint_dir, state, params, best, states)
 
     model.train()
-    bar = tqdm(total=total, initial=state.step, desc="tune", unit="step", disable=not show_progress)
+    bar = tqdm(
+        total=total,
+        initial=state.step,
+        desc="tune",
+        unit="step",
+        disable=not (show_progress and workers.main),
+    )
     attempt_start, attempt_tokens = time.perf_counter(), 0
     wall_before = state.wall_seconds
     while state.step < total and not state.stopped_early:
-        step_loss = 0.0
+        step_loss, step_tokens, step_targets = 0.0, 0, 0
         for _ in range(settings.grad_accum):
-            batch = [train_examples[i] for i in order.next()]
+            shares = [order.next() for _ in range(workers.world)]  # every process, same order
+            batch = [train_examples[i] for i in shares[workers.rank]]
             tensors = {k: v.to(device) for k, v in collate(batch, pad_id, family).items()}
             with _autocast(device):
                 loss = loss_fn(tensors) / settings.grad_accum
             loss.backward()
             step_loss += loss.item()
-            real = sum(
+            step_tokens += sum(
                 len(e.input_ids) + (len(e.labels) if family == "seq2seq" else 0) for e in batch
             )
-            state.tokens += real
-            attempt_tokens += real
-            state.target_tokens += sum(e.target_tokens for e in batch)
+            step_targets += sum(e.target_tokens for e in batch)
+        if workers.world > 1:
+            average_gradients(list(params.values()), workers)
+            step_loss, step_tokens, step_targets = sum_over_workers(
+                [step_loss, step_tokens, step_targets], workers
+            )
+            step_loss /= workers.world
+        state.tokens += int(step_tokens)
+        attempt_tokens += int(step_tokens)
+        state.target_tokens += int(step_targets)
         _watchdog(step_loss, state, settings)
         torch.nn.utils.clip_grad_norm_(params.values(), settings.max_grad_norm)
         optimizer.step()
@@ -279,7 +302,8 @@ def train(
         bar.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{attempt_tokens / elapsed:,.0f}")
         bar.update(1)
         if (
-            checkpoint_dir
+            workers.main
+            and checkpoint_dir
             and settings.checkpoint_every
             and not last_step
             and not state.stopped_early
