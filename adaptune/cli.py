@@ -83,6 +83,11 @@ def main() -> None:
     show_default=True,
     help="Compiled pipeline YAML to execute.",
 )
+@click.option(
+    "--if-changed",
+    is_flag=True,
+    help="Do nothing (exit 0) when data content and parameters equal the last successful run's.",
+)
 def run(
     config_path: Path | None,
     adapter_json: str | None,
@@ -95,12 +100,12 @@ def run(
     min_improvement: float | None,
     runs_dir: Path,
     compiled: Path,
+    if_changed: bool,
     **flags: Any,
 ) -> None:
     """Run the compiled pipeline locally with kfp.local and print a summary."""
-    from adaptune.runner.local import declared_parameters, run_pipeline
+    from adaptune.runner.local import declared_parameters
     from adaptune.runner.params import load_config, resolve_params
-    from adaptune.runner.summary import build_summary, print_summary
 
     try:
         if not compiled.is_file():
@@ -123,11 +128,34 @@ def run(
         params = resolve_params(declared_parameters(compiled), config, overrides, base_dir)
     except UserError as exc:
         _fail(str(exc))
-    outcome = run_pipeline(compiled, params, runs_dir)
-    summary = build_summary(outcome, params)
-    print_summary(summary)
-    if not outcome.succeeded:
+    _run_and_summarise(compiled, params, runs_dir, if_changed)
+
+
+def _run_and_summarise(
+    compiled: Path, params: dict[str, Any], runs_dir: Path, if_changed: bool
+) -> dict[str, Any]:
+    from adaptune.lineage.hashing import sha256_file
+    from adaptune.lineage.manifest import data_hashes, fingerprint
+    from adaptune.lineage.store import MetadataStore
+    from adaptune.lineage.tracking import last_successful_run, run_tracked
+    from adaptune.runner.summary import build_summary, print_summary
+
+    if if_changed:
+        store = MetadataStore(runs_dir)
+        last = last_successful_run(store)
+        store.close()
+        current = fingerprint(params, data_hashes(params), sha256_file(compiled))
+        if last and last.get("fingerprint") == current:
+            click.echo(
+                f"unchanged since run {last['run_id']} (same data content and "
+                "parameters): nothing to do"
+            )
+            sys.exit(0)
+    tracked = run_tracked(compiled, params, runs_dir, summarise=build_summary)
+    print_summary(tracked.summary)
+    if not tracked.run.succeeded:
         sys.exit(1)
+    return tracked.manifest
 
 
 @main.command("export-merged")
@@ -148,6 +176,155 @@ def export_merged_command(adapter_dir: Path, out_dir: Path, base_model: str) -> 
     except UserError as exc:
         _fail(str(exc))
     click.echo(f"wrote {out_dir}")
+
+
+def _store(runs_dir: Path):
+    from adaptune.lineage.store import MetadataStore
+
+    return MetadataStore(runs_dir)
+
+
+RUNS_DIR_OPTION = click.option(
+    "--runs-dir",
+    type=click.Path(path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+    help="Where runs and metadata.sqlite live.",
+)
+
+
+@main.group()
+def runs() -> None:
+    """List, show and compare local runs."""
+
+
+@runs.command("list")
+@RUNS_DIR_OPTION
+def runs_list(runs_dir: Path) -> None:
+    """Every run, newest first."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table()
+    for column in ("run", "status", "started", "model", "tuned", "gate", "version"):
+        table.add_column(column)
+    for r in _store(runs_dir).runs():
+        metrics = (r.get("metrics") or {}).get("tuned") or {}
+        gate = r.get("gate") or {}
+        registry = r.get("registry") or {}
+        table.add_row(
+            r["run_id"],
+            r.get("status", ""),
+            (r.get("start_time") or "")[:19],
+            r.get("model_name") or "",
+            f"{metrics.get('exact_match', float('nan')):.4f}" if metrics else "",
+            {True: "deploy", False: "no"}.get(gate.get("deploy"), ""),
+            registry.get("model_ref") or "",
+        )
+    Console(soft_wrap=True).print(table)
+
+
+def _manifest(runs_dir: Path, run_id: str) -> dict[str, Any]:
+    path = runs_dir / run_id / "manifest.json"
+    if not path.is_file():
+        _fail(f"no manifest for run {run_id!r} in {runs_dir}")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@runs.command("show")
+@click.argument("run_id")
+@RUNS_DIR_OPTION
+def runs_show(run_id: str, runs_dir: Path) -> None:
+    """A run's manifest and its tasks."""
+    manifest = _manifest(runs_dir, run_id)
+    record = _store(runs_dir).run(run_id) or {}
+    click.echo(
+        json.dumps(
+            {
+                **manifest,
+                "status": record.get("status", manifest.get("status")),
+                "tasks": [
+                    {k: e[k] for k in ("type", "status", "start_time", "end_time")}
+                    for e in _store(runs_dir).executions(run_id)
+                ],
+            },
+            indent=2,
+            default=str,
+        )
+    )
+
+
+@runs.command("compare")
+@click.argument("run_a")
+@click.argument("run_b")
+@RUNS_DIR_OPTION
+def runs_compare(run_a: str, run_b: str, runs_dir: Path) -> None:
+    """Parameters, data hashes and metrics that differ between two runs."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from adaptune.lineage.query import compare_runs
+
+    rows = compare_runs(_manifest(runs_dir, run_a), _manifest(runs_dir, run_b))
+    if not rows:
+        click.echo("no differences in parameters, data or metrics")
+        return
+    table = Table()
+    table.add_column("field")
+    table.add_column(run_a)
+    table.add_column(run_b)
+    for key, a, b in rows:
+        table.add_row(key, str(a), str(b))
+    Console(soft_wrap=True).print(table)
+
+
+@main.command()
+@click.argument("model_ref")
+@RUNS_DIR_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the lineage as JSON.")
+def lineage(model_ref: str, runs_dir: Path, as_json: bool) -> None:
+    """From a deployed model version (NAME or NAME@vN) back to the data files."""
+    from rich.console import Console
+
+    from adaptune.lineage.query import find_version, parse_model_ref, render_tree
+    from adaptune.lineage.query import lineage as trace
+
+    try:
+        name, version = parse_model_ref(model_ref)
+        store = _store(runs_dir)
+        chain = trace(store, find_version(store, name, version))
+    except UserError as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(chain, indent=2, default=str))
+    else:
+        Console(width=max(160, Console().width)).print(render_tree(chain, model_ref))
+
+
+@main.command()
+@click.argument("run_id")
+@RUNS_DIR_OPTION
+def reproduce(run_id: str, runs_dir: Path) -> None:
+    """Rerun a run from its manifest and check the adapter's sha256 matches."""
+    manifest = _manifest(runs_dir, run_id)
+    compiled = Path(manifest["compiled_spec"]["path"])
+    from adaptune.lineage.hashing import sha256_file
+
+    if not compiled.is_file() or sha256_file(compiled) != manifest["compiled_spec"]["sha256"]:
+        click.echo("warning: the compiled pipeline changed since the run", err=True)
+    params = {k: v for k, v in manifest["params"].items() if k != "run_id"}
+    for key, digest in (manifest.get("data_sha256") or {}).items():
+        if digest and (not Path(params[key]).is_file() or sha256_file(Path(params[key])) != digest):
+            _fail(f"{key} {params[key]} is missing or its content changed since run {run_id}")
+    new = _run_and_summarise(compiled, params, runs_dir, if_changed=False)
+    expected, got = manifest.get("adapter_sha256"), new.get("adapter_sha256")
+    if expected and expected == got:
+        click.echo(f"reproduced: adapter sha256 {got} matches run {run_id}")
+        return
+    click.echo(
+        f"NOT reproduced: adapter sha256 {got} differs from run {run_id}'s {expected}", err=True
+    )
+    sys.exit(1)
 
 
 if __name__ == "__main__":

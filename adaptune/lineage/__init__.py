@@ -1,0 +1,1 @@
+"""Lineage: a local metadata store (after ML Metadata), run manifests and reproduction."""

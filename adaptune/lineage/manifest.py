@@ -1,0 +1,124 @@
+"""The run manifest: everything needed to say what produced a model and to make it again."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from adaptune.lineage.hashing import sha256_file
+
+PACKAGES = (
+    "adaptune",
+    "kfp",
+    "torch",
+    "transformers",
+    "peft",
+    "tokenizers",
+    "safetensors",
+    "rouge-score",
+    "sacrebleu",
+    "google-cloud-pipeline-components",
+)
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
+    """The source tree's commit and whether it has uncommitted changes (None outside git)."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": bool(dirty)}
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages that shape a run's result."""
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def base_model_identity(name: str) -> dict[str, Any]:
+    """The base model's name plus a hash of its config (and tokenizer, for built-in models)."""
+    from adaptune.models import builtin
+
+    if builtin.is_builtin(name):
+        from adaptune.models import load_base_model
+
+        base = load_base_model(name)
+        config = base.model.config.to_json_string(use_diff=False)
+        tokenizer = base.tokenizer.backend_tokenizer.to_str()
+        return {
+            "name": name,
+            "config_sha256": hashlib.sha256(config.encode()).hexdigest(),
+            "tokenizer_sha256": hashlib.sha256(tokenizer.encode()).hexdigest(),
+        }
+    config_file = Path(name) / "config.json"
+    return {
+        "name": str(Path(name).resolve()),
+        "config_sha256": sha256_file(config_file) if config_file.is_file() else None,
+    }
+
+
+def data_hashes(params: dict[str, Any]) -> dict[str, str | None]:
+    """sha256 of each data file's bytes."""
+    hashes: dict[str, str | None] = {}
+    for key in ("train_data", "eval_data"):
+        value = params.get(key)
+        if value:
+            hashes[key] = sha256_file(Path(value)) if Path(value).is_file() else None
+    return hashes
+
+
+def fingerprint(params: dict[str, Any], data: dict[str, str | None], spec_sha256: str) -> str:
+    """What decides a run's result: data content, parameters (not the run id) and the spec."""
+    relevant = {k: v for k, v in params.items() if k != "run_id"}
+    for key in data:  # the data's content, not where it lies, is what matters
+        relevant.pop(key, None)
+    blob = json.dumps(
+        {"params": relevant, "data": data, "spec": spec_sha256}, sort_keys=True, default=str
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def build_manifest(run_id: str, compiled: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """The manifest written when a run starts (results are added when it ends)."""
+    spec_sha256 = sha256_file(compiled)
+    data = data_hashes(params)
+    return {
+        "run_id": run_id,
+        "compiled_spec": {"path": str(compiled.resolve()), "sha256": spec_sha256},
+        "source": git_state(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "params": params,
+        "seed": params.get("seed"),
+        "base_model": base_model_identity(str(params["base_model"])),
+        "data_sha256": data,
+        "fingerprint": fingerprint(params, data, spec_sha256),
+    }
