@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from adaptune import __version__
+from adaptune.data.settings import FORMATS
 from adaptune.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -97,6 +98,61 @@ def run(
     summary = build_summary(outcome, params)
     print_summary(summary)
     if not outcome.succeeded:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--eval-data", "eval_paths", multiple=True, help="Eval data (path, glob or gs://).")
+@click.option(
+    "--format",
+    "data_format",
+    type=click.Choice(FORMATS),
+    help="Data format (default: detected per file).",
+)
+@click.option(
+    "--base-model",
+    default="builtin:tiny-gpt2",
+    show_default=True,
+    help="Model whose tokenizer counts tokens.",
+)
+@click.option("--data", "data_json", help="Data settings as JSON, e.g. '{\"max_examples\": 1000}'.")
+@click.option(
+    "--html", "html_path", type=click.Path(path_type=Path), help="Also write the report as HTML."
+)
+def validate(
+    paths: tuple[str, ...],
+    eval_paths: tuple[str, ...],
+    data_format: str | None,
+    base_model: str,
+    data_json: str | None,
+    html_path: Path | None,
+) -> None:
+    """Check data files (paths, globs, gs:// URIs) as the pipeline would, and print the report.
+
+    Exits 1 when the data would fail the pipeline, 2 on bad options.
+    """
+    from adaptune.atomic import write_text_atomic
+    from adaptune.data.settings import DataSettings
+    from adaptune.data.validation import check_dataset
+
+    try:
+        values = json.loads(data_json) if data_json else {}
+        if not isinstance(values, dict):
+            raise UserError("--data must be a JSON object")
+        if data_format:
+            values["format"] = data_format
+        settings = DataSettings.from_dict(values)
+        report, _ = check_dataset(list(paths), list(eval_paths), settings, base_model)
+    except json.JSONDecodeError as exc:
+        _fail(f"--data is not valid JSON: {exc}")
+    except UserError as exc:
+        _fail(str(exc))
+    click.echo(report.to_markdown())
+    if html_path:
+        write_text_atomic(html_path, report.to_html())
+    if not report.passed:
+        click.echo(report.failure_message(), err=True)
         sys.exit(1)
 
 

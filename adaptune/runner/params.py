@@ -7,13 +7,14 @@ from typing import Any
 
 import yaml
 
+from adaptune.data.settings import DataSettings
 from adaptune.errors import UserError
 from adaptune.evaluation.gate import GateSettings
 from adaptune.tuning.lora import LoraSettings
 from adaptune.tuning.settings import TrainingSettings
 
 PATH_PARAMS = ("train_data", "eval_data", "registry_dir")
-DICT_PARAMS = ("lora", "gate")
+DICT_PARAMS = ("lora", "gate", "data")
 
 
 def load_config(path: Path) -> dict[str, Any]:
@@ -40,7 +41,8 @@ def resolve_params(
 ) -> dict[str, Any]:
     """Merge parameters (declared defaults < config file < flags) and check them early.
 
-    Dict parameters (``lora``, ``gate``) merge key by key, so a config may set just one key.
+    Dict parameters (``lora``, ``gate``, ``data``) merge key by key, so a config may set just one
+    key.
     Relative paths in a config file are resolved against the file's directory; those given as
     flags against the current directory.
 
@@ -76,6 +78,7 @@ def resolve_params(
         raise UserError(f"missing required parameter(s): {', '.join(missing)}")
     LoraSettings.from_dict(params["lora"])
     GateSettings.from_dict(params["gate"])
+    DataSettings.from_dict(params["data"])
     TrainingSettings(
         steps=int(params["train_steps"]),
         learning_rate=float(params["learning_rate"]),
