@@ -6,6 +6,7 @@ import yaml
 from conftest import COMPILED
 
 from adaptune.data.formatting import DEFAULT_TEMPLATE
+from adaptune.data.settings import DataSettings
 from adaptune.evaluation.gate import GateSettings
 from adaptune.tuning.lora import LoraSettings
 from adaptune.tuning.settings import TrainingSettings
@@ -53,7 +54,9 @@ def test_pipeline_defaults_match_the_library_defaults():
     assert LoraSettings().to_dict() == pipeline_module.DEFAULT_LORA
     assert GateSettings().to_dict() == pipeline_module.DEFAULT_GATE
     assert pipeline_module.DEFAULT_PROMPT_TEMPLATE == DEFAULT_TEMPLATE
+    assert DataSettings().to_dict() == pipeline_module.DEFAULT_DATA
     params = yaml.safe_load(COMPILED.read_text())["root"]["inputDefinitions"]["parameters"]
+    assert DataSettings.from_dict(params["data"]["defaultValue"]) == DataSettings()
     training = TrainingSettings()
     assert params["train_steps"]["defaultValue"] == training.steps
     assert params["learning_rate"]["defaultValue"] == training.learning_rate

@@ -384,6 +384,8 @@ class DatasetScan:
         drops: dict[str, set[int]] = {}
         for split in SPLITS:
             drops[split] = self.find_duplicates(split)
+            if split in self.report.records:
+                self.report.duplicates[split] = len(drops[split])
         if len(self.index["eval"]):
             drops["eval"] |= self.find_overlap()
         report = self.report
@@ -438,7 +440,6 @@ class DatasetScan:
             self.record_problem(
                 Problem(p.DUPLICATE, f"exact duplicate of the example at line {same}", path, line)
             )
-        self.report.duplicates[split] = len(dropped)
         return dropped
 
     def find_overlap(self) -> set[int]:
