@@ -35,8 +35,8 @@ def main() -> None:
     type=click.Path(path_type=Path),
     help="YAML file of pipeline parameters (flags override it).",
 )
-@click.option("--train-data", help="Training JSONL (input_text/output_text).")
-@click.option("--eval-data", help="Eval JSONL; omit to split 20% off the training data.")
+@click.option("--train-data", help="Training data: a file, glob or gs:// URI (any data format).")
+@click.option("--eval-data", help="Eval data; omit to hold out data.eval_fraction of train.")
 @click.option("--base-model", help="builtin:tiny-gpt2, builtin:tiny-t5 or a checkpoint dir.")
 @click.option("--prompt-template", help="Template with {input_text} where the input goes.")
 @click.option("--train-steps", type=int, help="Optimizer steps.")
@@ -44,6 +44,7 @@ def main() -> None:
 @click.option("--batch-size", type=int, help="Examples per step.")
 @click.option("--seed", type=int, help="Random seed.")
 @click.option("--lora", "lora_json", help="LoRA settings as JSON, e.g. '{\"r\": 16}'.")
+@click.option("--data", "data_json", help='Data settings as JSON, e.g. \'{"format": "csv"}\'.')
 @click.option("--gate-metric", help="exact_match, rouge_l or bleu.")
 @click.option("--threshold", type=float, help="Tuned score needed to deploy.")
 @click.option("--min-improvement", type=float, help="Tuned minus base needed to deploy.")
@@ -66,6 +67,7 @@ def main() -> None:
 def run(
     config_path: Path | None,
     lora_json: str | None,
+    data_json: str | None,
     gate_metric: str | None,
     threshold: float | None,
     min_improvement: float | None,
@@ -84,11 +86,12 @@ def run(
         config = load_config(config_path) if config_path else {}
         base_dir = config_path.resolve().parent if config_path else Path.cwd()
         overrides: dict[str, Any] = dict(flags)
-        if lora_json:
-            try:
-                overrides["lora"] = json.loads(lora_json)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"--lora is not valid JSON: {exc}") from None
+        for name, text in (("lora", lora_json), ("data", data_json)):
+            if text:
+                try:
+                    overrides[name] = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise UserError(f"--{name} is not valid JSON: {exc}") from None
         gate = {"metric": gate_metric, "threshold": threshold, "min_improvement": min_improvement}
         overrides["gate"] = {k: v for k, v in gate.items() if v is not None} or None
         params = resolve_params(declared_parameters(compiled), config, overrides, base_dir)

@@ -327,3 +327,13 @@ def test_the_runner_merges_the_data_dict_key_by_key_and_checks_it(tmp_path):
     }
     with pytest.raises(UserError, match="unknown data setting"):
         resolve_params(declared, {"train_data": "t.jsonl", "data": {"formt": "csv"}}, {}, tmp_path)
+
+
+def test_run_refuses_bad_data_settings_before_anything_runs(tmp_path):
+    runs = tmp_path / "runs"
+    args = ["run", "--train-data", str(GOOD / "vertex_text.jsonl"), "--runs-dir", str(runs)]
+    result = CliRunner().invoke(main, [*args, "--data", '{"formt": "csv"}'])
+    assert result.exit_code == 2 and "unknown data setting(s) ['formt']" in result.output
+    result = CliRunner().invoke(main, [*args, "--data", "[1"])
+    assert result.exit_code == 2 and "--data is not valid JSON" in result.output
+    assert not runs.exists()

@@ -494,7 +494,8 @@ def as_specs(value: str | Sequence[str] | None) -> list[str]:
     """Source specs from a string (one path, glob or URI) or a list of them."""
     if value is None:
         return []
-    return [value] if isinstance(value, str) else list(value)
+    specs = [value] if isinstance(value, str) else list(value)
+    return [spec for spec in specs if spec.strip()]
 
 
 def check_dataset(
