@@ -5,7 +5,6 @@ The socket guard from conftest is on: any connection beyond loopback would fail 
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -18,35 +17,6 @@ from adaptune.data.validation import check_dataset, validate_dataset
 from components.validate_dataset import validate_dataset as validate_component
 
 GOOD = Path(__file__).resolve().parent / "data" / "good"
-BUCKET = "adaptune-test"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def gcs(monkeypatch):
-    """A GCS emulator in this process on a free loopback port, with files uploaded to it."""
-    from gcp_storage_emulator.server import create_server
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
-    port = _free_port()
-    server = create_server("127.0.0.1", port, in_memory=True, default_bucket=BUCKET)
-    server.start()
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
-    try:
-        client = storage.Client(project="test", credentials=AnonymousCredentials())
-        bucket = client.bucket(BUCKET)
-        for name in ("vertex_text.jsonl", "openai_chat.jsonl", "table.parquet"):
-            bucket.blob(f"data/{name}").upload_from_filename(str(GOOD / name))
-        bucket.blob("bad/broken.jsonl").upload_from_string(b'{"input_text": "x"}\n')
-        yield f"gs://{BUCKET}"
-    finally:
-        server.stop()
 
 
 def test_local_globs_expand_in_order_and_missing_paths_are_problems(tmp_path):
