@@ -337,3 +337,20 @@ def test_run_refuses_bad_data_settings_before_anything_runs(tmp_path):
     result = CliRunner().invoke(main, [*args, "--data", "[1"])
     assert result.exit_code == 2 and "--data is not valid JSON" in result.output
     assert not runs.exists()
+
+
+def test_unusual_but_valid_unicode_passes_unchanged(tmp_path):
+    texts = [
+        "emoji 😀👩‍💻",
+        "日本語のテキスト",
+        "العربية من اليمين",
+        "e\u0301 combining",
+        "zero\u200bwidth",
+        "ﷺ ligature",
+        "tab\tand\nnewline",
+    ]
+    records = [{"input_text": f"{t} {i}", "output_text": t} for i in range(3) for t in texts]
+    result = validate_dataset(
+        str(write_jsonl(tmp_path / "u.jsonl", records)), "", tmp_path / "out"
+    )
+    assert _read(result.files["train"]) == records
