@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from adaptune import __version__
+from adaptune.data.settings import FORMATS
 from adaptune.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -46,8 +47,8 @@ def main() -> None:
     type=click.Path(path_type=Path),
     help="YAML file of pipeline parameters (flags override it).",
 )
-@click.option("--train-data", help="Training JSONL (input_text/output_text).")
-@click.option("--eval-data", help="Eval JSONL; omit to split 20% off the training data.")
+@click.option("--train-data", help="Training data: a file, glob or gs:// URI (any data format).")
+@click.option("--eval-data", help="Eval data; omit to hold out data.eval_fraction of train.")
 @click.option("--base-model", help="builtin:tiny-gpt2, builtin:tiny-t5 or a checkpoint dir.")
 @click.option("--prompt-template", help="Template with {input_text} where the input goes.")
 @click.option("--train-steps", type=int, help="Optimizer steps (training.steps).")
@@ -64,6 +65,7 @@ def main() -> None:
     "training_json",
     help='Training settings as JSON, e.g. \'{"steps": 0, "epochs": 3}\'.',
 )
+@click.option("--data", "data_json", help='Data settings as JSON, e.g. \'{"format": "csv"}\'.')
 @click.option("--gate-metric", help="exact_match, rouge_l or bleu.")
 @click.option("--threshold", type=float, help="Tuned score needed to deploy.")
 @click.option("--min-improvement", type=float, help="Tuned minus base needed to deploy.")
@@ -95,6 +97,7 @@ def run(
     train_steps: int | None,
     learning_rate: float | None,
     batch_size: int | None,
+    data_json: str | None,
     gate_metric: str | None,
     threshold: float | None,
     min_improvement: float | None,
@@ -123,6 +126,7 @@ def run(
             if value is not None:
                 training[key] = value
         overrides["training"] = training or None
+        overrides["data"] = _json_option("--data", data_json)
         gate = {"metric": gate_metric, "threshold": threshold, "min_improvement": min_improvement}
         overrides["gate"] = {k: v for k, v in gate.items() if v is not None} or None
         params = resolve_params(declared_parameters(compiled), config, overrides, base_dir)
@@ -325,6 +329,61 @@ def reproduce(run_id: str, runs_dir: Path) -> None:
         f"NOT reproduced: adapter sha256 {got} differs from run {run_id}'s {expected}", err=True
     )
     sys.exit(1)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--eval-data", "eval_paths", multiple=True, help="Eval data (path, glob or gs://).")
+@click.option(
+    "--format",
+    "data_format",
+    type=click.Choice(FORMATS),
+    help="Data format (default: detected per file).",
+)
+@click.option(
+    "--base-model",
+    default="builtin:tiny-gpt2",
+    show_default=True,
+    help="Model whose tokenizer counts tokens.",
+)
+@click.option("--data", "data_json", help="Data settings as JSON, e.g. '{\"max_examples\": 1000}'.")
+@click.option(
+    "--html", "html_path", type=click.Path(path_type=Path), help="Also write the report as HTML."
+)
+def validate(
+    paths: tuple[str, ...],
+    eval_paths: tuple[str, ...],
+    data_format: str | None,
+    base_model: str,
+    data_json: str | None,
+    html_path: Path | None,
+) -> None:
+    """Check data files (paths, globs, gs:// URIs) as the pipeline would, and print the report.
+
+    Exits 1 when the data would fail the pipeline, 2 on bad options.
+    """
+    from adaptune.atomic import write_text_atomic
+    from adaptune.data.settings import DataSettings
+    from adaptune.data.validation import check_dataset
+
+    try:
+        values = json.loads(data_json) if data_json else {}
+        if not isinstance(values, dict):
+            raise UserError("--data must be a JSON object")
+        if data_format:
+            values["format"] = data_format
+        settings = DataSettings.from_dict(values)
+        report, _ = check_dataset(list(paths), list(eval_paths), settings, base_model)
+    except json.JSONDecodeError as exc:
+        _fail(f"--data is not valid JSON: {exc}")
+    except UserError as exc:
+        _fail(str(exc))
+    click.echo(report.to_markdown())
+    if html_path:
+        write_text_atomic(html_path, report.to_html())
+    if not report.passed:
+        click.echo(report.failure_message(), err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -13,14 +13,20 @@ def format_text_to_text(
     dataset: Input[Dataset],
     data_sha256: str,
     prompt_template: str,
+    base_model: str,
+    data: dict,
+    training: dict,
     formatted: Output[Dataset],
 ) -> NamedTuple("Outputs", train_examples=int, eval_examples=int):
-    """Turn records into prompt/target pairs; split eval off by content hash if needed.
+    """Turn examples into prompt/target pairs; split eval off by content hash if needed.
 
     Args:
         dataset: Validated data from validate_dataset.
         data_sha256: Hash of the validated data (keys the cache on content).
         prompt_template: Text with {input_text} where the input goes.
+        base_model: Checks every training pair keeps a target token with its tokenizer.
+        data: Data settings (eval_fraction is used here).
+        training: Training settings; max_length bounds the target-token check.
         formatted: Directory with train.jsonl and eval.jsonl of prompt/target pairs.
 
     Returns:
@@ -31,10 +37,21 @@ def format_text_to_text(
     from pathlib import Path
 
     from adaptune.data.formatting import format_text_to_text as format_pairs
+    from adaptune.data.settings import DataSettings
     from adaptune.step_errors import reported
+    from adaptune.tuning.settings import TrainingSettings
 
     with reported("format_text_to_text"):
-        result = format_pairs(Path(dataset.path), Path(formatted.path), prompt_template)
+        eval_fraction = DataSettings.from_dict(data).eval_fraction
+        max_length = TrainingSettings.from_dict(training).max_length
+        result = format_pairs(
+            Path(dataset.path),
+            Path(formatted.path),
+            prompt_template,
+            eval_fraction,
+            base_model,
+            max_length,
+        )
     formatted.metadata.update(
         {
             "data_sha256": data_sha256,

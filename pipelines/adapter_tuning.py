@@ -39,6 +39,18 @@ DEFAULT_TRAINING = {
     "divergence_factor": 10.0,
 }
 DEFAULT_GATE = {"metric": "exact_match", "threshold": 0.6, "min_improvement": 0.1}
+DEFAULT_DATA = {
+    "format": "auto",
+    "input_column": "input_text",
+    "output_column": "output_text",
+    "max_input_tokens": 4096,
+    "max_output_tokens": 1024,
+    "length_policy": "reject",
+    "min_examples": 16,
+    "max_examples": 0,
+    "max_invalid_fraction": 0.0,
+    "eval_fraction": 0.2,
+}
 
 
 @dsl.pipeline(
@@ -51,6 +63,7 @@ def adapter_tuning(
     eval_data: str = "",
     base_model: str = "builtin:tiny-gpt2",
     prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
+    data: dict = DEFAULT_DATA,
     adapter: dict = DEFAULT_ADAPTER,
     training: dict = DEFAULT_TRAINING,
     seed: int = 0,
@@ -62,10 +75,15 @@ def adapter_tuning(
     """Tune, evaluate and (if the gate passes) register an adapter.
 
     Args:
-        train_data: Training JSONL with input_text and output_text per line.
-        eval_data: Optional eval JSONL; empty to hold out 20% of train by content hash.
+        train_data: Training data: a file, glob or gs:// URI; JSONL (Vertex text, Gemini chat,
+            OpenAI chat, prompt/completion), CSV or Parquet.
+        eval_data: Optional eval data in the same forms; empty to hold out data.eval_fraction
+            of train by content hash.
         base_model: builtin:tiny-gpt2, builtin:tiny-t5 or a Hugging Face checkpoint directory.
         prompt_template: Text with {input_text} where the input goes.
+        data: Data settings: format, input_column, output_column, max_input_tokens,
+            max_output_tokens, length_policy, min_examples, max_examples,
+            max_invalid_fraction, eval_fraction.
         adapter: Adapter method and settings: method (lora, prompt_tuning, ia3, last_layers)
             plus that method's keys (lora: r, alpha, dropout, target_modules, use_rslora,
             use_dora; prompt_tuning: num_virtual_tokens, init; ia3: target_modules,
@@ -79,13 +97,18 @@ def adapter_tuning(
         registry_dir: Registry root directory.
         run_id: Run id stored with the version; the pipeline job name when empty.
     """
-    validation = validate_dataset(train_data=train_data, eval_data=eval_data)
+    validation = validate_dataset(
+        train_data=train_data, eval_data=eval_data, base_model=base_model, data=data
+    )
     validation.set_caching_options(False)
     data_sha256 = validation.outputs["data_sha256"]
     formatting = format_text_to_text(
         dataset=validation.outputs["dataset"],
         data_sha256=data_sha256,
         prompt_template=prompt_template,
+        base_model=base_model,
+        data=data,
+        training=training,
     )
     tuning = tune_adapter(
         formatted=formatting.outputs["formatted"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import netguard  # tests/ is on sys.path (rootdir-relative conftest)
@@ -14,6 +15,8 @@ TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 SAMPLE = REPO / "data" / "sample"
 COMPILED = REPO / "compiled" / "adapter_tuning.yaml"
+GOOD_DATA = TESTS / "data" / "good"
+BUCKET = "adaptune-test"
 
 netguard.install()
 os.environ["PYTHONPATH"] = os.pathsep.join(
@@ -75,3 +78,31 @@ def copy_tree():
         return dst
 
     return copy
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def gcs(monkeypatch):
+    """A GCS emulator in this process on a free loopback port, with files uploaded to it."""
+    from gcp_storage_emulator.server import create_server
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    port = _free_port()
+    server = create_server("127.0.0.1", port, in_memory=True, default_bucket=BUCKET)
+    server.start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
+    try:
+        client = storage.Client(project="test", credentials=AnonymousCredentials())
+        bucket = client.bucket(BUCKET)
+        for name in ("vertex_text.jsonl", "openai_chat.jsonl", "table.parquet"):
+            bucket.blob(f"data/{name}").upload_from_filename(str(GOOD_DATA / name))
+        bucket.blob("bad/broken.jsonl").upload_from_string(b'{"input_text": "x"}\n')
+        yield f"gs://{BUCKET}"
+    finally:
+        server.stop()

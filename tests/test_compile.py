@@ -6,6 +6,7 @@ import yaml
 from conftest import COMPILED
 
 from adaptune.data.formatting import DEFAULT_TEMPLATE
+from adaptune.data.settings import DataSettings
 from adaptune.evaluation.gate import GateSettings
 from adaptune.tuning.methods import LoraMethod
 from adaptune.tuning.settings import TrainingSettings
@@ -56,7 +57,9 @@ def test_pipeline_defaults_match_the_library_defaults():
     assert training == pipeline_module.DEFAULT_TRAINING
     assert GateSettings().to_dict() == pipeline_module.DEFAULT_GATE
     assert DEFAULT_TEMPLATE == pipeline_module.DEFAULT_PROMPT_TEMPLATE
+    assert DataSettings().to_dict() == pipeline_module.DEFAULT_DATA
     params = yaml.safe_load(COMPILED.read_text())["root"]["inputDefinitions"]["parameters"]
+    assert DataSettings.from_dict(params["data"]["defaultValue"]) == DataSettings()
     assert params["seed"]["defaultValue"] == TrainingSettings().seed
 
 

@@ -22,18 +22,31 @@ def _artifact(cls, path: Path):
 
 def test_validate_then_format(sample_dir, tmp_path):
     dataset = _artifact(Dataset, tmp_path / "dataset")
+    report = _artifact(HTML, tmp_path / "report.html")
     out = validate_dataset.python_func(
         train_data=str(sample_dir / "train.jsonl"),
         eval_data=str(sample_dir / "eval.jsonl"),
+        base_model="builtin:tiny-gpt2",
+        data={"min_examples": 16.0, "max_input_tokens": 512.0},
         dataset=dataset,
+        report=report,
     )
     assert (out.train_records, out.eval_records) == (400, 80)
     assert dataset.metadata["data_sha256"] == out.data_sha256
+    assert dataset.metadata["passed"] is True
+    assert dataset.metadata["problem_counts"] == {}
+    assert dataset.metadata["labels"]["billing"] == 96
+    assert set(dataset.metadata["token_lengths"]["input"]) >= {"p5", "p50", "p95", "max"}
+    page = Path(report.path).read_text()
+    assert "<h1>Data validation: PASSED</h1>" in page and "Output labels" in page
     formatted = _artifact(Dataset, tmp_path / "formatted")
     counts = format_text_to_text.python_func(
         dataset=dataset,
         data_sha256=out.data_sha256,
         prompt_template="{input_text}\nTeam:",
+        base_model="builtin:tiny-gpt2",
+        data={"eval_fraction": 0.2},
+        training={},
         formatted=formatted,
     )
     assert (counts.train_examples, counts.eval_examples) == (400, 80)
@@ -45,12 +58,18 @@ def test_validate_failure_exits_with_a_clear_message(tmp_path, capsys):
     bad.write_text('{"input_text": "x"}\n')
     with pytest.raises(SystemExit) as info:
         validate_dataset.python_func(
-            train_data=str(bad), eval_data="", dataset=_artifact(Dataset, tmp_path / "d")
+            train_data=str(bad),
+            eval_data="",
+            base_model="builtin:tiny-gpt2",
+            data={},
+            dataset=_artifact(Dataset, tmp_path / "d"),
+            report=_artifact(HTML, tmp_path / "report.html"),
         )
     assert info.value.code == 1
     err = capsys.readouterr().err
-    assert f"{bad}:1: missing field 'output_text'" in err
+    assert f"{bad}:1: missing field 'output_text' [missing_field]" in err
     assert "Traceback" not in err
+    assert not (tmp_path / "d").exists() and not (tmp_path / "report.html").exists()
 
 
 def test_tune_evaluate_gate_deploy(trained_adapter, tmp_path):

@@ -4,6 +4,7 @@ import pytest
 from conftest import write_jsonl
 
 from adaptune.data.formatting import format_text_to_text, in_eval_split
+from adaptune.data.settings import DataSettings
 from adaptune.data.validation import DataValidationError, validate_dataset
 from adaptune.errors import UserError
 
@@ -34,24 +35,26 @@ def test_every_defect_is_named_with_file_and_line(tmp_path):
     ]
     path.write_bytes(("\n".join(lines) + "\n").encode() + b'{"input_text": "\xff"}\n')
     with pytest.raises(DataValidationError) as info:
-        validate_dataset(str(path), "", tmp_path / "out", min_examples=1)
+        validate_dataset(str(path), "", tmp_path / "out", DataSettings(min_examples=1))
     message = str(info.value)
-    assert f"{path}:2: not valid JSON" in message
-    assert f"{path}:3: missing field 'output_text'" in message
-    assert f"{path}:4: field 'input_text' must be a string, got int" in message
-    assert f"{path}:5: field 'input_text' is empty" in message
-    assert f"{path}:6: expected a JSON object, got list" in message
-    assert f"{path}:7: not valid UTF-8" in message
+    assert f"{path}:2: not valid JSON" in message and "[not_json]" in message
+    assert f"{path}:3: missing field 'output_text' [missing_field]" in message
+    assert f"{path}:4: field 'input_text' must be a string, got int [wrong_type]" in message
+    assert f"{path}:5: field 'input_text' is empty [empty_field]" in message
+    assert f"{path}:6: expected a JSON object, got list [wrong_type]" in message
+    assert f"{path}:7: not valid UTF-8" in message and "[not_utf8]" in message
     assert not (tmp_path / "out").exists()
 
 
-def test_only_the_first_20_errors_are_listed(tmp_path):
+def test_the_message_lists_the_first_problems_and_counts_the_rest(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text("oops\n" * 25)
     with pytest.raises(DataValidationError) as info:
         validate_dataset(str(path), "", tmp_path / "out")
-    assert len(info.value.errors) == 20
-    assert "... and 5 more invalid records" in str(info.value)
+    message = str(info.value)
+    assert message.count("[not_json]") == 5  # the first five of the category
+    assert "... and 20 more problems" in message
+    assert "not_json: 25" in message
 
 
 def test_bom_crlf_and_blank_lines_are_tolerated(tmp_path):
@@ -63,10 +66,13 @@ def test_bom_crlf_and_blank_lines_are_tolerated(tmp_path):
 
 def test_too_few_records_and_missing_files_fail(tmp_path):
     path = write_jsonl(tmp_path / "few.jsonl", _records(3))
-    with pytest.raises(DataValidationError, match="3 valid training records, at least 16"):
+    with pytest.raises(
+        DataValidationError, match="3 valid training examples, at least min_examples=16"
+    ):
         validate_dataset(str(path), "", tmp_path / "out")
-    with pytest.raises(UserError, match="not found"):
+    with pytest.raises(UserError, match=r"file not found \[file_not_found\]"):
         validate_dataset(str(tmp_path / "missing.jsonl"), "", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_hash_follows_content(tmp_path):

@@ -1,1 +1,7 @@
-"""Datasets: validation of text-to-text JSONL and formatting into prompt/target pairs."""
+"""Datasets: the data contract (formats, sources, checks, report) and prompt/target formatting.
+
+Modules: ``settings`` (the ``data`` dict), ``formats`` (records to normalised examples),
+``sources`` (paths, globs, ``gs://``), ``records`` (streaming JSONL/CSV/Parquet readers),
+``problems`` (categories), ``token_counting``, ``validation``, ``report``, ``formatting``,
+``jsonl``.
+"""

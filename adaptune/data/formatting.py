@@ -1,17 +1,26 @@
-"""Formatting validated records into prompt/target pairs with a train/eval split."""
+"""Formatting validated examples into prompt/target pairs with a train/eval split.
+
+The prompt of an example is its system text (if any) on its own line, then each earlier
+user/model exchange of the context rendered with the template followed by the model's reply,
+then the input rendered with the template. The target is the output.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from adaptune.data.jsonl import read_jsonl, write_jsonl
+from adaptune.data.problems import TARGET_MASKED, DataValidationError, Problem
+from adaptune.data.settings import DataSettings
 from adaptune.errors import UserError
 
 INPUT_PLACEHOLDER = "{input_text}"
 DEFAULT_TEMPLATE = "{input_text}\n### Response:\n"
-DEFAULT_EVAL_FRACTION = 0.2
+DEFAULT_EVAL_FRACTION = DataSettings().eval_fraction
+MAX_LISTED = 20
 
 
 @dataclass
@@ -34,15 +43,71 @@ def apply_template(template: str, input_text: str) -> str:
     return template.replace(INPUT_PLACEHOLDER, input_text)
 
 
-def in_eval_split(record: dict[str, str], eval_fraction: float) -> bool:
+def render_prompt(example: dict[str, Any], template: str) -> str:
+    """The prompt of a normalised example: system, templated context, templated input."""
+    parts = [example["system"] + "\n"] if example.get("system") else []
+    context = example.get("context") or []
+    for user, model in zip(context[::2], context[1::2], strict=True):
+        parts.append(apply_template(template, user["text"]) + model["text"] + "\n")
+    parts.append(apply_template(template, example["input_text"]))
+    return "".join(parts)
+
+
+def in_eval_split(record: dict[str, Any], eval_fraction: float) -> bool:
     """Whether a record goes to eval, decided by its content hash alone.
 
     The decision depends only on the record, so adding rows never moves existing rows across
     the split, and the same data always splits the same way.
     """
-    key = (record["input_text"] + "\0" + record["output_text"]).encode("utf-8")
-    bucket = int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64
+    key = record["input_text"] + "\0" + record["output_text"]
+    if record.get("system") or record.get("context"):
+        key += "\0" + (record.get("system") or "")
+        key += "".join("\0" + t["role"] + "\0" + t["text"] for t in record.get("context") or [])
+    bucket = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2**64
     return bucket < eval_fraction
+
+
+def check_target_tokens(
+    pairs: list[dict[str, str]], base_model: str, max_length: int | None = None
+) -> None:
+    """Check that every training pair keeps at least one target token once encoded.
+
+    Encoding is the tuning step's own (template applied, prompt cut from the left, target cut
+    to fit); a pair whose target tokens are all lost would train on nothing ("every label
+    masked").
+
+    Args:
+        pairs: ``prompt``/``target`` pairs.
+        base_model: The model whose tokenizer and family the tuning step uses.
+        max_length: Most tokens per sequence (the tuning default when None).
+
+    Raises:
+        DataValidationError: Naming the first pairs (1-based) without a target token.
+    """
+    from adaptune.models.tokenizer import load_tokenizer, model_family
+    from adaptune.tuning.encoding import encode_example
+    from adaptune.tuning.settings import TrainingSettings
+
+    tokenizer = load_tokenizer(base_model)
+    family = model_family(base_model)
+    length = max_length or TrainingSettings().max_length
+    eos = tokenizer.eos_token_id
+    bad = []
+    for number, pair in enumerate(pairs, start=1):
+        encoded = encode_example(tokenizer, pair["prompt"], pair["target"], family, length)
+        if not [t for t in encoded.labels if t not in (-100, eos)]:
+            bad.append(number)
+    if bad:
+        problems = [
+            Problem(TARGET_MASKED, "no target token left after templating and truncation", "", n)
+            for n in bad[:MAX_LISTED]
+        ]
+        listed = ", ".join(str(n) for n in bad[:MAX_LISTED])
+        raise DataValidationError(
+            f"{len(bad)} training example(s) keep no target token after templating and "
+            f"truncation (examples {listed}) [{TARGET_MASKED}]",
+            problems,
+        )
 
 
 def format_text_to_text(
@@ -50,8 +115,10 @@ def format_text_to_text(
     output_dir: Path,
     prompt_template: str = DEFAULT_TEMPLATE,
     eval_fraction: float = DEFAULT_EVAL_FRACTION,
+    base_model: str | None = None,
+    max_length: int | None = None,
 ) -> FormatResult:
-    """Turn validated ``input_text``/``output_text`` records into ``prompt``/``target`` pairs.
+    """Turn validated examples into ``prompt``/``target`` pairs.
 
     Args:
         validated_dir: Output of validation: ``train.jsonl`` and optionally ``eval.jsonl``.
@@ -59,13 +126,16 @@ def format_text_to_text(
         prompt_template: Text around the input, with ``{input_text}`` where it goes; an
             instruction can be written into it. The model learns to continue it with the output.
         eval_fraction: Share of records held out for eval when no eval file was given.
+        base_model: When given, every training pair is checked to keep a target token after
+            the tuning step's encoding (see :func:`check_target_tokens`).
+        max_length: The tuning step's ``training.max_length`` (its default when None).
 
     Returns:
         Counts, file paths and how the split was made.
 
     Raises:
-        UserError: If the template lacks ``{input_text}``, the fraction is out of range, or a
-            split would be empty.
+        UserError: If the template lacks ``{input_text}``, the fraction is out of range, a
+            split would be empty, or a training pair keeps no target token.
     """
     if INPUT_PLACEHOLDER not in prompt_template:
         raise UserError(f"prompt_template must contain {INPUT_PLACEHOLDER}: {prompt_template!r}")
@@ -83,17 +153,17 @@ def format_text_to_text(
         if not records:
             raise UserError(f"the {split} split is empty; give more records or an eval file")
 
-    def pairs(records: list[dict[str, str]]) -> list[dict[str, str]]:
+    def pairs(records: list[dict[str, Any]]) -> list[dict[str, str]]:
         return [
-            {
-                "prompt": apply_template(prompt_template, r["input_text"]),
-                "target": r["output_text"],
-            }
+            {"prompt": render_prompt(r, prompt_template), "target": r["output_text"]}
             for r in records
         ]
 
+    train_pairs = pairs(train)
+    if base_model:
+        check_target_tokens(train_pairs, base_model, max_length)
     files = {"train": output_dir / "train.jsonl", "eval": output_dir / "eval.jsonl"}
-    write_jsonl(files["train"], pairs(train))
+    write_jsonl(files["train"], train_pairs)
     write_jsonl(files["eval"], pairs(evaluation))
     return FormatResult(
         counts={"train": len(train), "eval": len(evaluation)},

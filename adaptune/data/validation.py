@@ -1,177 +1,591 @@
-"""Validation of text-to-text JSONL (Vertex AI's ``input_text``/``output_text`` schema).
+"""Validation: read every record of every source, check it, and write the normalised examples.
 
-Every line is checked; the first errors are reported with file, line number and reason, so a
-user can fix the file before any tuning starts.
+The validator streams: records are read one at a time and handled a chunk at a time (token
+counts in one batch per chunk), so memory stays flat as files grow. What it keeps per example
+is two 64-bit hashes, a line number and a file index (for duplicates and train/eval overlap),
+plus a bounded sample of token lengths and the first problems of each category.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+import os
+import tempfile
+from array import array
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from adaptune.data.jsonl import sha256_files, write_jsonl
+import numpy as np
+import orjson
+
+from adaptune.data import problems as p
+from adaptune.data.formats import (
+    NORMALISERS,
+    TABLE_EXTENSIONS,
+    TABLE_FORMATS,
+    Example,
+    detect_format,
+    example_key,
+    input_key,
+    input_pieces,
+    table_row_examples,
+)
+from adaptune.data.jsonl import sha256_files
+from adaptune.data.problems import DataValidationError, Problem, RecordProblem
+from adaptune.data.records import FileProblem, csv_records, jsonl_records, parquet_records
+from adaptune.data.report import LengthSample, ValidationReport
+from adaptune.data.settings import DataSettings
+from adaptune.data.sources import expand_sources, open_binary
+from adaptune.data.token_counting import TokenCounter, byte_length
 from adaptune.errors import UserError
 
-REQUIRED_FIELDS = ("input_text", "output_text")
-MAX_REPORTED_ERRORS = 20
-DEFAULT_MIN_EXAMPLES = 16
-
-
-@dataclass(frozen=True)
-class RecordError:
-    """One invalid record.
-
-    Attributes:
-        file: The file's path as given.
-        line: 1-based line number.
-        reason: What is wrong, in words.
-    """
-
-    file: str
-    line: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.reason}"
-
-
-class DataValidationError(UserError):
-    """The dataset has invalid records or too few of them."""
-
-    def __init__(self, errors: list[RecordError], total_errors: int, problems: list[str]):
-        self.errors = errors
-        self.total_errors = total_errors
-        self.problems = problems
-        lines = [str(e) for e in errors]
-        if total_errors > len(errors):
-            lines.append(f"... and {total_errors - len(errors)} more invalid records")
-        lines.extend(problems)
-        super().__init__("dataset validation failed:\n  " + "\n  ".join(lines))
+DEFAULT_BASE_MODEL = "builtin:tiny-gpt2"
+DEFAULT_MIN_EXAMPLES = DataSettings().min_examples
+CHUNK_RECORDS = 4096
+SPLITS = ("train", "eval")
+DROPPED_FILE = "dropped.jsonl"
 
 
 @dataclass
 class ValidationResult:
-    """What validation found.
+    """What validation wrote.
 
     Attributes:
-        counts: Valid records per split (``train``, and ``eval`` when an eval file was given).
-        data_sha256: sha256 of the normalised records, the key every later step follows.
-        files: The normalised JSONL written per split.
+        counts: Examples per split (``train``, and ``eval`` when eval data was given).
+        data_sha256: sha256 of the normalised examples, the key every later step follows.
+        files: The normalised JSONL written per split (and ``dropped`` when records were).
+        report: The full report.
     """
 
     counts: dict[str, int]
     data_sha256: str
-    files: dict[str, Path] = field(default_factory=dict)
+    files: dict[str, Path]
+    report: ValidationReport
 
 
-def check_record(obj: Any) -> str | None:
-    """Return why a parsed JSON value is not a valid text-to-text record, or None if it is."""
-    if not isinstance(obj, dict):
-        return f"expected a JSON object, got {type(obj).__name__}"
-    for name in REQUIRED_FIELDS:
-        if name not in obj:
-            return f"missing field '{name}'"
-        value = obj[name]
-        if not isinstance(value, str):
-            return f"field '{name}' must be a string, got {type(value).__name__}"
-        if not value.strip():
-            return f"field '{name}' is empty"
-    return None
+class SplitIndex:
+    """Per example of one split: whole-example hash, input hash, file index and line."""
+
+    def __init__(self) -> None:
+        self.keys = array("q")
+        self.inputs = array("q")
+        self.files = array("l")
+        self.lines = array("q")
+
+    def add(self, example: Example, file_index: int, line: int) -> None:
+        """Index one kept example."""
+        self.keys.append(hash(example_key(example)))
+        self.inputs.append(hash(input_key(example)))
+        self.files.append(file_index)
+        self.lines.append(line)
+
+    def __len__(self) -> int:
+        return len(self.keys)
 
 
-def read_records(path: Path, errors: list[RecordError]) -> tuple[list[dict[str, str]], int]:
-    """Read and check every line of ``path``.
+class StagedOutput:
+    """Normalised JSONL written to temporary files, renamed into place only on success."""
 
-    A UTF-8 byte order mark and CRLF line ends are tolerated; blank lines are skipped.
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.created = not directory.exists()
+        directory.mkdir(parents=True, exist_ok=True)
+        self.temps: dict[str, Path] = {}
+        self.streams: dict[str, IO[bytes]] = {}
+
+    def stream(self, name: str) -> IO[bytes]:
+        """The temporary file for ``name`` (a split, or ``dropped``), opened on first use."""
+        if name not in self.streams:
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{name}.", suffix=".tmp")
+            self.temps[name] = Path(tmp)
+            self.streams[name] = os.fdopen(fd, "wb", buffering=1 << 20)
+        return self.streams[name]
+
+    def close(self) -> None:
+        """Close every temporary file."""
+        for stream in self.streams.values():
+            stream.close()
+
+    def commit(self, drops: dict[str, set[int]]) -> dict[str, Path]:
+        """Rename each temporary file into place, leaving out the dropped example indices."""
+        self.close()
+        files = {}
+        for name, tmp in self.temps.items():
+            final = self.directory / (DROPPED_FILE if name == "dropped" else f"{name}.jsonl")
+            dropped = drops.get(name)
+            if dropped:
+                kept = tmp.with_suffix(".kept")
+                with tmp.open("rb") as src, kept.open("wb") as dst:
+                    for index, line in enumerate(src):
+                        if index not in dropped:
+                            dst.write(line)
+                tmp.unlink()
+                tmp = kept
+            os.replace(tmp, final)
+            files[name] = final
+        return files
+
+    def discard(self) -> None:
+        """Delete the temporary files (and the directory when this created it and it is empty)."""
+        self.close()
+        for tmp in self.temps.values():
+            tmp.unlink(missing_ok=True)
+            tmp.with_suffix(".kept").unlink(missing_ok=True)
+        if self.created and not any(self.directory.iterdir()):
+            self.directory.rmdir()
+
+
+class DatasetScan:
+    """One pass over the sources of every split, collecting what the report needs."""
+
+    def __init__(self, settings: DataSettings, counter: TokenCounter, output: StagedOutput | None):
+        self.settings = settings
+        self.counter = counter
+        self.output = output
+        self.report = ValidationReport(settings=settings.to_dict())
+        self.index = {split: SplitIndex() for split in SPLITS}
+        self.files: list[str] = []
+        self.pending: list[tuple[str, int, int, list[Example]]] = []
+        self.lengths = {"input": LengthSample(), "output": LengthSample()}
+        self.longest: dict[str, tuple[int, str]] = {"input": (-1, ""), "output": (-1, "")}
+        self.sampled = 0
+
+    # Problems -------------------------------------------------------------------------
+    def record_problem(self, problem: Problem) -> None:
+        """An invalid record: counted, listed, and logged to the drop list."""
+        self.report.add_problem(problem)
+        self.report.invalid_records += 1
+        if self.output is not None:
+            self.output.stream("dropped").write(orjson.dumps(problem.to_dict()) + b"\n")
+
+    def fatal(self, problem: Problem) -> None:
+        """A problem that fails the dataset whatever max_invalid_fraction says."""
+        self.report.add_problem(problem)
+        self.report.fatal.append(problem)
+
+    # Reading --------------------------------------------------------------------------
+    def read_file(self, split: str, path: str) -> None:
+        """Read, check and queue every record of one file."""
+        file_index = len(self.files)
+        self.files.append(path)
+        self.report.sources.setdefault(split, []).append(path)
+        settings = self.settings
+        file_format = settings.format if settings.format != "auto" else None
+        if file_format is None:
+            file_format = TABLE_EXTENSIONS.get(Path(path).suffix.lower())
+        auto = settings.format == "auto" and file_format not in TABLE_FORMATS
+        records = 0
+        try:
+            with ExitStack() as stack:
+                try:
+                    stream = stack.enter_context(open_binary(path))
+                except OSError as exc:
+                    raise FileProblem(p.UNREADABLE_FILE, f"cannot open: {exc}") from None
+                columns = (settings.input_column, settings.output_column)
+                if file_format == "csv":
+                    rows: Iterator[tuple[int, Any]] = csv_records(stream, columns)
+                elif file_format == "parquet":
+                    rows = parquet_records(stream, columns)
+                else:
+                    rows = jsonl_records(stream)
+                table = table_row_examples(*columns) if file_format in TABLE_FORMATS else None
+                for line, value in rows:
+                    records += 1
+                    if isinstance(value, RecordProblem):
+                        self.record_problem(Problem(value.category, value.message, path, line))
+                        continue
+                    if auto:
+                        detected = detect_format(value)
+                        if file_format is None:
+                            file_format = detected
+                        elif detected is not None and detected != file_format:
+                            self.record_problem(
+                                Problem(
+                                    p.MIXED_FORMATS,
+                                    f"record is {detected} but the file is {file_format}",
+                                    path,
+                                    line,
+                                )
+                            )
+                            continue
+                    normalise = table or NORMALISERS.get(file_format or "")
+                    if normalise is None:
+                        message = "no known format; expected keys " + ", ".join(
+                            f"'{k}'" for k in ("messages", "contents", "input_text", "prompt")
+                        )
+                        self.record_problem(Problem(p.UNKNOWN_FORMAT, message, path, line))
+                        continue
+                    try:
+                        examples = normalise(value)
+                    except RecordProblem as problem:
+                        self.record_problem(Problem(problem.category, problem.message, path, line))
+                        continue
+                    self.pending.append((split, file_index, line, examples))
+                    if len(self.pending) >= CHUNK_RECORDS:
+                        self.flush()
+        except FileProblem as problem:
+            self.fatal(Problem(problem.category, problem.message, path, problem.line))
+        self.flush()
+        self.report.records[split] = self.report.records.get(split, 0) + records
+        self.report.formats[path] = file_format or "unknown"
+        if records == 0 and not any(f.file == path for f in self.report.fatal):
+            self.fatal(Problem(p.EMPTY_FILE, "the file holds no records", path, 1))
+
+    # Chunks ---------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Count tokens for the queued records, apply the limits and keep what passes."""
+        if not self.pending:
+            return
+        settings, counter = self.settings, self.counter
+        limits = {"input": settings.max_input_tokens, "output": settings.max_output_tokens}
+        texts: list[str] = []
+        plans = []  # per example: (input piece slice or None, output index or None, sampled)
+        for _, _, _, examples in self.pending:
+            for example in examples:
+                pieces = input_pieces(example)
+                sizes = [byte_length(t) for t in pieces]
+                out_size = byte_length(example["output_text"])
+                self.note_longest("input", sum(sizes), pieces)
+                self.note_longest("output", out_size, [example["output_text"]])
+                sampled = self.lengths["input"].wants(self.sampled)
+                self.sampled += 1
+                in_slice = out_index = None
+                # Each piece can have up to `slack` more tokens than bytes.
+                in_bound = sum(sizes) + (len(pieces) - 1) * (counter.slack or 0)
+                if sampled or counter.may_exceed(in_bound, limits["input"]):
+                    in_slice = (len(texts), len(texts) + len(pieces))
+                    texts.extend(pieces)
+                if sampled or counter.may_exceed(out_size, limits["output"]):
+                    out_index = len(texts)
+                    texts.append(example["output_text"])
+                plans.append((in_slice, out_index, sampled))
+        counts = counter.count(texts)
+        plan = iter(plans)
+        for split, file_index, line, examples in self.pending:
+            kept: list[Example] = []
+            problem = None
+            for example in examples:
+                in_slice, out_index, sampled = next(plan)
+                piece_counts = counts[in_slice[0] : in_slice[1]] if in_slice else None
+                n_in = sum(piece_counts) if piece_counts is not None else None
+                n_out = counts[out_index] if out_index is not None else None
+                if sampled:
+                    self.lengths["input"].add(n_in or 0)
+                    self.lengths["output"].add(n_out or 0)
+                for side, n in (("input", n_in), ("output", n_out)):
+                    if n is not None:
+                        self.report.note_max(side, n)
+                example, problem = self.apply_limits(example, piece_counts, n_out, file_index, line)
+                if problem is not None:
+                    break
+                kept.append(example)
+            if problem is not None:
+                self.record_problem(problem)
+                continue
+            self.keep(split, file_index, line, kept)
+        self.pending.clear()
+        for sample in self.lengths.values():
+            sample.thin()
+
+    def note_longest(self, side: str, size: int, pieces: list[str]) -> None:
+        """Remember the longest text (in bytes) of each side, counted at the end."""
+        if size > self.longest[side][0]:
+            self.longest[side] = (size, "".join(pieces))
+
+    def apply_limits(
+        self,
+        example: Example,
+        piece_counts: list[int] | None,
+        n_out: int | None,
+        file_index: int,
+        line: int,
+    ) -> tuple[Example, Problem | None]:
+        """Reject or truncate an example over a token limit."""
+        settings = self.settings
+        path = self.files[file_index]
+        n_in = sum(piece_counts) if piece_counts is not None else None
+        truncate = settings.length_policy == "truncate"
+        if n_in is not None and n_in > settings.max_input_tokens:
+            cut = self.truncate_input(example, piece_counts) if truncate else None
+            if cut is None:
+                how = "" if not truncate else " and cannot be truncated below the system text"
+                return example, Problem(
+                    p.INPUT_TOO_LONG,
+                    f"input has {n_in} tokens, more than max_input_tokens="
+                    f"{settings.max_input_tokens}{how}",
+                    path,
+                    line,
+                )
+            example = cut
+            self.report.add_truncation("input", path, line, n_in, settings.max_input_tokens)
+        if n_out is not None and n_out > settings.max_output_tokens:
+            if not truncate:
+                return example, Problem(
+                    p.OUTPUT_TOO_LONG,
+                    f"output has {n_out} tokens, more than max_output_tokens="
+                    f"{settings.max_output_tokens}",
+                    path,
+                    line,
+                )
+            example = {
+                **example,
+                "output_text": self.counter.keep_first(
+                    example["output_text"], settings.max_output_tokens
+                ),
+            }
+            self.report.add_truncation("output", path, line, n_out, settings.max_output_tokens)
+        return example, None
+
+    def truncate_input(self, example: Example, piece_counts: list[int]) -> Example | None:
+        """Drop the oldest context turns (in user/model pairs), then cut the input's start."""
+        budget = self.settings.max_input_tokens
+        has_system = "system" in example
+        system_tokens = piece_counts[0] if has_system else 0
+        context = list(example.get("context", ()))
+        context_counts = piece_counts[int(has_system) : len(piece_counts) - 1]
+        input_tokens = piece_counts[-1]
+        while context and system_tokens + sum(context_counts) + input_tokens > budget:
+            context, context_counts = context[2:], context_counts[2:]
+        room = budget - system_tokens - sum(context_counts)
+        if room < 1:
+            return None
+        cut = dict(example)
+        cut.pop("context", None)
+        if context:
+            cut["context"] = context
+        if input_tokens > room:
+            cut["input_text"] = self.counter.keep_last(example["input_text"], room)
+            if not cut["input_text"].strip():
+                return None
+        return cut
+
+    def keep(self, split: str, file_index: int, line: int, examples: list[Example]) -> None:
+        """Index and write a record's checked examples."""
+        index = self.index[split]
+        labels = self.report.labels
+        stream = self.output.stream(split) if self.output is not None else None
+        for example in examples:
+            index.add(example, file_index, line)
+            labels.add(example["output_text"])
+            if stream is not None:
+                stream.write(orjson.dumps(example, option=orjson.OPT_SORT_KEYS) + b"\n")
+
+    # The dataset as a whole -----------------------------------------------------------
+    def finish(self) -> dict[str, set[int]]:
+        """Duplicates, overlap and counts; returns the example indices to drop per split."""
+        for side, (size, text) in self.longest.items():
+            if size >= 0:
+                self.report.note_max(side, self.counter.count([text])[0])
+        self.report.lengths = {
+            side: s.summary(self.report.max_tokens[side]) for side, s in self.lengths.items()
+        }
+        drops: dict[str, set[int]] = {}
+        for split in SPLITS:
+            drops[split] = self.find_duplicates(split)
+            if split in self.report.records:
+                self.report.duplicates[split] = len(drops[split])
+        if len(self.index["eval"]):
+            drops["eval"] |= self.find_overlap()
+        report = self.report
+        for split in SPLITS:
+            if split in report.records:
+                report.examples[split] = len(self.index[split]) - len(drops[split])
+        self.check_counts(drops)
+        report.dropped = report.invalid_records
+        total = sum(report.records.values())
+        fraction = report.invalid_records / total if total else 0.0
+        limit = self.settings.max_invalid_fraction
+        if report.invalid_records and fraction > limit:
+            if limit > 0:
+                self.fatal(
+                    Problem(
+                        p.TOO_MANY_INVALID,
+                        f"{report.invalid_records} of {total} records are invalid "
+                        f"({fraction:.1%}), more than max_invalid_fraction={limit:g}",
+                    )
+                )
+            report.failed_on_records = True
+        report.passed = not report.fatal and not report.failed_on_records
+        return drops
+
+    def where(self, split: str, k: int) -> tuple[str, int]:
+        """File and line of example ``k`` of ``split``."""
+        index = self.index[split]
+        return self.files[index.files[k]], index.lines[k]
+
+    def find_duplicates(self, split: str) -> set[int]:
+        """List every repeat of an earlier example of ``split``; return their indices."""
+        keys = np.frombuffer(self.index[split].keys, dtype=np.int64)
+        if keys.size < 2:
+            return set()
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        repeat = np.flatnonzero(ordered[1:] == ordered[:-1]) + 1
+        first_of = {}
+        dropped = set()
+        for position in repeat.tolist():
+            k = int(order[position])
+            start = position
+            while start > 0 and ordered[start - 1] == ordered[position]:
+                start -= 1
+            first = int(order[start])
+            first_of[k] = first
+            dropped.add(k)
+        for k in sorted(dropped):
+            path, line = self.where(split, k)
+            first_path, first_line = self.where(split, first_of[k])
+            same = first_line if first_path == path else f"{first_path}:{first_line}"
+            self.record_problem(
+                Problem(p.DUPLICATE, f"exact duplicate of the example at line {same}", path, line)
+            )
+        return dropped
+
+    def find_overlap(self) -> set[int]:
+        """List every eval example whose input is also a training input; return their indices."""
+        train = np.frombuffer(self.index["train"].inputs, dtype=np.int64)
+        evaluation = np.frombuffer(self.index["eval"].inputs, dtype=np.int64)
+        overlapping = np.flatnonzero(np.isin(evaluation, train)).tolist()
+        for k in overlapping:
+            path, line = self.where("eval", k)
+            self.record_problem(
+                Problem(
+                    p.TRAIN_EVAL_OVERLAP,
+                    "the same input is also in the training data",
+                    path,
+                    line,
+                )
+            )
+        return set(overlapping)
+
+    def check_counts(self, drops: dict[str, set[int]]) -> None:
+        """Check min_examples, max_examples and that eval data, when given, kept an example."""
+        settings, report = self.settings, self.report
+        train = report.examples.get("train", 0)
+        if train < settings.min_examples and not report.fatal:
+            files = ", ".join(report.sources.get("train", [])) or "train data"
+            self.fatal(
+                Problem(
+                    p.TOO_FEW_EXAMPLES,
+                    f"{train} valid training examples, at least min_examples="
+                    f"{settings.min_examples} needed",
+                    files,
+                )
+            )
+        if "eval" in report.records and report.examples.get("eval", 0) == 0 and not report.fatal:
+            files = ", ".join(report.sources.get("eval", []))
+            self.fatal(Problem(p.TOO_FEW_EXAMPLES, "no valid eval examples", files))
+        if settings.max_examples and train > settings.max_examples:
+            kept = [k for k in range(len(self.index["train"])) if k not in drops["train"]]
+            path, line = self.where("train", kept[settings.max_examples])
+            self.fatal(
+                Problem(
+                    p.TOO_MANY_EXAMPLES,
+                    f"{train} training examples, more than max_examples={settings.max_examples}; "
+                    "this is the first one over",
+                    path,
+                    line,
+                )
+            )
+
+
+def as_specs(value: str | Sequence[str] | None) -> list[str]:
+    """Source specs from a string (one path, glob or URI) or a list of them."""
+    if value is None:
+        return []
+    specs = [value] if isinstance(value, str) else list(value)
+    return [spec for spec in specs if spec.strip()]
+
+
+def check_dataset(
+    train_data: str | Sequence[str],
+    eval_data: str | Sequence[str] | None = None,
+    settings: DataSettings | None = None,
+    base_model: str = DEFAULT_BASE_MODEL,
+    counter: TokenCounter | None = None,
+    output_dir: Path | None = None,
+) -> tuple[ValidationReport, dict[str, Path]]:
+    """Check every record of the train (and eval) sources; write the examples if they pass.
 
     Args:
-        path: A JSONL file.
-        errors: Receives the first ``MAX_REPORTED_ERRORS`` errors (shared across files).
+        train_data: Paths, globs or ``gs://`` URIs of the training data.
+        eval_data: The same for eval data; empty or None for none.
+        settings: Format, limits and thresholds.
+        base_model: The model whose tokenizer counts tokens.
+        counter: A ready token counter (saves loading the tokenizer again).
+        output_dir: Where ``train.jsonl``, ``eval.jsonl`` (and ``dropped.jsonl``) go when the
+            data passes; None to check only. Nothing is written when it fails.
 
     Returns:
-        The valid records (only the required fields) and the number of invalid ones.
+        The report, and the files written (empty when checking only or on failure).
     """
-    if not path.is_file():
-        raise UserError(f"data file not found: {path}")
-    records: list[dict[str, str]] = []
-    invalid = 0
-    with path.open("rb") as f:
-        for number, raw in enumerate(f, start=1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            if not raw.strip():
+    settings = settings or DataSettings()
+    if counter is None:
+        from adaptune.models.tokenizer import load_fast_tokenizer
+
+        counter = TokenCounter(load_fast_tokenizer(base_model))
+    output = StagedOutput(output_dir) if output_dir is not None else None
+    scan = DatasetScan(settings, counter, output)
+    scan.report.base_model = base_model
+    try:
+        for split, value in (("train", train_data), ("eval", eval_data)):
+            specs = as_specs(value)
+            if not specs:
                 continue
-            reason = None
-            try:
-                obj = json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError as exc:
-                reason = f"not valid UTF-8 ({exc.reason} at byte {exc.start})"
-            except json.JSONDecodeError as exc:
-                reason = f"not valid JSON ({exc.msg}, column {exc.colno})"
-            else:
-                reason = check_record(obj)
-            if reason is None:
-                records.append({name: obj[name] for name in REQUIRED_FIELDS})
-                continue
-            invalid += 1
-            if len(errors) < MAX_REPORTED_ERRORS:
-                errors.append(RecordError(str(path), number, reason))
-    return records, invalid
+            files, missing = expand_sources(specs)
+            for problem in missing:
+                scan.fatal(problem)
+            for path in files:
+                scan.read_file(split, path)
+            scan.report.records.setdefault(split, 0)
+        drops = scan.finish()
+        if output is None or not scan.report.passed:
+            return scan.report, {}
+        files = output.commit(drops)
+        data_files = [files[s] for s in SPLITS if s in files]
+        scan.report.data_sha256 = sha256_files(data_files)
+        return scan.report, files
+    finally:
+        if output is not None and not scan.report.passed:
+            output.discard()
 
 
 def validate_dataset(
-    train_path: str,
-    eval_path: str,
+    train_data: str | Sequence[str],
+    eval_data: str | Sequence[str] | None,
     output_dir: Path,
-    min_examples: int = DEFAULT_MIN_EXAMPLES,
+    settings: DataSettings | None = None,
+    base_model: str = DEFAULT_BASE_MODEL,
+    counter: TokenCounter | None = None,
 ) -> ValidationResult:
-    """Check every record of the train (and optional eval) file and write the normalised data.
+    """Check the data and write the normalised examples, or fail naming every problem.
 
     Args:
-        train_path: JSONL training file with ``input_text`` and ``output_text`` per line.
-        eval_path: Optional JSONL eval file in the same schema; empty string for none.
-        output_dir: Where ``train.jsonl`` (and ``eval.jsonl``) are written, normalised.
-        min_examples: Fewest valid training records accepted.
+        train_data: Paths, globs or ``gs://`` URIs of the training data.
+        eval_data: The same for eval data; empty for none (eval is split off later).
+        output_dir: Where ``train.jsonl`` (and ``eval.jsonl``, ``dropped.jsonl``) are written.
+        settings: Format, limits and thresholds.
+        base_model: The model whose tokenizer counts tokens.
+        counter: A ready token counter (saves loading the tokenizer again).
 
     Returns:
-        The counts per split, the data's sha256 and the written files.
+        Counts, the data's sha256, the files written and the report.
 
     Raises:
-        DataValidationError: If any record is invalid or there are too few, naming file, line
-            and reason for the first errors. Nothing is written in that case.
-        UserError: If a file is missing or a ``gs://`` path is given.
+        DataValidationError: If the data would fail the pipeline; the message names category,
+            file and line of the first problems. Nothing is written in that case.
     """
-    sources = {"train": train_path} | ({"eval": eval_path} if eval_path else {})
-    errors: list[RecordError] = []
-    total_invalid = 0
-    problems: list[str] = []
-    splits: dict[str, list[dict[str, str]]] = {}
-    for split, source in sources.items():
-        if source.startswith("gs://"):
-            raise UserError(
-                f"{source}: reading gs:// is not supported yet; copy the file locally first"
-            )
-        records, invalid = read_records(Path(source), errors)
-        total_invalid += invalid
-        splits[split] = records
-    if not total_invalid:
-        if len(splits["train"]) < min_examples:
-            problems.append(
-                f"{train_path}: {len(splits['train'])} valid training records, "
-                f"at least {min_examples} needed"
-            )
-        if "eval" in splits and not splits["eval"]:
-            problems.append(f"{eval_path}: no records")
-    if total_invalid or problems:
-        raise DataValidationError(errors, total_invalid, problems)
-    files = {}
-    for split, records in splits.items():
-        files[split] = output_dir / f"{split}.jsonl"
-        write_jsonl(files[split], records)
+    report, files = check_dataset(
+        train_data, eval_data or None, settings, base_model, counter, output_dir
+    )
+    if not report.passed:
+        raise DataValidationError(report.failure_message(), report.first_problems())
+    if report.data_sha256 is None:
+        raise UserError("validation wrote no data")  # unreachable: passed implies written
     return ValidationResult(
-        counts={split: len(records) for split, records in splits.items()},
-        data_sha256=sha256_files(files.values()),
+        counts=dict(report.examples),
+        data_sha256=report.data_sha256,
         files=files,
+        report=report,
     )

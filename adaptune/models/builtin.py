@@ -9,10 +9,8 @@ that makes them a fast, honest check that tuning works end to end.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     GPT2Config,
     GPT2LMHeadModel,
@@ -22,9 +20,15 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
-BUILTIN_PREFIX = "builtin:"
-PAD, EOS, BOS = "<|pad|>", "<|eos|>", "<|bos|>"
-VOCAB_SIZE = 1024
+from adaptune.models.builtin_tokenizer import (  # noqa: F401 - re-exported
+    BOS,
+    BUILTIN_PREFIX,
+    EOS,
+    PAD,
+    VOCAB_SIZE,
+    train_builtin_tokenizer,
+)
+
 SEED = 1234
 # Wider than GPT-2's 0.02: the output head is tied to the frozen embeddings, and with 0.02 the
 # logits cannot separate tokens enough for an adapter to reach a low loss.
@@ -70,17 +74,7 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     Returns:
         A fast tokenizer with pad, eos and bos tokens.
     """
-    corpus = resources.files("adaptune.models").joinpath("builtin_corpus.txt").read_text("utf-8")
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB_SIZE,
-        special_tokens=[PAD, EOS, BOS],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(corpus.splitlines(), trainer=trainer)
+    tokenizer = train_builtin_tokenizer()
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, pad_token=PAD, eos_token=EOS, bos_token=BOS
     )

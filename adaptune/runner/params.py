@@ -7,13 +7,14 @@ from typing import Any
 
 import yaml
 
+from adaptune.data.settings import DataSettings
 from adaptune.errors import UserError
 from adaptune.evaluation.gate import GateSettings
 from adaptune.tuning.methods import method_from_dict
 from adaptune.tuning.settings import TrainingSettings
 
 PATH_PARAMS = ("train_data", "eval_data", "registry_dir")
-DICT_PARAMS = ("adapter", "training", "gate")
+DICT_PARAMS = ("adapter", "training", "gate", "data")
 
 
 def load_config(path: Path) -> dict[str, Any]:
@@ -40,8 +41,8 @@ def resolve_params(
 ) -> dict[str, Any]:
     """Merge parameters (declared defaults < config file < flags) and check them early.
 
-    Dict parameters (``adapter``, ``training``, ``gate``) merge key by key, so a config may
-    set just one key.
+    Dict parameters (``adapter``, ``training``, ``gate``, ``data``) merge key by key, so a
+    config may set just one key.
     Relative paths in a config file are resolved against the file's directory; those given as
     flags against the current directory.
 
@@ -77,5 +78,6 @@ def resolve_params(
         raise UserError(f"missing required parameter(s): {', '.join(missing)}")
     method_from_dict(params["adapter"])
     GateSettings.from_dict(params["gate"])
+    DataSettings.from_dict(params["data"])
     TrainingSettings.from_dict({**params["training"], "seed": params["seed"]})
     return params

@@ -1,0 +1,76 @@
+"""Where data comes from: local files, globs and ``gs://`` URIs, opened as binary streams.
+
+``gs://`` is read through gcsfs's ``GCSFileSystem`` (an fsspec filesystem). Its core class is
+used directly: gcsfs's default "extended" class first asks the Storage Control gRPC API for the
+bucket's layout, which GCS emulators do not serve. ``STORAGE_EMULATOR_HOST`` (read when a
+``gs://`` source is opened, never at import) points gcsfs at an emulator, with anonymous
+credentials.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterable
+from typing import IO, Any
+
+from adaptune.data.problems import FILE_NOT_FOUND, Problem
+
+GCS_PREFIX = "gs://"
+GLOB_CHARS = set("*?[")
+READ_BLOCK = 8 << 20
+
+
+def is_gcs(path: str) -> bool:
+    """Whether ``path`` is a ``gs://`` URI."""
+    return path.startswith(GCS_PREFIX)
+
+
+def gcs_filesystem() -> Any:
+    """A gcsfs filesystem; anonymous and pointed at the emulator when one is configured."""
+    from gcsfs.core import GCSFileSystem
+
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST")
+    if emulator:
+        return GCSFileSystem(token="anon", endpoint_url=emulator)
+    return GCSFileSystem()
+
+
+def expand_sources(specs: Iterable[str]) -> tuple[list[str], list[Problem]]:
+    """Expand paths and globs (local or ``gs://``) into files, in a stable order.
+
+    Args:
+        specs: Paths, glob patterns or ``gs://`` URIs; empty strings are skipped.
+
+    Returns:
+        The files found, and a ``file_not_found`` problem for each spec that matched nothing.
+    """
+    files: list[str] = []
+    problems: list[Problem] = []
+    for spec in specs:
+        spec = spec.strip()
+        if not spec:
+            continue
+        has_glob = bool(GLOB_CHARS & set(spec))
+        if is_gcs(spec):
+            fs = gcs_filesystem()
+            if has_glob:
+                found = [GCS_PREFIX + p for p in sorted(fs.glob(spec))]
+            else:
+                found = [spec] if fs.isfile(spec) else []
+        elif has_glob:
+            found = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
+        else:
+            found = [spec] if os.path.isfile(spec) else []
+        if not found:
+            what = "no file matches this pattern" if has_glob else "file not found"
+            problems.append(Problem(FILE_NOT_FOUND, what, spec))
+        files.extend(p for p in found if p not in files)
+    return files, problems
+
+
+def open_binary(path: str) -> IO[bytes]:
+    """Open a local file or ``gs://`` object for binary reading."""
+    if is_gcs(path):
+        return gcs_filesystem().open(path, "rb", block_size=READ_BLOCK)
+    return open(path, "rb", buffering=READ_BLOCK)
