@@ -39,7 +39,7 @@ def test_chat_data_on_gs_runs_through_the_dag(gcs, tmp_path):
     bucket.blob("chat/train.jsonl").upload_from_string(body.encode())
     values = {
         "train_data": f"{gcs}/chat/*.jsonl",
-        "train_steps": 5,
+        "training": {"steps": 5},
         "data": {"eval_fraction": 0.25},
         "prompt_template": "User: {input_text}\nAgent:",
         "registry_dir": str(tmp_path / "registry"),

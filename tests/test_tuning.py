@@ -382,3 +382,12 @@ def test_tuning_module_reports_user_errors_without_a_traceback(tmp_path):
     assert result.returncode == 2
     assert "unknown adapter method 'nope'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_adapter_config_is_written_canonically(tmp_path):
+    tune_adapter(_write(tmp_path, ROWS), tmp_path / "a", "builtin:tiny-gpt2",
+                 TrainingSettings(steps=2, batch_size=8), LoraMethod(), show_progress=False)
+    text = (tmp_path / "a" / "adapter_config.json").read_text()
+    config = json.loads(text)
+    assert config["target_modules"] == sorted(config["target_modules"])
+    assert text == json.dumps(config, indent=2, sort_keys=True) + "\n"

@@ -58,7 +58,9 @@ def resolve_params(
     Raises:
         UserError: On unknown or missing parameters and invalid settings.
     """
-    unknown = sorted(set(config) - set(declared))
+    unknown = sorted(
+        (set(config) | {k for k, v in overrides.items() if v is not None}) - set(declared)
+    )
     if unknown:
         raise UserError(f"unknown pipeline parameter(s) {unknown}; known: {sorted(declared)}")
     params = dict(declared)

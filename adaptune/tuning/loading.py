@@ -40,6 +40,7 @@ def save_adapter(
     """Save the adapter: PEFT format, or the trained blocks plus an ``adapter_config.json``."""
     if isinstance(model, PeftModel):
         model.save_pretrained(directory, safe_serialization=True)
+        _canonicalise_config(directory / CONFIG_FILE)
         return
     tensors = {
         n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad
@@ -51,6 +52,19 @@ def save_adapter(
         "peft_type": None,
     }
     (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")
+
+
+def _canonicalise_config(path: Path) -> None:
+    """Rewrite PEFT's config with sorted keys and module lists.
+
+    PEFT writes module names expanded from ``all-linear`` in set order, which changes from
+    process to process; sorting makes the same adapter the same bytes.
+    """
+    config = json.loads(path.read_text(encoding="utf-8"))
+    for key, value in config.items():
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            config[key] = sorted(value)
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def load_tuned_model(base: PreTrainedModel, adapter_dir: Path) -> torch.nn.Module:
