@@ -239,22 +239,16 @@ def gpu_bench(
         length = rng.randint(64, max_len)
         ids = [rng.randrange(100, config.vocab_size) for _ in range(length)]
         examples.append(Encoded(ids, [-100] * (length - 16) + ids[-16:]))
-    settings = TrainingSettings(
-        steps=steps,
-        batch_size=batch_size,
-        eval_every=0,
-        checkpoint_every=0,
-        max_length=max_len,
-        learning_rate=1e-4,
-    )
-    warm = TrainingSettings(
-        steps=3,
-        batch_size=batch_size,
-        eval_every=0,
-        checkpoint_every=0,
-        max_length=max_len,
-        learning_rate=1e-4,
-    )
+    common = {
+        "batch_size": batch_size,
+        "eval_every": 0,
+        "checkpoint_every": 0,
+        "max_length": max_len,
+        "learning_rate": 1e-4,
+        "max_batch_tokens": 0,  # a GPU has the memory: whole batches keep the matmuls large
+    }
+    settings = TrainingSettings(steps=steps, **common)
+    warm = TrainingSettings(steps=3, **common)
     train(model, examples, [], warm, 0, "causal", show_progress=False)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     sync()

@@ -33,6 +33,7 @@ DEFAULT_TRAINING = {
     "warmup_fraction": 0.05,
     "max_grad_norm": 1.0,
     "max_length": 256,
+    "max_batch_tokens": 4096,
     "eval_every": 50,
     "patience": 0,
     "checkpoint_every": 50,

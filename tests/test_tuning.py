@@ -20,7 +20,14 @@ from adaptune.tuning.batching import BatchOrder, length_grouped_batches
 from adaptune.tuning.checkpoint import latest_checkpoint
 from adaptune.tuning.encoding import IGNORE_INDEX, collate, encode_example
 from adaptune.tuning.loading import apply_method, export_merged, load_tuned_model
-from adaptune.tuning.loop import TrainingDivergedError, lr_multiplier, train
+from adaptune.tuning.loop import (
+    LossFunction,
+    TrainingDivergedError,
+    backward_batch,
+    lr_multiplier,
+    token_chunks,
+    train,
+)
 from adaptune.tuning.methods import LoraMethod, method_from_dict
 from adaptune.tuning.sanity import AdapterSanityError, check_not_noop
 from adaptune.tuning.settings import TrainingSettings
@@ -391,3 +398,25 @@ def test_adapter_config_is_written_canonically(tmp_path):
     config = json.loads(text)
     assert config["target_modules"] == sorted(config["target_modules"])
     assert text == json.dumps(config, indent=2, sort_keys=True) + "\n"
+
+
+def test_token_chunks_bound_memory_and_keep_the_gradient():
+    base, model, _ = _model_and_examples()
+    long_rows = [encode_example(base.tokenizer, "word " * (20 + i), "billing", "causal", 256)
+                 for i in range(8)]
+    assert len(token_chunks(long_rows, 0)) == 1
+    chunks = token_chunks(long_rows, 64)
+    assert sum(len(c) for c in chunks) == 8 and len(chunks) > 1
+    assert all(len(c) * max(len(e.input_ids) for e in c) <= 64 or len(c) == 1 for c in chunks)
+    losses, grads = [], []
+    for cap in (0, 64):
+        model.zero_grad(set_to_none=True)
+        loss_fn = LossFunction(model, "causal")
+        losses.append(backward_batch(loss_fn, long_rows, base.tokenizer.pad_token_id, "causal",
+                                     torch.device("cpu"), cap, 1.0))
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()
+                      if p.requires_grad and p.grad is not None})
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    assert any(g.abs().sum() > 0 for g in grads[0].values())
+    assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-6) for n in grads[0])

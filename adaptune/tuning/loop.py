@@ -66,6 +66,45 @@ class TrainingResult:
         return self.state.tokens / self.state.wall_seconds if self.state.wall_seconds else 0.0
 
 
+def token_chunks(batch: list[Encoded], max_tokens: int) -> list[list[Encoded]]:
+    """Split a batch into chunks of at most ``max_tokens`` padded tokens (rows kept whole).
+
+    The loss of each chunk is weighted by its share of the batch's target tokens, so the summed
+    gradient equals the whole batch's.
+    """
+    width = max(len(e.input_ids) for e in batch)
+    if not max_tokens or width * len(batch) <= max_tokens:
+        return [batch]
+    rows = max(1, max_tokens // width)
+    return [batch[i : i + rows] for i in range(0, len(batch), rows)]
+
+
+def backward_batch(
+    loss_fn: LossFunction,
+    batch: list[Encoded],
+    pad_id: int,
+    family: str,
+    device: torch.device,
+    max_tokens: int,
+    scale: float,
+) -> float:
+    """Accumulate ``scale`` × the batch's mean-token-loss gradient, chunk by chunk.
+
+    Returns:
+        ``scale`` × the batch's loss.
+    """
+    targets = max(1, sum(e.target_tokens for e in batch))
+    total = 0.0
+    for chunk in token_chunks(batch, max_tokens):
+        tensors = {k: v.to(device) for k, v in collate(chunk, pad_id, family).items()}
+        weight = scale * sum(e.target_tokens for e in chunk) / targets
+        with _autocast(device):
+            loss = loss_fn(tensors) * weight
+        loss.backward()
+        total += loss.item()
+    return total
+
+
 def lr_multiplier(step: int, total: int, warmup: int, schedule: str) -> float:
     """Learning-rate multiplier: linear warmup over ``warmup`` steps, then decay to zero."""
     if step < warmup:
@@ -136,9 +175,10 @@ class LossFunction:
             self.checked = True
             was_training = self.model.training
             self.model.eval()  # no dropout: the check must not draw from the RNG
+            probe = {k: v[:2] for k, v in batch.items()}  # two rows are enough to compare
             with torch.no_grad():
-                reference = self.model(**batch, use_cache=False).loss
-                fast = self._fast_loss(batch)
+                reference = self.model(**probe, use_cache=False).loss
+                fast = self._fast_loss(probe)
             self.model.train(was_training)
             if not torch.allclose(reference.float(), fast.float(), rtol=1e-3, atol=1e-4):
                 self.fast = None
@@ -259,11 +299,15 @@ def train(
         for _ in range(settings.grad_accum):
             shares = [order.next() for _ in range(workers.world)]  # every process, same order
             batch = [train_examples[i] for i in shares[workers.rank]]
-            tensors = {k: v.to(device) for k, v in collate(batch, pad_id, family).items()}
-            with _autocast(device):
-                loss = loss_fn(tensors) / settings.grad_accum
-            loss.backward()
-            step_loss += loss.item()
+            step_loss += backward_batch(
+                loss_fn,
+                batch,
+                pad_id,
+                family,
+                device,
+                settings.max_batch_tokens,
+                1 / settings.grad_accum,
+            )
             step_tokens += sum(
                 len(e.input_ids) + (len(e.labels) if family == "seq2seq" else 0) for e in batch
             )

@@ -14,6 +14,7 @@ INT_FIELDS = (
     "grad_accum",
     "seed",
     "max_length",
+    "max_batch_tokens",
     "eval_every",
     "patience",
     "checkpoint_every",
@@ -35,6 +36,9 @@ class TrainingSettings:
         max_grad_norm: Gradient clipping norm.
         seed: Seeds adapter init, batch order and dropout.
         max_length: Most tokens per example; prompts are cut from the left beyond it.
+        max_batch_tokens: Most padded tokens per forward pass: a batch of long examples is run
+            in chunks whose gradients add up to the whole batch's (0: no limit). Bounds peak
+            memory by tokens rather than by the longest batch.
         eval_every: Compute eval loss every N steps (0: only at the end).
         patience: Stop after this many evaluations without improvement (0: never stop early).
         checkpoint_every: Write a resumable checkpoint every N steps (0: never).
@@ -53,6 +57,9 @@ class TrainingSettings:
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm."})
     seed: int = field(default=0, metadata={"help": "Random seed."})
     max_length: int = field(default=256, metadata={"help": "Most tokens per example."})
+    max_batch_tokens: int = field(
+        default=4096, metadata={"help": "Most padded tokens per forward pass (0: no limit)."}
+    )
     eval_every: int = field(default=50, metadata={"help": "Eval loss every N steps (0: end)."})
     patience: int = field(default=0, metadata={"help": "Evals without improvement (0: off)."})
     checkpoint_every: int = field(default=50, metadata={"help": "Checkpoint every N steps."})
