@@ -255,7 +255,27 @@ def get_job_status(
         )
     except exceptions.NotFound:
         raise UserError(f"pipeline job not found: {run}") from None
-    return status_from_resource(job.gca_resource)
+    status = status_from_resource(job.gca_resource)
+    if job.gca_resource.state == 0:  # a state this SDK's enum lacks (EXPIRED...) parses as 0
+        raw = raw_job_state(settings, job.resource_name, job.credentials)
+        status = JobStatus(status.name, raw or status.state, status.tasks, status.error)
+    return status
+
+
+def raw_job_state(settings: VertexSettings, name: str, credentials: Credentials) -> str:
+    """Read a job's state as the API spells it, bypassing the SDK's enum.
+
+    The SDK's ``PipelineState`` has no EXPIRED or PARTIALLY_SUCCEEDED, and turns any value it
+    lacks into ``PIPELINE_STATE_UNSPECIFIED``; this GET keeps the string.
+    """
+    from google.auth.transport.requests import AuthorizedSession
+
+    endpoint = settings.api_endpoint or f"https://{settings.location}-aiplatform.googleapis.com"
+    if "://" not in endpoint:
+        endpoint = f"https://{endpoint}"
+    response = AuthorizedSession(credentials).get(f"{endpoint.rstrip('/')}/v1/{name}", timeout=60)
+    response.raise_for_status()
+    return str(response.json().get("state", ""))
 
 
 def wait_for_job(

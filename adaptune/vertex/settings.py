@@ -28,7 +28,7 @@ class VertexSettings:
     Attributes:
         project: Google Cloud project id.
         pipeline_root: ``gs://`` directory for the pipeline's artifacts; inputs are staged below
-            it in ``inputs/``.
+            it in ``inputs/``. Needed to submit or schedule, not to read a job's status.
         location: Vertex AI region.
         service_account: Service account the job runs as (empty: Compute Engine default).
         network: VPC network to peer with, ``projects/NUMBER/global/networks/NAME``.
@@ -40,7 +40,7 @@ class VertexSettings:
     """
 
     project: str
-    pipeline_root: str
+    pipeline_root: str = ""
     location: str = "us-central1"
     service_account: str = ""
     network: str = ""
@@ -53,7 +53,9 @@ class VertexSettings:
     def __post_init__(self) -> None:
         if not self.project:
             raise UserError("project is required (--project, ADAPTUNE_PROJECT or config file)")
-        if not self.pipeline_root.startswith("gs://") or len(self.pipeline_root) <= len("gs://"):
+        if self.pipeline_root and (
+            not self.pipeline_root.startswith("gs://") or len(self.pipeline_root) <= len("gs://")
+        ):
             raise UserError(
                 f"pipeline_root must be a gs:// directory, got {self.pipeline_root!r} "
                 "(--pipeline-root, ADAPTUNE_PIPELINE_ROOT or config file)"
@@ -68,6 +70,17 @@ class VertexSettings:
                 f"got {self.kms_key!r}"
             )
         check_labels(self.labels)
+
+    def require_pipeline_root(self) -> None:
+        """Fail unless a pipeline root is set (submitting and scheduling need one).
+
+        Raises:
+            UserError: If ``pipeline_root`` is empty.
+        """
+        if not self.pipeline_root:
+            raise UserError(
+                "pipeline_root is required (--pipeline-root, ADAPTUNE_PIPELINE_ROOT or config file)"
+            )
 
     @property
     def bucket(self) -> str:
