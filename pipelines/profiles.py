@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-CPU_IMAGE = "ghcr.io/adaptune/adaptune:0.1.0"
-CUDA_IMAGE = "ghcr.io/adaptune/adaptune:0.1.0-cuda"
+from components.images import IMAGE as CPU_IMAGE
+
+CUDA_IMAGE = f"{CPU_IMAGE}-cuda"
 TUNE_TASK = "tune-adapter"
 
 
