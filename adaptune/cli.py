@@ -267,12 +267,13 @@ def _template(compiled: Path, profile: str | None, image: str | None, out_dir: P
 
 
 def _prepare(options: dict[str, Any], out_dir: Path, credentials: Any = None) -> tuple[Any, Any]:
-    from adaptune.vertex.jobs import check_run_id, new_run_id
+    from adaptune.vertex.jobs import check_run_id, init_vertex, new_run_id
     from adaptune.vertex.submission import prepare_job
 
     settings = _settings(
         {k: options[k] for k in SETTING_FLAGS if k in options}, options["vertex_config"]
     )
+    init_vertex(settings, credentials)  # before the job is built: its client takes the endpoint
     template = _template(options["compiled"], options["profile"], options["image"], out_dir)
     params = _pipeline_params(
         template,
@@ -316,7 +317,7 @@ def submit(dry_run: bool, **options: Any) -> None:
     """
     import tempfile
 
-    from adaptune.vertex.jobs import init_vertex, submit_job
+    from adaptune.vertex.jobs import submit_job
     from adaptune.vertex.submission import dry_run_request, stage_inputs, storage_client
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -329,7 +330,6 @@ def submit(dry_run: bool, **options: Any) -> None:
                 click.echo(json.dumps(dry_run_request(prepared, settings), indent=2))
                 return
             settings, prepared = _prepare(options, Path(tmp))
-            init_vertex(settings)
             stage_inputs(prepared, settings, storage_client(settings))
             url = submit_job(prepared.job, settings)
         except UserError as exc:
@@ -401,7 +401,6 @@ def schedule_create(
     """Create a schedule that submits the pipeline with these parameters."""
     import tempfile
 
-    from adaptune.vertex.jobs import init_vertex
     from adaptune.vertex.schedules import ScheduleSpec, create_schedule
     from adaptune.vertex.submission import stage_inputs, storage_client
 
@@ -411,7 +410,6 @@ def schedule_create(
                 display_name, cron, max_concurrent_runs, start_time, end_time, max_runs
             )
             settings, prepared = _prepare(options, Path(tmp))
-            init_vertex(settings)
             stage_inputs(prepared, settings, storage_client(settings))
             created = create_schedule(prepared.job, spec, settings)
         except UserError as exc:

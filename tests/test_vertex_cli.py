@@ -39,6 +39,10 @@ def env(monkeypatch, cloud):  # noqa: F811
     monkeypatch.setenv("ADAPTUNE_PROJECT", PROJECT)
     monkeypatch.setenv("ADAPTUNE_LOCATION", LOCATION)
     monkeypatch.setenv("ADAPTUNE_API_ENDPOINT", cloud["vertex"].endpoint)
+    # Point the SDK's global config at a dead port: the commands must set it up themselves.
+    from google.cloud import aiplatform
+
+    aiplatform.init(project="elsewhere", location="us-east1", api_endpoint="http://127.0.0.1:9")
     return cloud
 
 
@@ -205,6 +209,7 @@ def test_partially_succeeded_ends_the_wait_too(env, adc):
     fake = env["vertex"]
     name = f"{PARENT}/pipelineJobs/adaptune-part"
     fake.resources[name] = {"name": name, "state": "PIPELINE_STATE_PARTIALLY_SUCCEEDED"}
+    jobs.init_vertex(env["settings"], env["credentials"])
     status = jobs.get_job_status(env["settings"], "adaptune-part", env["credentials"])
     assert status.state == "PIPELINE_STATE_PARTIALLY_SUCCEEDED"
     assert status.ended and not status.succeeded
