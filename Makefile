@@ -5,6 +5,8 @@ PYTHON ?= python3.11
 VENV ?= .venv
 CONFIG ?= configs/sample.yaml
 PYTEST_ARGS ?=
+IMAGE ?= ghcr.io/adaptune/adaptune
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -12,7 +14,7 @@ STAMP := $(VENV)/.installed
 export
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test compile check-compiled lint bench sample clean
+.PHONY: help setup run test compile check-compiled lint bench sample clean image compile-vertex
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -33,6 +35,15 @@ test: $(STAMP) ## Run the test suite (PYTEST_ARGS=... to pass options)
 
 compile: $(STAMP) ## Compile the pipelines into compiled/
 	$(BIN)/python -m pipelines.compile
+
+compile-vertex: $(STAMP) ## Compile for Vertex AI with a GPU into build/vertex/ (IMAGE=...)
+	$(BIN)/python -m pipelines.compile --profile vertex-gpu --image $(IMAGE):$(VERSION)-cuda --out build/vertex
+
+image: ## Build and push the CPU and CUDA component images (IMAGE=REGION-docker.pkg.dev/PROJECT/REPO/adaptune)
+	docker build --build-arg VARIANT=cpu -t $(IMAGE):$(VERSION) .
+	docker build --build-arg VARIANT=cu128 -t $(IMAGE):$(VERSION)-cuda .
+	docker push $(IMAGE):$(VERSION)
+	docker push $(IMAGE):$(VERSION)-cuda
 
 check-compiled: $(STAMP) ## Fail when compiled/ is not what the source compiles to
 	$(BIN)/python -m pytest -q tests/test_compile.py

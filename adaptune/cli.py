@@ -386,5 +386,320 @@ def validate(
         sys.exit(1)
 
 
+# --- Vertex AI ---------------------------------------------------------------------------------
+
+VERTEX_OPTIONS = [
+    click.option(
+        "--vertex-config",
+        type=click.Path(path_type=Path),
+        help="YAML file of Vertex settings (see configs/vertex.example.yaml); "
+        "default: $ADAPTUNE_VERTEX_CONFIG.",
+    ),
+    click.option("--project", help="Google Cloud project id [$ADAPTUNE_PROJECT]."),
+    click.option("--location", help="Vertex AI region [$ADAPTUNE_LOCATION]."),
+    click.option(
+        "--api-endpoint", help="Vertex API endpoint [$ADAPTUNE_API_ENDPOINT].", hidden=True
+    ),
+]
+JOB_OPTIONS = [
+    click.option(
+        "--pipeline-root", help="gs:// directory for artifacts [$ADAPTUNE_PIPELINE_ROOT]."
+    ),
+    click.option("--service-account", help="Service account the job runs as."),
+    click.option("--network", help="VPC network, projects/NUMBER/global/networks/NAME."),
+    click.option("--kms-key", help="Cloud KMS key for CMEK encryption."),
+    click.option("--experiment", help="Vertex AI experiment to record the run in."),
+    click.option("--cache/--no-cache", "enable_caching", default=None, help="Reuse task outputs."),
+    click.option(
+        "--label", "labels", multiple=True, help="Extra job label KEY=VALUE (repeatable)."
+    ),
+    click.option(
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path),
+        help="YAML file of pipeline parameters, as for `adaptune run`.",
+    ),
+    click.option("--train-data", help="Training JSONL (local: staged to gs://; or gs://...)."),
+    click.option("--eval-data", help="Eval JSONL (local or gs://)."),
+    click.option(
+        "--set",
+        "param_sets",
+        multiple=True,
+        help="Pipeline parameter NAME=VALUE (VALUE parsed as JSON when it can be; repeatable).",
+    ),
+    click.option("--run-id", help="Job id (default: adaptune-YYYYMMDD-HHMMSS)."),
+    click.option(
+        "--compiled",
+        type=click.Path(path_type=Path),
+        default=DEFAULT_COMPILED,
+        show_default=True,
+        help="Compiled pipeline YAML (ignored with --profile).",
+    ),
+    click.option("--profile", help="Compile with this profile instead (e.g. vertex-gpu)."),
+    click.option("--image", help="Component image for --profile (default: the profile's)."),
+]
+
+
+def _options(options: list[Any]) -> Any:
+    def decorate(func: Any) -> Any:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def _settings(flags: dict[str, Any], config: Path | None) -> Any:
+    from adaptune.vertex.settings import resolve_settings
+
+    if flags.get("labels") is not None:
+        flags = {**flags, "labels": ",".join(flags["labels"]) or None}
+    return resolve_settings(flags, config_path=config)
+
+
+def _pipeline_params(
+    compiled: Path,
+    config_path: Path | None,
+    train_data: str | None,
+    eval_data: str | None,
+    param_sets: tuple[str, ...],
+) -> dict[str, Any]:
+    from adaptune.runner.local import declared_parameters
+    from adaptune.runner.params import load_config, resolve_params
+
+    config = load_config(config_path) if config_path else {}
+    base_dir = config_path.resolve().parent if config_path else Path.cwd()
+    overrides: dict[str, Any] = {"train_data": train_data, "eval_data": eval_data}
+    for item in param_sets:
+        name, sep, text = item.partition("=")
+        if not sep:
+            raise UserError(f"--set {item!r}: expected NAME=VALUE")
+        try:
+            overrides[name.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            overrides[name.strip()] = text
+    declared = declared_parameters(compiled)
+    unknown = sorted(set(overrides) - set(declared))
+    if unknown:
+        raise UserError(f"unknown pipeline parameter(s) {unknown}; known: {sorted(declared)}")
+    return resolve_params(declared, config, overrides, base_dir)
+
+
+def _template(compiled: Path, profile: str | None, image: str | None, out_dir: Path) -> Path:
+    if image and not profile:
+        raise UserError("--image needs --profile")
+    if not profile:
+        if not compiled.is_file():
+            raise UserError(f"compiled pipeline not found: {compiled} (run: make compile)")
+        return compiled
+    from pipelines.compile import compile_all
+    from pipelines.profiles import get_profile
+
+    try:
+        chosen = get_profile(profile, image)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    return compile_all(out_dir, chosen)[0]
+
+
+def _prepare(options: dict[str, Any], out_dir: Path, credentials: Any = None) -> tuple[Any, Any]:
+    from adaptune.vertex.jobs import check_run_id, init_vertex, new_run_id
+    from adaptune.vertex.submission import prepare_job
+
+    settings = _settings(
+        {k: options[k] for k in SETTING_FLAGS if k in options}, options["vertex_config"]
+    )
+    init_vertex(settings, credentials)  # before the job is built: its client takes the endpoint
+    template = _template(options["compiled"], options["profile"], options["image"], out_dir)
+    params = _pipeline_params(
+        template,
+        options["config_path"],
+        options["train_data"],
+        options["eval_data"],
+        options["param_sets"],
+    )
+    run_id = check_run_id(options["run_id"]) if options["run_id"] else new_run_id()
+    return settings, prepare_job(settings, template, params, run_id, credentials)
+
+
+SETTING_FLAGS = (
+    "project",
+    "location",
+    "api_endpoint",
+    "pipeline_root",
+    "service_account",
+    "network",
+    "kms_key",
+    "experiment",
+    "enable_caching",
+    "labels",
+)
+
+
+def _google_errors() -> tuple[type[Exception], ...]:
+    from google.api_core import exceptions
+    from google.auth import exceptions as auth_exceptions
+
+    return (exceptions.GoogleAPIError, auth_exceptions.GoogleAuthError)
+
+
+@main.command()
+@_options(VERTEX_OPTIONS + JOB_OPTIONS)
+@click.option("--dry-run", is_flag=True, help="Print the request body; call nothing.")
+def submit(dry_run: bool, **options: Any) -> None:
+    """Run the compiled pipeline on Vertex AI Pipelines and print its console URL.
+
+    Local input files are uploaded below the pipeline root first.
+    """
+    import tempfile
+
+    from adaptune.vertex.jobs import submit_job
+    from adaptune.vertex.submission import dry_run_request, stage_inputs, storage_client
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            if dry_run:
+                from google.auth.credentials import AnonymousCredentials
+
+                # No call is made; anonymous credentials keep the SDK from looking any up.
+                settings, prepared = _prepare(options, Path(tmp), AnonymousCredentials())
+                click.echo(json.dumps(dry_run_request(prepared, settings), indent=2))
+                return
+            settings, prepared = _prepare(options, Path(tmp))
+            stage_inputs(prepared, settings, storage_client(settings))
+            url = submit_job(prepared.job, settings)
+        except UserError as exc:
+            _fail(str(exc))
+        except _google_errors() as exc:
+            _fail(f"Google Cloud refused the request: {exc}")
+    click.echo(f"submitted {prepared.run_id}")
+    click.echo(url)
+
+
+@main.command()
+@click.argument("run")
+@_options(VERTEX_OPTIONS)
+@click.option("--wait", is_flag=True, help="Follow the job until it ends (live display).")
+@click.option("--poll", type=float, default=15.0, show_default=True, help="Seconds between polls.")
+def status(run: str, wait: bool, poll: float, vertex_config: Path | None, **flags: Any) -> None:
+    """Show a Vertex AI pipeline job's state and each task's; exit 1 if it ended unsuccessfully."""
+    from rich.console import Console
+    from rich.live import Live
+
+    from adaptune.vertex.display import status_table
+    from adaptune.vertex.jobs import get_job_status, init_vertex, wait_for_job
+
+    console = Console()
+    try:
+        settings = _settings(flags, vertex_config)
+        init_vertex(settings)
+        fetch = lambda: get_job_status(settings, run)  # noqa: E731
+        if wait:
+            with Live(console=console, auto_refresh=False) as live:
+                final = wait_for_job(
+                    fetch,
+                    lambda s: live.update(status_table(s), refresh=True),
+                    poll_seconds=poll,
+                )
+        else:
+            final = fetch()
+            console.print(status_table(final))
+    except UserError as exc:
+        _fail(str(exc))
+    except _google_errors() as exc:
+        _fail(f"Google Cloud refused the request: {exc}")
+    if final.ended and not final.succeeded:
+        sys.exit(1)
+
+
+@main.group()
+def schedule() -> None:
+    """Run the pipeline on a schedule on Vertex AI (PipelineJobSchedule)."""
+
+
+@schedule.command("create")
+@_options(VERTEX_OPTIONS + JOB_OPTIONS)
+@click.option("--cron", required=True, help="Cron expression, e.g. 'TZ=Etc/UTC 0 3 * * 1'.")
+@click.option("--name", "display_name", default="adaptune-retrain", show_default=True)
+@click.option("--start-time", default="", help="RFC 3339 time of the first run.")
+@click.option("--end-time", default="", help="RFC 3339 time after which no run starts.")
+@click.option("--max-concurrent-runs", type=int, default=1, show_default=True)
+@click.option("--max-runs", type=int, default=0, help="Stop after this many runs (0: no limit).")
+def schedule_create(
+    cron: str,
+    display_name: str,
+    start_time: str,
+    end_time: str,
+    max_concurrent_runs: int,
+    max_runs: int,
+    **options: Any,
+) -> None:
+    """Create a schedule that submits the pipeline with these parameters."""
+    import tempfile
+
+    from adaptune.vertex.schedules import ScheduleSpec, create_schedule
+    from adaptune.vertex.submission import stage_inputs, storage_client
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            spec = ScheduleSpec(
+                display_name, cron, max_concurrent_runs, start_time, end_time, max_runs
+            )
+            settings, prepared = _prepare(options, Path(tmp))
+            stage_inputs(prepared, settings, storage_client(settings))
+            created = create_schedule(prepared.job, spec, settings)
+        except UserError as exc:
+            _fail(str(exc))
+        except _google_errors() as exc:
+            _fail(f"Google Cloud refused the request: {exc}")
+    click.echo(f"created {created.resource_name}")
+
+
+@schedule.command("list")
+@_options(VERTEX_OPTIONS)
+def schedule_list(vertex_config: Path | None, **flags: Any) -> None:
+    """List the region's pipeline job schedules."""
+    from rich.console import Console
+
+    from adaptune.vertex.display import schedules_table
+    from adaptune.vertex.jobs import init_vertex
+    from adaptune.vertex.schedules import list_schedules
+
+    try:
+        settings = _settings(flags, vertex_config)
+        init_vertex(settings)
+        rows = list_schedules(settings)
+    except UserError as exc:
+        _fail(str(exc))
+    except _google_errors() as exc:
+        _fail(f"Google Cloud refused the request: {exc}")
+    Console().print(schedules_table(rows))
+
+
+def _schedule_action(action: str) -> Any:
+    @schedule.command(action, help=f"{action.capitalize()} a schedule (id or full name).")
+    @click.argument("schedule_id")
+    @_options(VERTEX_OPTIONS)
+    def command(schedule_id: str, vertex_config: Path | None, **flags: Any) -> None:
+        from adaptune.vertex.jobs import init_vertex
+        from adaptune.vertex.schedules import change_schedule
+
+        try:
+            settings = _settings(flags, vertex_config)
+            init_vertex(settings)
+            change_schedule(settings, schedule_id, action)
+        except UserError as exc:
+            _fail(str(exc))
+        except _google_errors() as exc:
+            _fail(f"Google Cloud refused the request: {exc}")
+        click.echo(f"{action}d {schedule_id}" if action != "resume" else f"resumed {schedule_id}")
+
+    return command
+
+
+for _action in ("pause", "resume", "delete"):
+    _schedule_action(_action)
+
+
 if __name__ == "__main__":
     main()

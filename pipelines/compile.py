@@ -1,6 +1,8 @@
-"""Compile every pipeline into ``compiled/``: ``python -m pipelines.compile [--out DIR]``.
+"""Compile every pipeline: ``python -m pipelines.compile [--profile P] [--image URI] [--out D]``.
 
-Compilation reads no environment: the same source always gives the same YAML.
+Compilation reads no environment: the same source and profile always give the same YAML. The
+``local`` profile (the default) writes the committed ``compiled/``; another profile names its own
+image in every executor and gives the tuning task its accelerator, CPU and memory limits.
 """
 
 import argparse
@@ -8,9 +10,13 @@ import ast
 import re
 from pathlib import Path
 
-from kfp import compiler
+from google.protobuf import json_format
+from kfp.compiler import compiler_utils
+from kfp.compiler import pipeline_spec_builder as builder
+from kfp.pipeline_spec import pipeline_spec_pb2
 
 from pipelines.adapter_tuning import adapter_tuning
+from pipelines.profiles import DEFAULT_PROFILE, PROFILES, TUNE_TASK, Profile, get_profile
 
 PIPELINES = {"adapter_tuning.yaml": adapter_tuning}
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "compiled"
@@ -45,14 +51,63 @@ def normalise_header(text: str) -> str:
     return "".join(line + "\n" for line in header) + "".join(lines[body:])
 
 
-def compile_all(out_dir: Path) -> list[Path]:
-    """Compile each pipeline to ``out_dir``; return the written files."""
+def apply_profile(
+    spec: pipeline_spec_pb2.PipelineSpec, profile: Profile
+) -> pipeline_spec_pb2.PipelineSpec:
+    """Return a copy of ``spec`` with the profile's image and tuning-task resources.
+
+    The fields are the ones KFP writes for ``set_container_image``, ``set_cpu_limit``,
+    ``set_memory_limit``, ``set_accelerator_type`` and ``set_accelerator_limit`` with constant
+    values (a test compares them with KFP's own output). Nothing is set that the profile leaves
+    empty, so the ``local`` profile returns the spec unchanged.
+    """
+    spec = pipeline_spec_pb2.PipelineSpec.FromString(spec.SerializeToString())
+    config = json_format.ParseDict(
+        json_format.MessageToDict(spec.deployment_spec),
+        pipeline_spec_pb2.PipelineDeploymentConfig(),
+    )
+    for executor in config.executors.values():
+        executor.container.image = profile.image
+    if TUNE_TASK in spec.root.dag.tasks:
+        component = spec.root.dag.tasks[TUNE_TASK].component_ref.name
+        label = spec.components[component].executor_label
+        _set_resources(config.executors[label].container.resources, profile)
+    spec.deployment_spec.Clear()
+    spec.deployment_spec.update(json_format.MessageToDict(config))
+    return spec
+
+
+def _set_resources(
+    resources: pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec,
+    profile: Profile,
+) -> None:
+    if profile.cpu_limit:
+        resources.resource_cpu_limit = profile.cpu_limit
+        resources.cpu_limit = compiler_utils._cpu_to_float(profile.cpu_limit)
+    if profile.memory_limit:
+        resources.resource_memory_limit = profile.memory_limit
+        resources.memory_limit = compiler_utils._memory_to_float(profile.memory_limit)
+    if profile.accelerator_type:
+        resources.accelerator.resource_type = profile.accelerator_type
+        resources.accelerator.resource_count = str(profile.accelerator_count)
+        resources.accelerator.type = profile.accelerator_type
+        resources.accelerator.count = profile.accelerator_count
+
+
+def compile_all(out_dir: Path, profile: Profile | None = None) -> list[Path]:
+    """Compile each pipeline to ``out_dir`` with ``profile`` (default: local); return the files."""
+    profile = profile or PROFILES[DEFAULT_PROFILE]
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for file_name, pipeline in PIPELINES.items():
         path = out_dir / file_name
         tmp = path.with_name(f".tmp-{file_name}")
-        compiler.Compiler().compile(pipeline, str(tmp))
+        builder.write_pipeline_spec_to_file(
+            pipeline_spec=apply_profile(pipeline.pipeline_spec, profile),
+            pipeline_description=pipeline.description,
+            platform_spec=pipeline.platform_spec,
+            package_path=str(tmp),
+        )
         tmp.write_text(normalise_header(tmp.read_text(encoding="utf-8")), encoding="utf-8")
         tmp.replace(path)
         written.append(path)
@@ -62,9 +117,13 @@ def compile_all(out_dir: Path) -> list[Path]:
 def main() -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE)
+    parser.add_argument("--image", help="Component image URI (default: the profile's image).")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
-    for path in compile_all(args.out):
+    if args.profile != DEFAULT_PROFILE and args.out == DEFAULT_OUT:
+        parser.error("compiled/ holds the local profile; give --out for another profile")
+    for path in compile_all(args.out, get_profile(args.profile, args.image)):
         print(f"wrote {path}")
 
 

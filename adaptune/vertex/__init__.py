@@ -1,0 +1,5 @@
+"""Vertex AI Pipelines: settings, input staging, pipeline jobs, schedules and their status.
+
+Request bodies are built by plain functions; the Google clients are imported only where a call
+is made, so ``--dry-run`` and the tests of the builders need no cloud access.
+"""
