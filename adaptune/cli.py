@@ -283,29 +283,6 @@ def runs_compare(run_a: str, run_b: str, runs_dir: Path) -> None:
 
 
 @main.command()
-@click.argument("model_ref")
-@RUNS_DIR_OPTION
-@click.option("--json", "as_json", is_flag=True, help="Print the lineage as JSON.")
-def lineage(model_ref: str, runs_dir: Path, as_json: bool) -> None:
-    """From a deployed model version (NAME or NAME@vN) back to the data files."""
-    from rich.console import Console
-
-    from adaptune.lineage.query import find_version, parse_model_ref, render_tree
-    from adaptune.lineage.query import lineage as trace
-
-    try:
-        name, version = parse_model_ref(model_ref)
-        store = _store(runs_dir)
-        chain = trace(store, find_version(store, name, version))
-    except UserError as exc:
-        _fail(str(exc))
-    if as_json:
-        click.echo(json.dumps(chain, indent=2, default=str))
-    else:
-        Console(width=max(160, Console().width)).print(render_tree(chain, model_ref))
-
-
-@main.command()
 @click.argument("run_id")
 @RUNS_DIR_OPTION
 def reproduce(run_id: str, runs_dir: Path) -> None:
@@ -699,6 +676,56 @@ def _schedule_action(action: str) -> Any:
 
 for _action in ("pause", "resume", "delete"):
     _schedule_action(_action)
+
+
+@main.command()
+@click.argument("model_ref")
+@RUNS_DIR_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the lineage as JSON.")
+@click.option(
+    "--vertex",
+    is_flag=True,
+    help="MODEL_REF is a Vertex AI model (ID[@VERSION] or resource name): read its "
+    "labels back to the pipeline job and the data hash.",
+)
+@_options(VERTEX_OPTIONS)
+def lineage(
+    model_ref: str,
+    runs_dir: Path,
+    as_json: bool,
+    vertex: bool,
+    vertex_config: Path | None,
+    **flags: Any,
+) -> None:
+    """From a deployed model version (NAME or NAME@vN) back to the data files."""
+    from rich.console import Console
+
+    from adaptune.lineage.query import find_version, parse_model_ref, render_tree
+    from adaptune.lineage.query import lineage as trace
+
+    if vertex:
+        from adaptune.vertex.jobs import init_vertex
+        from adaptune.vertex.lineage import vertex_model_lineage
+
+        try:
+            settings = _settings(flags, vertex_config)
+            init_vertex(settings)
+            click.echo(json.dumps(vertex_model_lineage(settings, model_ref), indent=2, default=str))
+        except UserError as exc:
+            _fail(str(exc))
+        except _google_errors() as exc:
+            _fail(f"Google Cloud refused the request: {exc}")
+        return
+    try:
+        name, version = parse_model_ref(model_ref)
+        store = _store(runs_dir)
+        chain = trace(store, find_version(store, name, version))
+    except UserError as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(chain, indent=2, default=str))
+    else:
+        Console(width=max(160, Console().width)).print(render_tree(chain, model_ref))
 
 
 if __name__ == "__main__":

@@ -265,3 +265,41 @@ def test_schedule_commands(env, adc, monkeypatch):
     assert missing.exit_code == 2 and "schedule not found" in missing.output
     bad = runner.invoke(main, ["schedule", "create", "--cron", "weekly"])
     assert bad.exit_code == 2 and "expected 5 fields" in bad.output
+
+
+def test_lineage_of_a_vertex_model_version_reads_its_labels(env, adc):
+    fake = env["vertex"]
+    job = f"{PARENT}/pipelineJobs/adaptune-20261126-010203"
+    fake.resources[job] = {
+        "name": job,
+        "state": "PIPELINE_STATE_SUCCEEDED",
+        "labels": {"adaptune-run-id": "adaptune-20261126-010203",
+                   "adaptune-data-sha256": "ab" * 16},
+        "runtimeConfig": {"gcsOutputDirectory": "gs://bucket/root",
+                          "parameterValues": {"train_data": "/gcs/bucket/train.jsonl"}},
+    }
+    model = f"{PARENT}/models/router"
+    fake.resources[model] = {
+        "name": model,
+        "versionId": "3",
+        "labels": {"adaptune-run-id": "adaptune-20261126-010203",
+                   "adaptune-data-sha256": "ab" * 16},
+    }
+    result = CliRunner().invoke(main, ["lineage", "router", "--vertex"])
+    assert result.exit_code == 0, result.output
+    chain = json.loads(result.output)
+    assert chain["model"]["name"] == model
+    assert chain["pipeline_job"]["name"] == job
+    assert chain["pipeline_job"]["state"] == "PIPELINE_STATE_SUCCEEDED"
+    assert chain["pipeline_job"]["parameters"]["train_data"] == "/gcs/bucket/train.jsonl"
+    assert chain["data_sha256"] == "ab" * 16
+    assert [c for c in fake.calls("GET") if c.path.endswith("/models/router")]
+
+
+def test_lineage_of_a_vertex_model_without_adaptune_labels_is_refused(env, adc):
+    fake = env["vertex"]
+    model = f"{PARENT}/models/other"
+    fake.resources[model] = {"name": model, "versionId": "1", "labels": {}}
+    result = CliRunner().invoke(main, ["lineage", "other", "--vertex"])
+    assert result.exit_code == 2
+    assert "not deployed by adaptune" in result.output
