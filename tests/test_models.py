@@ -46,7 +46,32 @@ def test_checkpoint_directory_loads_with_auto_classes(tmp_path):
         assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("name", ["builtin:nope", "/definitely/not/here", "gs://bucket/model"])
+@pytest.mark.parametrize("name", ["builtin:nope", "/definitely/not/here"])
 def test_unknown_base_models_are_user_errors(name):
     with pytest.raises(UserError):
         load_base_model(name)
+
+
+def test_gs_checkpoint_is_fetched_once_into_the_cache_and_loads(gcs, tmp_path, monkeypatch):
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    monkeypatch.setenv("ADAPTUNE_CACHE_DIR", str(tmp_path / "cache"))
+    original = load_base_model("builtin:tiny-t5")
+    local = tmp_path / "checkpoint"
+    original.model.save_pretrained(local)
+    original.tokenizer.save_pretrained(local)
+    bucket = storage.Client(project="test", credentials=AnonymousCredentials()).bucket(
+        gcs.removeprefix("gs://")
+    )
+    for file in local.iterdir():
+        bucket.blob(f"models/t5/{file.name}").upload_from_filename(str(file))
+    loaded = load_base_model(f"{gcs}/models/t5")
+    assert loaded.family == "seq2seq"
+    for a, b in zip(original.model.parameters(), loaded.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    (cached,) = (tmp_path / "cache" / "models").iterdir()
+    assert load_base_model(f"{gcs}/models/t5/").name.endswith("/models/t5/")
+    assert list((tmp_path / "cache" / "models").iterdir()) == [cached]
+    with pytest.raises(UserError, match=r"no config\.json"):
+        load_base_model(f"{gcs}/models/missing")

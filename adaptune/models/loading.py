@@ -17,6 +17,7 @@ from transformers import (
 
 from adaptune.errors import UserError
 from adaptune.models import builtin
+from adaptune.models.remote import fetch_checkpoint
 
 Family = Literal["causal", "seq2seq"]
 
@@ -45,7 +46,7 @@ def load_base_model(name: str) -> BaseModel:
     seq2seq model, anything else a causal LM. Nothing is downloaded.
 
     Args:
-        name: ``builtin:tiny-gpt2``, ``builtin:tiny-t5`` or a path to a checkpoint directory.
+        name: ``builtin:tiny-gpt2``, ``builtin:tiny-t5``, or a checkpoint directory (local or ``gs://``).
 
     Returns:
         The loaded model and tokenizer.
@@ -62,12 +63,7 @@ def load_base_model(name: str) -> BaseModel:
         model = builtin.build_model(key, tokenizer)
         family: Family = builtin.BUILTIN_MODELS[key].family  # type: ignore[assignment]
         return BaseModel(name=name, model=model, tokenizer=tokenizer, family=family)
-    if name.startswith("gs://"):
-        raise UserError(
-            f"base model {name!r}: gs:// checkpoints are not supported yet; copy it to a local "
-            "directory (gcloud storage cp -r) and pass that path"
-        )
-    path = Path(name)
+    path = fetch_checkpoint(name) if name.startswith("gs://") else Path(name)
     if not (path / "config.json").is_file():
         raise UserError(
             f"base model {name!r} is neither a built-in model (builtin:tiny-gpt2, builtin:tiny-t5) "

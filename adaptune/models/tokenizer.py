@@ -34,8 +34,12 @@ def checkpoint_dir(name: str) -> Path | None:
             known = ", ".join(BUILTIN_PREFIX + k for k in BUILTIN_NAMES)
             raise UserError(f"unknown built-in model {name!r}; choose one of {known}")
         return None
+    if name.startswith("gs://"):
+        from adaptune.models.remote import fetch_checkpoint
+
+        return fetch_checkpoint(name)
     path = Path(name)
-    if name.startswith("gs://") or not path.is_dir():
+    if not path.is_dir():
         raise UserError(
             f"base model {name!r} is neither a built-in model (builtin:tiny-gpt2, builtin:tiny-t5) "
             "nor a local checkpoint directory"
