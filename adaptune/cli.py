@@ -85,6 +85,7 @@ def main() -> None:
     show_default=True,
     help="Compiled pipeline YAML to execute.",
 )
+@click.option("--experiment", help="Record the run in this experiment (a lineage context).")
 @click.option(
     "--if-changed",
     is_flag=True,
@@ -104,6 +105,7 @@ def run(
     runs_dir: Path,
     compiled: Path,
     if_changed: bool,
+    experiment: str | None,
     **flags: Any,
 ) -> None:
     """Run the compiled pipeline locally with kfp.local and print a summary."""
@@ -132,11 +134,15 @@ def run(
         params = resolve_params(declared_parameters(compiled), config, overrides, base_dir)
     except UserError as exc:
         _fail(str(exc))
-    _run_and_summarise(compiled, params, runs_dir, if_changed)
+    _run_and_summarise(compiled, params, runs_dir, if_changed, experiment)
 
 
 def _run_and_summarise(
-    compiled: Path, params: dict[str, Any], runs_dir: Path, if_changed: bool
+    compiled: Path,
+    params: dict[str, Any],
+    runs_dir: Path,
+    if_changed: bool,
+    experiment: str | None = None,
 ) -> dict[str, Any]:
     from adaptune.lineage.hashing import sha256_file
     from adaptune.lineage.manifest import data_hashes, fingerprint
@@ -155,7 +161,9 @@ def _run_and_summarise(
                 "parameters): nothing to do"
             )
             sys.exit(0)
-    tracked = run_tracked(compiled, params, runs_dir, summarise=build_summary)
+    tracked = run_tracked(
+        compiled, params, runs_dir, summarise=build_summary, experiment=experiment
+    )
     print_summary(tracked.summary)
     if not tracked.run.succeeded:
         sys.exit(1)
@@ -204,7 +212,8 @@ def runs() -> None:
 
 @runs.command("list")
 @RUNS_DIR_OPTION
-def runs_list(runs_dir: Path) -> None:
+@click.option("--experiment", help="Only the runs recorded in this experiment.")
+def runs_list(runs_dir: Path, experiment: str | None) -> None:
     """Every run, newest first."""
     from rich.console import Console
     from rich.table import Table
@@ -212,7 +221,11 @@ def runs_list(runs_dir: Path) -> None:
     table = Table()
     for column in ("run", "status", "started", "model", "tuned", "gate", "version"):
         table.add_column(column)
-    for r in _store(runs_dir).runs():
+    store = _store(runs_dir)
+    keep = set(store.runs_in("experiment", experiment)) if experiment else None
+    for r in store.runs():
+        if keep is not None and r["run_id"] not in keep:
+            continue
         metrics = (r.get("metrics") or {}).get("tuned") or {}
         gate = r.get("gate") or {}
         registry = r.get("registry") or {}
@@ -225,7 +238,7 @@ def runs_list(runs_dir: Path) -> None:
             {True: "deploy", False: "no"}.get(gate.get("deploy"), ""),
             registry.get("model_ref") or "",
         )
-    Console(soft_wrap=True).print(table)
+    Console(width=max(160, Console().width)).print(table)
 
 
 def _manifest(runs_dir: Path, run_id: str) -> dict[str, Any]:
@@ -279,7 +292,7 @@ def runs_compare(run_a: str, run_b: str, runs_dir: Path) -> None:
     table.add_column(run_b)
     for key, a, b in rows:
         table.add_row(key, str(a), str(b))
-    Console(soft_wrap=True).print(table)
+    Console(width=max(160, Console().width)).print(table)
 
 
 @main.command()

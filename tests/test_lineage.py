@@ -68,6 +68,11 @@ def test_store_basics_and_wal(tmp_path):
     assert producer["inputs"] == {"train_data": data}
     store.finish_run("r1", "succeeded")
     assert store.run("r1")["status"] == "succeeded"
+    store.start_run("r2", {})
+    store.add_run_to("r1", "experiment", "baseline")
+    store.add_run_to("r1", "experiment", "baseline")
+    assert store.runs_in("experiment", "baseline") == ["r1"]
+    assert store.runs_in("experiment", "other") == []
 
 
 def test_a_run_whose_process_died_is_marked_failed_when_next_seen(tmp_path):
@@ -86,9 +91,12 @@ def test_a_run_whose_process_died_is_marked_failed_when_next_seen(tmp_path):
 @pytest.mark.pipeline
 def test_run_reproduce_lineage_and_if_changed(tmp_path):
     train, evaluation = _data(tmp_path)
-    first = _cli(*_run_args(tmp_path, train, evaluation))
+    first = _cli(*_run_args(tmp_path, train, evaluation), "--experiment", "router-v1")
     assert first.exit_code == 0, first.output
     (run_a,) = [r["run_id"] for r in _runs(tmp_path)]
+    listed = _cli("runs", "list", "--experiment", "router-v1", "--runs-dir",
+                  str(tmp_path / "runs"))
+    assert run_a in listed.output
 
     # the same inputs again give the same adapter and metrics
     again = _cli("reproduce", run_a, "--runs-dir", str(tmp_path / "runs"))

@@ -43,6 +43,9 @@ CREATE TABLE IF NOT EXISTS associations (
     context_id INTEGER NOT NULL REFERENCES contexts(id),
     execution_id INTEGER NOT NULL REFERENCES executions(id),
     PRIMARY KEY (context_id, execution_id));
+CREATE TABLE IF NOT EXISTS parent_contexts (
+    child_id INTEGER NOT NULL REFERENCES contexts(id),
+    parent_id INTEGER NOT NULL REFERENCES contexts(id), PRIMARY KEY (child_id, parent_id));
 CREATE INDEX IF NOT EXISTS artifacts_by_uri ON artifacts (uri);
 CREATE INDEX IF NOT EXISTS events_by_artifact ON events (artifact_id);
 """
@@ -125,6 +128,30 @@ class MetadataStore:
                 (RUN_CONTEXT, run_id, json.dumps(props)),
             )
             return int(cursor.lastrowid)
+
+    def add_run_to(self, run_id: str, context_type: str, name: str) -> None:
+        """Make ``context_type:name`` (an experiment, say) a parent context of the run."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO contexts (type, name) VALUES (?, ?)", (context_type, name)
+            )
+            parent = db.execute(
+                "SELECT id FROM contexts WHERE type = ? AND name = ?", (context_type, name)
+            ).fetchone()["id"]
+            child = db.execute(
+                "SELECT id FROM contexts WHERE type = ? AND name = ?", (RUN_CONTEXT, run_id)
+            ).fetchone()["id"]
+            db.execute("INSERT OR IGNORE INTO parent_contexts VALUES (?, ?)", (child, parent))
+
+    def runs_in(self, context_type: str, name: str) -> list[str]:
+        """Run ids whose parent context is ``context_type:name``, newest first."""
+        rows = self.db.execute(
+            "SELECT c.name FROM contexts c JOIN parent_contexts pc ON pc.child_id = c.id "
+            "JOIN contexts p ON p.id = pc.parent_id WHERE p.type = ? AND p.name = ? "
+            "ORDER BY c.id DESC",
+            (context_type, name),
+        ).fetchall()
+        return [r["name"] for r in rows]
 
     def update_run(self, run_id: str, **changes: Any) -> None:
         """Merge ``changes`` into the run's properties."""

@@ -41,7 +41,11 @@ def last_successful_run(store: MetadataStore) -> dict[str, Any] | None:
 
 
 def run_tracked(
-    compiled: Path, params: dict[str, Any], runs_root: Path, summarise: Any = None
+    compiled: Path,
+    params: dict[str, Any],
+    runs_root: Path,
+    summarise: Any = None,
+    experiment: str | None = None,
 ) -> TrackedRun:
     """Run the pipeline, recording each task into the store as it finishes.
 
@@ -51,6 +55,7 @@ def run_tracked(
         runs_root: Holds the run directories and ``metadata.sqlite``.
         summarise: ``f(run, params) -> summary dict`` whose metrics and gate go into the
             manifest and the store.
+        experiment: Records the run in this experiment context.
 
     Returns:
         The run and its manifest.
@@ -69,6 +74,9 @@ def run_tracked(
             "model_name": params.get("model_name"),
         },
     )
+    if experiment:
+        store.add_run_to(run_id, "experiment", experiment)
+        manifest["experiment"] = experiment
     started = datetime.now().astimezone()
     stop = threading.Event()
 
