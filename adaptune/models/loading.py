@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from transformers import (
-    AutoConfig,
     AutoModelForCausalLM,
     AutoModelForSeq2SeqLM,
-    AutoTokenizer,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
 
 from adaptune.errors import UserError
 from adaptune.models import builtin
-from adaptune.models.remote import fetch_checkpoint
+from adaptune.models.tokenizer import checkpoint_dir, family_from_dir, tokenizer_from_dir
 
 Family = Literal["causal", "seq2seq"]
 
@@ -54,26 +51,20 @@ def load_base_model(name: str) -> BaseModel:
     Raises:
         UserError: If the name is neither a built-in model nor a readable checkpoint directory.
     """
-    if builtin.is_builtin(name):
+    path = checkpoint_dir(name)
+    if path is None:
         key = name.removeprefix(builtin.BUILTIN_PREFIX)
-        if key not in builtin.BUILTIN_MODELS:
-            known = ", ".join(builtin.BUILTIN_PREFIX + k for k in builtin.BUILTIN_MODELS)
-            raise UserError(f"unknown built-in model {name!r}; choose one of {known}")
         tokenizer = builtin.build_tokenizer()
         model = builtin.build_model(key, tokenizer)
         family: Family = builtin.BUILTIN_MODELS[key].family  # type: ignore[assignment]
         return BaseModel(name=name, model=model, tokenizer=tokenizer, family=family)
-    path = fetch_checkpoint(name) if name.startswith("gs://") else Path(name)
     if not (path / "config.json").is_file():
         raise UserError(
             f"base model {name!r} is neither a built-in model (builtin:tiny-gpt2, builtin:tiny-t5) "
             "nor a directory holding a Hugging Face checkpoint (config.json not found)"
         )
-    config = AutoConfig.from_pretrained(path, local_files_only=True)
-    family = "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal"
+    family = family_from_dir(path, name)  # type: ignore[assignment]
     auto = AutoModelForSeq2SeqLM if family == "seq2seq" else AutoModelForCausalLM
     model = auto.from_pretrained(path, local_files_only=True)
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = tokenizer_from_dir(path, name)
     return BaseModel(name=name, model=model.eval(), tokenizer=tokenizer, family=family)

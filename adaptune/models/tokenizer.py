@@ -82,6 +82,11 @@ def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
         from adaptune.models.builtin import build_tokenizer
 
         return build_tokenizer()
+    return tokenizer_from_dir(path, name)
+
+
+def tokenizer_from_dir(path: Path, name: str) -> PreTrainedTokenizerBase:
+    """The Hugging Face tokenizer of the checkpoint in ``path``, with a pad token set."""
     from transformers import AutoTokenizer
 
     try:
@@ -100,6 +105,11 @@ def model_family(name: str) -> str:
         from adaptune.models.builtin import BUILTIN_MODELS
 
         return BUILTIN_MODELS[name.removeprefix(BUILTIN_PREFIX)].family
+    return family_from_dir(path, name)
+
+
+def family_from_dir(path: Path, name: str) -> str:
+    """``causal`` or ``seq2seq`` for the checkpoint in ``path`` (from its config)."""
     from transformers import AutoConfig
 
     try:
