@@ -13,7 +13,7 @@ from datetime import datetime, time
 from pathlib import Path
 from typing import Any
 
-from adaptune.lineage.hashing import adapter_sha256, sha256_file, sha256_tree
+from adaptune.lineage.hashing import adapter_sha256, sha256_tree
 from adaptune.lineage.store import MetadataStore
 from adaptune.runner.local import task_outputs
 
@@ -98,73 +98,98 @@ def resolve_inputs(
     return resolved
 
 
-def record_tasks(
-    store: MetadataStore,
-    run_id: str,
-    run_dir: Path,
-    spec: dict[str, Any],
-    params: dict[str, Any],
-    started: datetime,
-) -> dict[str, int]:
-    """Write every task the run has finished so far into the store.
+class RunRecorder:
+    """Writes a run's finished tasks into the store, each once.
 
-    Safe to call again: executions are keyed on (run, task) and artifacts on (type, URI, hash).
-
-    Returns:
-        Output artifact ids by ``task.output`` name (plus ``data.<param>`` for data files and
-        ``registry.version`` for a deploy).
+    Called every second while the run goes on and once at its end: a task is hashed and written
+    when its outputs appear and written again only until its end is in the log, so outputs are
+    not re-hashed on every call.
     """
-    outputs = task_outputs(run_dir)
-    times = task_times(run_dir / "run.log", started)
-    inputs = resolve_inputs(spec, params, outputs)
-    ids: dict[str, int] = {}
-    for param in DATA_PARAMS:
-        value = params.get(param)
-        if value and Path(value).is_file():
-            ids[f"data.{param}"] = store.put_artifact(
-                "data_file",
-                str(Path(value).resolve()),
-                sha256_file(Path(value)),
-                {"parameter": param},
-            )
-    order = sorted(outputs, key=lambda t: times.get(t, {}).get("end", ""))
-    for task in order:
+
+    def __init__(
+        self,
+        store: MetadataStore,
+        run_id: str,
+        run_dir: Path,
+        spec: dict[str, Any],
+        params: dict[str, Any],
+        started: datetime,
+        data_sha256: dict[str, str | None],
+    ):
+        self.store, self.run_id, self.run_dir = store, run_id, run_dir
+        self.spec, self.params, self.started = spec, params, started
+        self.ids: dict[str, int] = {}
+        self.finished: set[str] = set()
+        for param, digest in data_sha256.items():
+            value = params.get(param)
+            if digest and value:
+                self.ids[f"data.{param}"] = store.put_artifact(
+                    "data_file", str(Path(value).resolve()), digest, {"parameter": param}
+                )
+
+    def record(self) -> dict[str, int]:
+        """Write the tasks finished since the last call.
+
+        Returns:
+            Output artifact ids by ``task.output`` name (plus ``data.<param>`` for data files
+            and ``registry.version`` for a deploy).
+        """
+        outputs = task_outputs(self.run_dir)
+        times = task_times(self.run_dir / "run.log", self.started)
+        inputs = resolve_inputs(self.spec, self.params, outputs)
+        new = [t for t in outputs if t not in self.finished]
+        for task in sorted(new, key=lambda t: times.get(t, {}).get("end", "")):
+            self._record_task(task, outputs[task], inputs.get(task, {}), times.get(task, {}))
+            if "end" in times.get(task, {}):
+                self.finished.add(task)
+        return self.ids
+
+    def _record_task(
+        self, task: str, output: dict[str, Any], inputs: dict[str, Any], info: dict[str, str]
+    ) -> None:
+        ids = self.ids
         produced = {}
-        for name, artifact in outputs[task]["artifacts"].items():
-            uri = Path(artifact["uri"])
-            kind = ARTIFACT_TYPES.get((task, name), name)
-            digest = (
-                adapter_sha256(uri)
-                if kind == "adapter"
-                else (sha256_tree(uri) if uri.exists() else None)
-            )
-            produced[name] = ids[f"{task}.{name}"] = store.put_artifact(
-                kind, str(uri), digest, {**artifact["metadata"], "run_id": run_id, "task": task}
-            )
+        for name, artifact in output["artifacts"].items():
+            key = f"{task}.{name}"
+            if key not in ids:
+                uri = Path(artifact["uri"])
+                kind = ARTIFACT_TYPES.get((task, name), name)
+                digest = (
+                    adapter_sha256(uri)
+                    if kind == "adapter"
+                    else (sha256_tree(uri) if uri.exists() else None)
+                )
+                ids[key] = self.store.put_artifact(
+                    kind,
+                    str(uri),
+                    digest,
+                    {**artifact["metadata"], "run_id": self.run_id, "task": task},
+                )
+            produced[name] = ids[key]
         consumed = {
             key: ids[f"{p}.{k}"]
-            for key, (p, k) in inputs.get(task, {}).get("artifacts", {}).items()
+            for key, (p, k) in inputs.get("artifacts", {}).items()
             if f"{p}.{k}" in ids
         }
         if task == "validate-dataset":
             consumed |= {p: ids[f"data.{p}"] for p in DATA_PARAMS if f"data.{p}" in ids}
         if task == "deploy":
-            ids["registry.version"] = produced["registry_version"] = _registry_artifact(
-                store, params, outputs[task]["parameters"], run_id
-            )
-        info = times.get(task, {})
-        store.put_execution(
-            run_id,
+            if "registry.version" not in ids:
+                ids["registry.version"] = _registry_artifact(
+                    self.store, self.params, output["parameters"], self.run_id
+                )
+            produced["registry_version"] = ids["registry.version"]
+        self.store.put_execution(
+            self.run_id,
             task,
-            inputs.get(task, {}).get("parameters", {}),
+            inputs.get("parameters", {}),
             info.get("status", "succeeded"),
             info.get("start"),
             info.get("end"),
-            str(run_dir / "run.log"),
+            str(self.run_dir / "run.log"),
             consumed,
             produced,
         )
-    return ids
 
 
 def _registry_artifact(

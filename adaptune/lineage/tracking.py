@@ -13,7 +13,7 @@ import yaml
 from adaptune.atomic import write_json_atomic
 from adaptune.lineage.hashing import adapter_sha256
 from adaptune.lineage.manifest import build_manifest
-from adaptune.lineage.recorder import record_tasks
+from adaptune.lineage.recorder import RunRecorder
 from adaptune.lineage.store import MetadataStore
 from adaptune.runner.local import LocalRun, new_run_id, run_pipeline
 
@@ -77,17 +77,21 @@ def run_tracked(
     if experiment:
         store.add_run_to(run_id, "experiment", experiment)
         manifest["experiment"] = experiment
-    started = datetime.now().astimezone()
+    recorder = RunRecorder(
+        store,
+        run_id,
+        runs_root / run_id,
+        spec,
+        full,
+        datetime.now().astimezone(),
+        manifest["data_sha256"],
+    )
     stop = threading.Event()
 
     def watch() -> None:  # record tasks as they finish
-        watcher_store = MetadataStore(runs_root)
-        try:
-            while not stop.wait(WATCH_SECONDS):
-                if (runs_root / run_id).is_dir():
-                    record_tasks(watcher_store, run_id, runs_root / run_id, spec, full, started)
-        finally:
-            watcher_store.close()
+        while not stop.wait(WATCH_SECONDS):
+            if (runs_root / run_id).is_dir():
+                recorder.record()
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
@@ -96,7 +100,7 @@ def run_tracked(
     finally:
         stop.set()
         watcher.join()
-    ids = record_tasks(store, run_id, run.run_dir, spec, full, started)
+    ids = recorder.record()
     summary = summarise(run, full) if summarise else {}
     adapter = summary.get("outputs", {}).get("adapter")
     results = {
