@@ -165,16 +165,20 @@ def role_of(message: dict[str, Any], roles: dict[str, str], where: str) -> str:
     return roles[role]
 
 
+def required_array(obj: dict[str, Any], name: str) -> list[Any]:
+    """The array in field ``name``; a missing field or another type is a record problem."""
+    value = obj.get(name)
+    if value is None:
+        raise RecordProblem(MISSING_FIELD, f"missing field '{name}'")
+    if not isinstance(value, list):
+        raise RecordProblem(WRONG_TYPE, f"field '{name}' must be an array, got {type_name(value)}")
+    return value
+
+
 def openai_chat_examples(obj: Any) -> list[Example]:
     """OpenAI chat: ``{"messages": [{"role", "content", "weight"?}]}``."""
     obj = expect_object(obj)
-    messages = obj.get("messages")
-    if messages is None:
-        raise RecordProblem(MISSING_FIELD, "missing field 'messages'")
-    if not isinstance(messages, list):
-        raise RecordProblem(
-            WRONG_TYPE, f"field 'messages' must be an array, got {type_name(messages)}"
-        )
+    messages = required_array(obj, "messages")
     system = None
     turns: list[tuple[str, str, bool]] = []
     for index, message in enumerate(messages):
@@ -221,13 +225,7 @@ def parts_text(content: dict[str, Any], where: str) -> str:
 def gemini_chat_examples(obj: Any) -> list[Example]:
     """Gemini chat: ``{"systemInstruction"?, "contents": [{"role", "parts": [{"text"}]}]}``."""
     obj = expect_object(obj)
-    contents = obj.get("contents")
-    if contents is None:
-        raise RecordProblem(MISSING_FIELD, "missing field 'contents'")
-    if not isinstance(contents, list):
-        raise RecordProblem(
-            WRONG_TYPE, f"field 'contents' must be an array, got {type_name(contents)}"
-        )
+    contents = required_array(obj, "contents")
     system = None
     if obj.get("systemInstruction") is not None:
         instruction = obj["systemInstruction"]
