@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from adaptune.errors import UserError
+from adaptune.settings_dict import from_pipeline_dict
 
 FORMATS = (
     "auto",
@@ -99,16 +100,7 @@ class DataSettings:
         Pipeline dicts travel as protobuf Structs, where every number is a float: integral
         floats are turned back into ints for the integer settings.
         """
-        values = dict(values or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise UserError(f"unknown data setting(s) {unknown}; known: {sorted(known)}")
-        for name in INT_FIELDS:
-            value = values.get(name)
-            if isinstance(value, float) and value.is_integer():
-                values[name] = int(value)
-        return cls(**values)
+        return from_pipeline_dict(cls, values, "data setting", INT_FIELDS)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON and the pipeline."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from adaptune.errors import UserError
 from adaptune.evaluation.metrics import METRICS
+from adaptune.settings_dict import from_pipeline_dict
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,7 @@ class GateSettings:
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> GateSettings:
         """Build from a pipeline dict, rejecting unknown keys."""
-        values = dict(values or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise UserError(f"unknown gate setting(s) {unknown}; known: {sorted(known)}")
-        return cls(**values)
+        return from_pipeline_dict(cls, values, "gate setting")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""

@@ -13,25 +13,18 @@ The pipeline passes the method as one dict, ``{"method": "lora", "r": 8, ...}``;
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
 
 from peft import IA3Config, LoraConfig, PeftConfig, PromptTuningConfig, TaskType
 from transformers import PreTrainedModel
 
 from adaptune.errors import UserError
+from adaptune.settings_dict import from_pipeline_dict
 
 
 def _task_type(family: str) -> TaskType:
     return TaskType.SEQ_2_SEQ_LM if family == "seq2seq" else TaskType.CAUSAL_LM
-
-
-def _integral(values: dict[str, Any], names: tuple[str, ...]) -> None:
-    """Pipeline dicts travel as protobuf Structs, where every number is a float."""
-    for name in names:
-        value = values.get(name)
-        if isinstance(value, float) and value.is_integer():
-            values[name] = int(value)
 
 
 def _positive_int(name: str, value: Any) -> None:
@@ -58,16 +51,7 @@ class AdapterMethod:
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> AdapterMethod:
         """Build from a dict without the ``method`` key, rejecting unknown keys."""
-        values = dict(values)
-        _integral(values, cls.int_fields)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise UserError(
-                f"unknown setting(s) {unknown} for adapter method {cls.method!r}; "
-                f"known: {sorted(known)}"
-            )
-        return cls(**values)
+        return from_pipeline_dict(cls, values, f"{cls.method} adapter setting", cls.int_fields)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict with the ``method`` key, for JSON and the pipeline."""

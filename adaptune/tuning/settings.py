@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from adaptune.errors import UserError
+from adaptune.settings_dict import from_pipeline_dict
 
 INT_FIELDS = (
     "steps",
@@ -94,16 +95,7 @@ class TrainingSettings:
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> TrainingSettings:
         """Build from the pipeline's ``training`` dict, rejecting unknown keys."""
-        values = dict(values or {})
-        for name in INT_FIELDS:
-            value = values.get(name)
-            if isinstance(value, float) and value.is_integer():
-                values[name] = int(value)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise UserError(f"unknown training setting(s) {unknown}; known: {sorted(known)}")
-        return cls(**values)
+        return from_pipeline_dict(cls, values, "training setting", INT_FIELDS)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON and the pipeline."""
