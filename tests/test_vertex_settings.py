@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from adaptune.errors import UserError
+from adaptune.lineage.hashing import sha256_file
 from adaptune.vertex import jobs, staging
 from adaptune.vertex.schedules import ScheduleSpec
 from adaptune.vertex.settings import resolve_settings
@@ -65,7 +66,7 @@ def test_plan_inputs_is_content_addressed_and_maps_gs_to_the_fuse_mount(tmp_path
         "seed": 1,
     }
     files, staged = staging.plan_inputs(params, "gs://bkt/root/")
-    sha = staging.file_sha256(train)
+    sha = sha256_file(train)
     assert files == {"train_data": train}
     assert staged.uploads == {"train_data": f"gs://bkt/root/inputs/{sha[:16]}/train.jsonl"}
     assert staged.params["train_data"] == f"/gcs/bkt/root/inputs/{sha[:16]}/train.jsonl"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adaptune.errors import UserError
+from adaptune.lineage.hashing import sha256_file
 
 if TYPE_CHECKING:
     from google.cloud import storage
@@ -54,15 +55,6 @@ def to_fuse_path(uri: str) -> str:
     return f"{FUSE_ROOT}{bucket}/{path}".rstrip("/")
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes, as hex."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def plan_inputs(params: dict[str, Any], pipeline_root: str) -> tuple[dict[str, Path], StagedInputs]:
     """Decide what to upload where, without any network call.
 
@@ -95,7 +87,7 @@ def plan_inputs(params: dict[str, Any], pipeline_root: str) -> tuple[dict[str, P
         path = Path(value)
         if not path.is_file():
             raise UserError(f"{name}: file not found: {path}")
-        sha = file_sha256(path)
+        sha = sha256_file(path)
         digest.update(sha.encode())
         uri = f"{root}/inputs/{sha[:16]}/{path.name}"
         files[name] = path
