@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from adaptune import __version__
+from adaptune.commands.models import models, models_promote, models_rollback
 from adaptune.data.settings import FORMATS
 from adaptune.errors import UserError
 
@@ -739,6 +740,11 @@ def lineage(
         click.echo(json.dumps(chain, indent=2, default=str))
     else:
         Console(width=max(160, Console().width)).print(render_tree(chain, model_ref))
+
+
+main.add_command(models)
+main.add_command(models_promote, "promote")
+main.add_command(models_rollback, "rollback")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ def deploy(
     from collections import namedtuple
     from pathlib import Path
 
-    from adaptune.registry.local import register_version
+    from adaptune.registry import register_version
     from adaptune.step_errors import reported
 
     with reported("deploy"):
@@ -55,6 +55,7 @@ def deploy(
                 "metrics": dict(eval_metrics.metadata),
                 "gate_reason": gate_reason,
             },
+            promote=True,
         )
     print(f"registered {version.ref} at {version.path}")
     outputs = namedtuple("Outputs", ["version", "model_ref"])

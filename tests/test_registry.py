@@ -1,35 +1,80 @@
+import itertools
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
 
 from adaptune.errors import UserError
-from adaptune.registry.local import list_versions, register_version
+from adaptune.registry import (
+    list_models,
+    list_versions,
+    promote,
+    read_aliases,
+    read_index,
+    register_version,
+    resolve_version,
+    rollback,
+)
+
+REPO = Path(__file__).resolve().parent.parent
 
 
-def test_versions_are_numbered_immutable_and_carry_metadata(trained_adapter, tmp_path):
-    first = register_version(
-        tmp_path, "router", trained_adapter["adapter"], {"run_id": "r1", "data_sha256": "abc"}
-    )
-    second = register_version(tmp_path, "router", trained_adapter["adapter"], {"run_id": "r2"})
+@pytest.fixture
+def adapter(tmp_path) -> Path:
+    """Adapter files as the registry sees them (their content is opaque to it)."""
+    directory = tmp_path / "adapter"
+    directory.mkdir()
+    (directory / "adapter_config.json").write_text('{"peft_type": "LORA"}')
+    (directory / "adapter_model.safetensors").write_bytes(os.urandom(4096))
+    return directory
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file below root (the lock file aside) with its bytes."""
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
+
+
+def test_versions_are_numbered_immutable_and_carry_metadata(adapter, tmp_path):
+    reg = tmp_path / "reg"
+    first = register_version(reg, "router", adapter, {"run_id": "r1", "data_sha256": "abc"})
+    second = register_version(reg, "router", adapter, {"run_id": "r2"})
     assert (first.version, second.version) == (1, 2)
     assert first.metadata["run_id"] == "r1" and first.metadata["data_sha256"] == "abc"
-    assert [v.ref for v in list_versions(tmp_path, "router")] == ["router@v1", "router@v2"]
-    weights = first.path / "adapter_model.safetensors"
-    assert not weights.stat().st_mode & 0o222
-    assert not [p for p in (tmp_path / "router").iterdir() if p.name.startswith(".")]
+    assert [v.ref for v in list_versions(reg, "router")] == ["router@v1", "router@v2"]
+    assert (first.path / "adapter_model.safetensors").read_bytes() == (
+        adapter / "adapter_model.safetensors"
+    ).read_bytes()
+    assert not (first.path / "adapter_model.safetensors").stat().st_mode & 0o222
+    assert sorted(p.name for p in (reg / "router").iterdir()) == [".lock", "index.json", "v1", "v2"]
+    assert list_models(reg) == ["router"]
+    assert read_aliases(reg, "router") == {}, "registering alone does not deploy"
 
 
-def test_a_taken_version_number_is_never_overwritten(trained_adapter, tmp_path):
+def test_a_directory_that_is_not_ours_is_kept_and_its_number_skipped(adapter, tmp_path):
     taken = tmp_path / "router" / "v1"
     taken.mkdir(parents=True)
     (taken / "keep").write_text("someone else's")
-    version = register_version(tmp_path, "router", trained_adapter["adapter"], {})
+    version = register_version(tmp_path, "router", adapter, {})
     assert version.version == 2
     assert (taken / "keep").read_text() == "someone else's"
+    assert [v.version for v in list_versions(tmp_path, "router")] == [2]
 
 
-@pytest.mark.parametrize("name", ["../escape", "a/b", "", "UPPER", "x" * 65, "a..b"])
-def test_unsafe_names_are_rejected(trained_adapter, tmp_path, name):
+@pytest.mark.parametrize("name", ["../escape", "a/b", "", "UPPER", "x" * 65, "a..b", "/abs"])
+def test_unsafe_names_are_rejected(adapter, tmp_path, name):
     with pytest.raises(UserError, match="invalid model name"):
-        register_version(tmp_path, name, trained_adapter["adapter"], {})
+        register_version(tmp_path, name, adapter, {})
+    with pytest.raises(UserError, match="invalid model name"):
+        resolve_version(tmp_path, name)
+    assert not list(tmp_path.parent.glob("escape"))
 
 
 def test_a_directory_without_adapter_files_is_rejected(tmp_path):
@@ -37,3 +82,144 @@ def test_a_directory_without_adapter_files_is_rejected(tmp_path):
     with pytest.raises(UserError, match=r"missing adapter_config\.json"):
         register_version(tmp_path / "reg", "router", tmp_path / "empty", {})
     assert not list_versions(tmp_path / "reg", "router")
+
+
+def test_deploy_promote_and_rollback_move_the_aliases(adapter, tmp_path):
+    reg = tmp_path / "reg"
+    for run in ("r1", "r2", "r3"):
+        register_version(reg, "router", adapter, {"run_id": run}, promote=True)
+    assert read_aliases(reg, "router") == {"production": 3, "previous": 2}
+    assert resolve_version(reg, "router").metadata["run_id"] == "r3"
+
+    assert rollback(reg, "router") == {"production": 2, "previous": 3}
+    assert resolve_version(reg, "router", "production").metadata["run_id"] == "r2"
+    assert rollback(reg, "router") == {"production": 3, "previous": 2}, "a rollback undoes one"
+
+    assert promote(reg, "router", "v1") == {"production": 1, "previous": 3}
+    assert resolve_version(reg, "router", "previous").version == 3
+    history = read_index(reg, "router").history
+    assert [(h["action"], h["version"]) for h in history] == [
+        ("deploy", 1),
+        ("deploy", 2),
+        ("deploy", 3),
+        ("rollback", 2),
+        ("rollback", 3),
+        ("promote", 1),
+    ]
+
+
+def test_refs_resolve_and_bad_ones_say_why(adapter, tmp_path):
+    register_version(tmp_path, "router", adapter, {}, promote=True)
+    register_version(tmp_path, "router", adapter, {})
+    assert resolve_version(tmp_path, "router").version == 1
+    assert resolve_version(tmp_path, "router", "latest").version == 2
+    assert resolve_version(tmp_path, "router", "v2").version == 2
+    assert resolve_version(tmp_path, "router", "2").version == 2
+    with pytest.raises(UserError, match="no version v9"):
+        resolve_version(tmp_path, "router", "v9")
+    with pytest.raises(UserError, match="no 'previous' version"):
+        resolve_version(tmp_path, "router", "previous")
+    with pytest.raises(UserError, match="bad version 'stable'"):
+        resolve_version(tmp_path, "router", "stable")
+    with pytest.raises(UserError, match="no model 'other'"):
+        resolve_version(tmp_path, "other")
+    with pytest.raises(UserError, match="no previous version"):
+        rollback(tmp_path, "router")
+    with pytest.raises(UserError, match="no version v7"):
+        promote(tmp_path, "router", "v7")
+    with pytest.raises(UserError, match="takes a version number"):
+        promote(tmp_path, "router", "production")
+
+
+KILL_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    import adaptune.registry.index as index
+    import adaptune.registry.local as local
+
+    def die(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    registry, adapter, where = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+    if where == "copy":  # killed while copying the adapter files
+        real_copy = local.shutil.copy2
+        def copy_one_then_die(src, dst, **kw):
+            real_copy(src, dst, **kw)
+            die()
+        real_copytree = local.shutil.copytree
+        local.shutil.copytree = lambda src, dst, **kw: real_copytree(
+            src, dst, **{**kw, "copy_function": copy_one_then_die}
+        )
+    elif where == "metadata":  # killed while writing version.json
+        local.write_json_atomic = die
+    elif where == "commit":  # killed after the version directory is in place
+        index.write_json_atomic = die
+    local.register_version(registry, "router", adapter, {"run_id": "killed"}, promote=True)
+    """
+)
+
+
+@pytest.mark.parametrize("where", ["copy", "metadata", "commit"])
+def test_a_deploy_killed_mid_write_leaves_the_registry_unchanged(adapter, tmp_path, where):
+    reg = tmp_path / "reg"
+    register_version(reg, "router", adapter, {"run_id": "r1"}, promote=True)
+    before = snapshot(reg)
+    done = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, str(reg), str(adapter), where],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == -9, done.stderr
+    assert read_index(reg, "router").versions == [1]
+    assert resolve_version(reg, "router").metadata["run_id"] == "r1"
+    after = snapshot(reg)
+    assert {k: v for k, v in after.items() if k in before} == before
+    # The next deploy clears what the killed one left and takes the next number.
+    version = register_version(reg, "router", adapter, {"run_id": "r2"}, promote=True)
+    assert version.version == 2
+    assert sorted(p.name for p in (reg / "router").iterdir()) == [".lock", "index.json", "v1", "v2"]
+    assert read_aliases(reg, "router") == {"production": 2, "previous": 1}
+
+
+DEPLOY_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from adaptune.registry import register_version
+    for i in range(int(sys.argv[4])):
+        register_version(
+            Path(sys.argv[1]), "router", Path(sys.argv[2]),
+            {"run_id": f"{sys.argv[3]}-{i}"}, promote=True,
+        )
+    """
+)
+
+
+def test_concurrent_deploys_serialise(adapter, tmp_path):
+    reg = tmp_path / "reg"
+    writers, each = 4, 3
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", DEPLOY_SCRIPT, str(reg), str(adapter), f"w{w}", str(each)],
+            cwd=REPO,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(writers)
+    ]
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    index = read_index(reg, "router")
+    assert index.versions == list(range(1, writers * each + 1))
+    runs = {v.metadata["run_id"] for v in list_versions(reg, "router")}
+    assert runs == {f"w{w}-{i}" for w in range(writers) for i in range(each)}
+    # Each deploy saw the one before it: the history is one unbroken chain of production.
+    history = index.history
+    assert len(history) == writers * each
+    for earlier, later in itertools.pairwise(history):
+        assert later["aliases"]["previous"] == earlier["aliases"]["production"]
+    assert index.aliases["production"] == history[-1]["version"]
+    on_disk = json.loads((reg / "router" / "index.json").read_text())
+    assert on_disk["versions"] == index.versions

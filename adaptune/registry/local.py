@@ -1,17 +1,15 @@
 """A model registry in a directory: ``<registry>/<model>/v<N>/`` holds one immutable version.
 
 Each version holds the adapter files and ``version.json`` (base model, run id, data hash,
-metrics, time). A version is assembled in a hidden temporary directory and renamed into place,
-so a reader never sees half a version; rename refuses to replace a non-empty directory, so two
-writers racing for the same number cannot overwrite each other (the loser takes the next one).
+metrics, time). A version is copied into a hidden staging directory without the lock (copying
+may be slow), then, under the model's lock, renamed to ``v<N>`` and committed by one atomic
+replace of the model's index (``index.py``), aliases included. Files are made read-only.
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import re
 import shutil
 import stat
 import tempfile
@@ -22,12 +20,17 @@ from typing import Any
 
 from adaptune.atomic import write_json_atomic
 from adaptune.errors import UserError
+from adaptune.registry.aliases import move_production
+from adaptune.registry.index import (
+    METADATA_FILE,
+    STAGING_PREFIX,
+    locked_index,
+    model_dir,
+    read_index,
+)
+from adaptune.registry.refs import VERSION_PATTERN, version_number
 
-NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")
-VERSION_PATTERN = re.compile(r"^v([1-9][0-9]*)$")
-METADATA_FILE = "version.json"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
-MAX_RACE_RETRIES = 100
 
 
 @dataclass(frozen=True)
@@ -52,36 +55,34 @@ class RegisteredVersion:
         return f"{self.model}@v{self.version}"
 
 
-def check_model_name(name: str) -> str:
-    """Return ``name`` if it is a safe model name, else raise ``UserError``.
-
-    Names are lower-case letters, digits, ``.``, ``_`` and ``-``, 1 to 64 characters, starting
-    and ending with a letter or digit: no path separators, no ``..``.
-    """
-    if not NAME_PATTERN.match(name) or ".." in name:
-        raise UserError(
-            f"invalid model name {name!r}: use 1-64 lower-case letters, digits, '.', '_' or '-', "
-            "starting and ending with a letter or digit"
-        )
-    return name
+def _load(registry_dir: Path, model: str, number: int) -> RegisteredVersion:
+    path = model_dir(registry_dir, model) / f"v{number}"
+    metadata = json.loads((path / METADATA_FILE).read_text(encoding="utf-8"))
+    return RegisteredVersion(model, number, path, metadata)
 
 
 def list_versions(registry_dir: Path, model: str) -> list[RegisteredVersion]:
     """All versions of ``model``, oldest first (empty when the model is unknown)."""
-    model_dir = Path(registry_dir) / check_model_name(model)
-    versions = []
-    if model_dir.is_dir():
-        for child in model_dir.iterdir():
-            match = VERSION_PATTERN.match(child.name)
-            if match and (child / METADATA_FILE).is_file():
-                metadata = json.loads((child / METADATA_FILE).read_text(encoding="utf-8"))
-                versions.append(RegisteredVersion(model, int(match.group(1)), child, metadata))
-    return sorted(versions, key=lambda v: v.version)
+    return [_load(registry_dir, model, n) for n in read_index(registry_dir, model).versions]
 
 
-def _next_version(model_dir: Path) -> int:
-    numbers = [int(m.group(1)) for c in model_dir.iterdir() if (m := VERSION_PATTERN.match(c.name))]
-    return max(numbers, default=0) + 1
+def resolve_version(registry_dir: Path, model: str, ref: str = "production") -> RegisteredVersion:
+    """The version ``ref`` names: ``production``, ``previous``, ``latest``, ``vN`` or ``N``.
+
+    Raises:
+        UserError: If the model, alias or version does not exist.
+    """
+    index = read_index(registry_dir, model)
+    if not index.versions:
+        raise UserError(f"no model {model!r} in registry {registry_dir}")
+    number = version_number(ref)
+    if number is None:
+        number = index.versions[-1] if ref == "latest" else index.aliases.get(ref)
+        if number is None:
+            raise UserError(f"{model} has no {ref!r} version (aliases: {index.aliases or 'none'})")
+    elif number not in index.versions:
+        raise UserError(f"{model} has no version v{number} (versions: {index.versions})")
+    return _load(registry_dir, model, number)
 
 
 def _make_read_only(directory: Path) -> None:
@@ -90,17 +91,28 @@ def _make_read_only(directory: Path) -> None:
             path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
 
 
+def _next_number(directory: Path, taken: list[int]) -> int:
+    on_disk = [int(m.group(1)) for c in directory.iterdir() if (m := VERSION_PATTERN.match(c.name))]
+    return max([*taken, *on_disk], default=0) + 1
+
+
 def register_version(
-    registry_dir: Path, model: str, adapter_dir: Path, metadata: dict[str, Any]
+    registry_dir: Path,
+    model: str,
+    adapter_dir: Path,
+    metadata: dict[str, Any],
+    promote: bool = False,
 ) -> RegisteredVersion:
     """Register the adapter in ``adapter_dir`` as the next version of ``model``.
 
     Args:
         registry_dir: Root of the registry; created when missing.
         model: Model name (validated).
-        adapter_dir: A PEFT adapter directory; every file in it is copied.
+        adapter_dir: An adapter directory; every file in it is copied.
         metadata: Facts stored in ``version.json`` (run id, data hash, metrics, ...); the model
             name, version number and creation time are added.
+        promote: Also point ``production`` at the new version (``previous`` at the old one), in
+            the same atomic index write: the deploy is all or nothing.
 
     Returns:
         The new version.
@@ -108,17 +120,17 @@ def register_version(
     Raises:
         UserError: If the name is invalid or the adapter files are missing.
     """
-    model_dir = Path(registry_dir) / check_model_name(model)
+    directory = model_dir(registry_dir, model)
     missing = [f for f in ADAPTER_FILES if not (Path(adapter_dir) / f).is_file()]
     if missing:
-        raise UserError(f"{adapter_dir} is not a PEFT adapter: missing {', '.join(missing)}")
-    model_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=model_dir, prefix=".staging-"))
+        raise UserError(f"{adapter_dir} is not an adapter: missing {', '.join(missing)}")
+    directory.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=directory, prefix=f"{STAGING_PREFIX}{os.getpid()}-"))
     staging.chmod(0o755)
     try:
         shutil.copytree(adapter_dir, staging, dirs_exist_ok=True)
-        for _ in range(MAX_RACE_RETRIES):
-            number = _next_version(model_dir)
+        with locked_index(registry_dir, model) as index:
+            number = _next_number(directory, index.versions)
             record = {
                 **metadata,
                 "model": model,
@@ -126,16 +138,13 @@ def register_version(
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             }
             write_json_atomic(staging / METADATA_FILE, record)
-            try:
-                os.rename(staging, model_dir / f"v{number}")
-            except OSError as exc:
-                if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
-                    continue
-                raise
-            final = model_dir / f"v{number}"
+            final = directory / f"v{number}"
+            os.rename(staging, final)
             _make_read_only(final)
-            return RegisteredVersion(model, number, final, record)
-        raise RuntimeError(f"could not claim a version number in {model_dir}")
+            index.versions.append(number)
+            if promote:
+                move_production(index, number, "deploy")
+        return RegisteredVersion(model, number, final, record)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

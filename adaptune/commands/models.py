@@ -1,0 +1,154 @@
+"""``adaptune models list|show|promote|rollback``: the registry from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from adaptune.commands.options import REGISTRY_DIR_OPTION, fail
+from adaptune.errors import UserError
+from adaptune.registry import (
+    list_models,
+    list_versions,
+    parse_model_ref,
+    promote,
+    read_aliases,
+    resolve_version,
+    rollback,
+)
+
+
+def _aliases_of(aliases: dict[str, int], version: int) -> str:
+    return ", ".join(sorted(name for name, v in aliases.items() if v == version))
+
+
+def _primary(metrics: dict[str, float]) -> str:
+    return ", ".join(
+        f"{k.removeprefix('tuned_')} {v:.4f}"
+        for k, v in metrics.items()
+        if k.startswith("tuned_") and k.removeprefix("tuned_") in ("exact_match", "rouge_l")
+    )
+
+
+@click.group()
+def models() -> None:
+    """List, inspect, promote and roll back registered model versions."""
+
+
+@models.command("list")
+@REGISTRY_DIR_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def models_list(registry_dir: Path, as_json: bool) -> None:
+    """Every model with its versions and where its aliases point."""
+    try:
+        rows = [
+            {
+                "model": name,
+                "versions": [v.version for v in list_versions(registry_dir, name)],
+                "aliases": read_aliases(registry_dir, name),
+            }
+            for name in list_models(registry_dir)
+        ]
+    except UserError as exc:
+        fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo(f"no models in {registry_dir}")
+        return
+    table = Table()
+    for column in ("model", "production", "previous", "versions"):
+        table.add_column(column)
+    for row in rows:
+        aliases = row["aliases"]
+        table.add_row(
+            row["model"],
+            f"v{aliases['production']}" if "production" in aliases else "-",
+            f"v{aliases['previous']}" if "previous" in aliases else "-",
+            ", ".join(f"v{n}" for n in row["versions"]),
+        )
+    Console(width=max(120, Console().width)).print(table)
+
+
+@models.command("show")
+@click.argument("model_ref")
+@REGISTRY_DIR_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def models_show(model_ref: str, registry_dir: Path, as_json: bool) -> None:
+    """One model's versions (MODEL) or one version's metadata (MODEL@vN, MODEL@production)."""
+    try:
+        name, ref = parse_model_ref(model_ref)
+        aliases = read_aliases(registry_dir, name)
+        if ref is not None:
+            version = resolve_version(registry_dir, name, ref)
+            record = {
+                **version.metadata,
+                "aliases": _aliases_of(aliases, version.version),
+                "path": str(version.path),
+            }
+            click.echo(json.dumps(record, indent=2, default=str))
+            return
+        versions = list_versions(registry_dir, name)
+        if not versions:
+            raise UserError(f"no model {name!r} in registry {registry_dir}")
+    except UserError as exc:
+        fail(str(exc))
+    if as_json:
+        payload = {"model": name, "aliases": aliases, "versions": [v.metadata for v in versions]}
+        click.echo(json.dumps(payload, indent=2, default=str))
+        return
+    table = Table(title=name)
+    for column in ("version", "aliases", "created", "run", "data sha256", "base model", "tuned"):
+        table.add_column(column)
+    for v in versions:
+        meta = v.metadata
+        table.add_row(
+            f"v{v.version}",
+            _aliases_of(aliases, v.version),
+            str(meta.get("created_at", ""))[:19],
+            str(meta.get("run_id", "")),
+            str(meta.get("data_sha256", ""))[:12],
+            str(meta.get("base_model", "")),
+            _primary(meta.get("metrics", {})),
+        )
+    Console(width=max(140, Console().width)).print(table)
+
+
+def _print_aliases(name: str, aliases: dict[str, int]) -> None:
+    click.echo(
+        f"{name}: production → v{aliases['production']}"
+        + (f", previous → v{aliases['previous']}" if "previous" in aliases else "")
+    )
+
+
+@models.command("promote")
+@click.argument("model_ref")
+@REGISTRY_DIR_OPTION
+def models_promote(model_ref: str, registry_dir: Path) -> None:
+    """Serve MODEL@vN: production moves to it, previous to what served before."""
+    try:
+        name, ref = parse_model_ref(model_ref)
+        if ref is None:
+            raise UserError(f"say which version to promote: {name}@vN")
+        _print_aliases(name, promote(registry_dir, name, ref))
+    except UserError as exc:
+        fail(str(exc))
+
+
+@models.command("rollback")
+@click.argument("model")
+@REGISTRY_DIR_OPTION
+def models_rollback(model: str, registry_dir: Path) -> None:
+    """Serve the previous version again (a second rollback undoes the first)."""
+    try:
+        name, ref = parse_model_ref(model)
+        if ref is not None:
+            raise UserError(f"rollback takes a model name, not a version: {name}")
+        _print_aliases(name, rollback(registry_dir, name))
+    except UserError as exc:
+        fail(str(exc))
