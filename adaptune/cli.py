@@ -11,6 +11,7 @@ import click
 
 from adaptune import __version__
 from adaptune.commands.models import models, models_promote, models_rollback
+from adaptune.commands.options import REGISTRY_DIR_OPTION
 from adaptune.data.settings import FORMATS
 from adaptune.errors import UserError
 
@@ -695,6 +696,7 @@ for _action in ("pause", "resume", "delete"):
 @main.command()
 @click.argument("model_ref")
 @RUNS_DIR_OPTION
+@REGISTRY_DIR_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the lineage as JSON.")
 @click.option(
     "--vertex",
@@ -706,16 +708,23 @@ for _action in ("pause", "resume", "delete"):
 def lineage(
     model_ref: str,
     runs_dir: Path,
+    registry_dir: Path,
     as_json: bool,
     vertex: bool,
     vertex_config: Path | None,
     **flags: Any,
 ) -> None:
-    """From a deployed model version (NAME or NAME@vN) back to the data files."""
+    """From a deployed model version back to the data files.
+
+    MODEL_REF is NAME (the newest recorded deploy), NAME@vN, or NAME@production /
+    NAME@previous (looked up in the registry): "which data produced what serves now?"
+    """
     from rich.console import Console
 
-    from adaptune.lineage.query import find_version, parse_model_ref, render_tree
+    from adaptune.lineage.query import find_version, render_tree
     from adaptune.lineage.query import lineage as trace
+    from adaptune.registry import parse_model_ref, resolve_version
+    from adaptune.registry.refs import version_number
 
     if vertex:
         from adaptune.vertex.jobs import init_vertex
@@ -731,7 +740,10 @@ def lineage(
             _fail(f"Google Cloud refused the request: {exc}")
         return
     try:
-        name, version = parse_model_ref(model_ref)
+        name, ref = parse_model_ref(model_ref)
+        version = None if ref is None else version_number(ref)
+        if ref is not None and version is None:
+            version = resolve_version(registry_dir, name, ref).version
         store = _store(runs_dir)
         chain = trace(store, find_version(store, name, version))
     except UserError as exc:
