@@ -62,6 +62,13 @@ def encode_example(
     )
 
 
+def encode_pairs(
+    tokenizer: PreTrainedTokenizerBase, pairs: list[dict[str, str]], family: str, max_length: int
+) -> list[Encoded]:
+    """Encode formatted pairs (``prompt`` and ``target`` each) with :func:`encode_example`."""
+    return [encode_example(tokenizer, p["prompt"], p["target"], family, max_length) for p in pairs]
+
+
 def collate(batch: list[Encoded], pad_id: int, family: str) -> dict[str, torch.Tensor]:
     """Pad a batch on the right to its longest member (causal) or longest input/label (seq2seq)."""
     width = max(len(e.input_ids) for e in batch)
