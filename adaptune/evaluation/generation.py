@@ -6,7 +6,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from adaptune.tuning.encoding import encode_prompt
+from adaptune.tuning.encoding import encode_prompts
 
 MAX_NEW_TOKENS_CAP = 128
 NEW_TOKENS_MARGIN = 4
@@ -68,7 +68,7 @@ def generate(
     """
     pad = tokenizer.pad_token_id
     eos = tokenizer.eos_token_id
-    encoded = [encode_prompt(tokenizer, p, max_length) for p in prompts]
+    encoded = encode_prompts(tokenizer, prompts, max_length)
     if family == "seq2seq":
         encoded = [[*ids, eos] for ids in encoded]
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))

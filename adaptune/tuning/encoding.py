@@ -30,8 +30,17 @@ class Encoded:
 
 def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str, max_length: int) -> list[int]:
     """Token ids of a prompt, keeping its last ``max_length`` tokens (nearest the answer)."""
-    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    return ids[-max_length:] if max_length > 0 else []
+    return encode_prompts(tokenizer, [prompt], max_length)[0]
+
+
+def encode_prompts(
+    tokenizer: PreTrainedTokenizerBase, prompts: list[str], max_length: int
+) -> list[list[int]]:
+    """:func:`encode_prompt` of several prompts, tokenised in one call."""
+    if not prompts:
+        return []
+    encoded = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    return [ids[-max_length:] if max_length > 0 else [] for ids in encoded]
 
 
 def encode_example(
