@@ -1,4 +1,4 @@
-"""Batched greedy generation for causal and seq2seq models."""
+"""Batched generation for causal and seq2seq models: greedy, or sampled with a fixed seed."""
 
 from __future__ import annotations
 
@@ -6,25 +6,48 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from adaptune.tuning.encoding import encode_prompt
+from adaptune.tuning.encoding import encode_prompts
+
+MAX_NEW_TOKENS_CAP = 128
+NEW_TOKENS_MARGIN = 4
+
+
+def new_token_budget(
+    tokenizer: PreTrainedTokenizerBase, references: list[str], max_new_tokens: int
+) -> int:
+    """``max_new_tokens``, or when it is 0 the longest reference's tokens plus a margin.
+
+    The automatic budget is capped at ``MAX_NEW_TOKENS_CAP`` tokens.
+    """
+    if max_new_tokens > 0:
+        return max_new_tokens
+    longest = max(
+        (len(ids) for ids in tokenizer(references, add_special_tokens=False)["input_ids"]),
+        default=0,
+    )
+    return min(MAX_NEW_TOKENS_CAP, longest + NEW_TOKENS_MARGIN)
 
 
 @torch.inference_mode()
 def generate(
-    model: PreTrainedModel,
+    model: PreTrainedModel | torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
     prompts: list[str],
     family: str,
     max_new_tokens: int,
     max_length: int = 256,
     batch_size: int = 32,
+    temperature: float = 0.0,
+    seed: int = 0,
     desc: str = "generate",
     show_progress: bool = True,
 ) -> list[str]:
-    """Greedy-decode an answer for every prompt, in batches of similar length.
+    """Decode an answer for every prompt, in batches of similar length.
 
     Prompts are tokenised exactly as in training (no special tokens, cut from the left) and
-    padded on the left for causal models, so each answer starts right after its prompt.
+    padded on the left for causal models, so each answer starts right after its prompt;
+    ``generate`` derives each row's position ids from the attention mask, so a padded prompt
+    sees the same positions as alone, and greedy answers do not depend on the batching.
 
     Args:
         model: A causal or seq2seq model (a PEFT model works too).
@@ -34,6 +57,9 @@ def generate(
         max_new_tokens: Most tokens generated per answer.
         max_length: Most prompt tokens kept.
         batch_size: Prompts per forward pass.
+        temperature: 0 decodes greedily; above 0 samples at this temperature from the whole
+            distribution (no top-k or top-p cut, whatever the model's generation config says).
+        seed: Seeds the sampling; the global random state is left as it was.
         desc: Progress-bar label.
         show_progress: Show a progress bar.
 
@@ -42,39 +68,43 @@ def generate(
     """
     pad = tokenizer.pad_token_id
     eos = tokenizer.eos_token_id
-    encoded = [encode_prompt(tokenizer, p, max_length) for p in prompts]
+    encoded = encode_prompts(tokenizer, prompts, max_length)
     if family == "seq2seq":
         encoded = [[*ids, eos] for ids in encoded]
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    decoding = (
+        {"do_sample": False}
+        if temperature == 0
+        else {"do_sample": True, "temperature": float(temperature), "top_k": 0, "top_p": 1.0}
+    )
     outputs: list[str] = [""] * len(prompts)
+    device = next(model.parameters()).device
     model.eval()
-    for start in tqdm(
-        range(0, len(order), batch_size), desc=desc, unit="batch", disable=not show_progress
-    ):
-        rows = order[start : start + batch_size]
-        width = max(len(encoded[i]) for i in rows)
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, i in enumerate(rows):
-            seq = encoded[i]
-            if family == "seq2seq":
-                ids[r, : len(seq)] = torch.tensor(seq)
-                mask[r, : len(seq)] = 1
-            else:
-                ids[r, width - len(seq) :] = torch.tensor(seq)
-                mask[r, width - len(seq) :] = 1
-        device = next(model.parameters()).device
-        generated = model.generate(
-            input_ids=ids.to(device),
-            attention_mask=mask.to(device),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            num_beams=1,
-            pad_token_id=pad,
-            eos_token_id=eos,
-        )
-        new_tokens = generated if family == "seq2seq" else generated[:, width:]
-        texts = tokenizer.batch_decode(new_tokens.cpu(), skip_special_tokens=True)
-        for r, i in enumerate(rows):
-            outputs[i] = texts[r].strip()
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        for start in tqdm(
+            range(0, len(order), batch_size), desc=desc, unit="batch", disable=not show_progress
+        ):
+            rows = order[start : start + batch_size]
+            width = max(len(encoded[i]) for i in rows)
+            ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for r, i in enumerate(rows):
+                seq = encoded[i]
+                span = slice(0, len(seq)) if family == "seq2seq" else slice(width - len(seq), width)
+                ids[r, span] = torch.tensor(seq)
+                mask[r, span] = 1
+            generated = model.generate(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                max_new_tokens=max_new_tokens,
+                num_beams=1,
+                pad_token_id=pad,
+                eos_token_id=eos,
+                **decoding,
+            )
+            new_tokens = generated if family == "seq2seq" else generated[:, width:]
+            texts = tokenizer.batch_decode(new_tokens.cpu(), skip_special_tokens=True)
+            for r, i in enumerate(rows):
+                outputs[i] = texts[r].strip()
     return outputs

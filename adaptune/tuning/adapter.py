@@ -13,7 +13,7 @@ from adaptune.data.jsonl import read_jsonl
 from adaptune.errors import UserError
 from adaptune.models import load_base_model
 from adaptune.tuning.distributed import barrier, current_workers
-from adaptune.tuning.encoding import Encoded, encode_example
+from adaptune.tuning.encoding import Encoded, encode_pairs
 from adaptune.tuning.loading import apply_method, load_tuned_model, save_adapter
 from adaptune.tuning.loop import TrainingResult, device_for_training, train, trainable_state
 from adaptune.tuning.loss_curve import plot_loss_png, training_report_html
@@ -45,10 +45,7 @@ class TuneResult:
 def _encode(path: Path | None, tokenizer: Any, family: str, max_length: int) -> list[Encoded]:
     if path is None or not path.is_file():
         return []
-    return [
-        encode_example(tokenizer, r["prompt"], r["target"], family, max_length)
-        for r in read_jsonl(path)
-    ]
+    return encode_pairs(tokenizer, read_jsonl(path), family, max_length)
 
 
 def summarise(result: TrainingResult, examples: int) -> dict[str, float]:

@@ -30,8 +30,17 @@ class Encoded:
 
 def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str, max_length: int) -> list[int]:
     """Token ids of a prompt, keeping its last ``max_length`` tokens (nearest the answer)."""
-    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    return ids[-max_length:] if max_length > 0 else []
+    return encode_prompts(tokenizer, [prompt], max_length)[0]
+
+
+def encode_prompts(
+    tokenizer: PreTrainedTokenizerBase, prompts: list[str], max_length: int
+) -> list[list[int]]:
+    """:func:`encode_prompt` of several prompts, tokenised in one call."""
+    if not prompts:
+        return []
+    encoded = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    return [ids[-max_length:] if max_length > 0 else [] for ids in encoded]
 
 
 def encode_example(
@@ -60,6 +69,13 @@ def encode_example(
         input_ids=prompt_ids + target_ids,
         labels=[IGNORE_INDEX] * len(prompt_ids) + target_ids,
     )
+
+
+def encode_pairs(
+    tokenizer: PreTrainedTokenizerBase, pairs: list[dict[str, str]], family: str, max_length: int
+) -> list[Encoded]:
+    """Encode formatted pairs (``prompt`` and ``target`` each) with :func:`encode_example`."""
+    return [encode_example(tokenizer, p["prompt"], p["target"], family, max_length) for p in pairs]
 
 
 def collate(batch: list[Encoded], pad_id: int, family: str) -> dict[str, torch.Tensor]:

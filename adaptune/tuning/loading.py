@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from peft import PeftModel, get_peft_model
@@ -67,17 +68,31 @@ def _canonicalise_config(path: Path) -> None:
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def read_adapter_config(adapter_dir: Path) -> dict[str, Any]:
+    """The ``adapter_config.json`` of a saved adapter (PEFT's, or adaptune's for last layers).
+
+    Raises:
+        UserError: If the directory holds no adapter.
+    """
+    config_file = Path(adapter_dir) / CONFIG_FILE
+    if not config_file.is_file():
+        raise UserError(f"{adapter_dir} holds no adapter ({CONFIG_FILE} missing)")
+    return json.loads(config_file.read_text(encoding="utf-8"))
+
+
+def is_peft_adapter(config: dict[str, Any]) -> bool:
+    """Whether an adapter config (see :func:`read_adapter_config`) is PEFT's, not last layers."""
+    return "adaptune_method" not in config
+
+
 def load_tuned_model(base: PreTrainedModel, adapter_dir: Path) -> torch.nn.Module:
     """Load a saved adapter onto ``base`` (PEFT adapters with ``PeftModel.from_pretrained``).
 
     Raises:
         UserError: If the directory holds no adapter or its tensors do not fit the base model.
     """
-    config_file = Path(adapter_dir) / CONFIG_FILE
-    if not config_file.is_file():
-        raise UserError(f"{adapter_dir} holds no adapter ({CONFIG_FILE} missing)")
-    config = json.loads(config_file.read_text(encoding="utf-8"))
-    if "adaptune_method" not in config:
+    config = read_adapter_config(adapter_dir)
+    if is_peft_adapter(config):
         return PeftModel.from_pretrained(base, str(adapter_dir))
     method_from_dict(config["adaptune_method"])
     tensors = load_file(Path(adapter_dir) / WEIGHTS_FILE)

@@ -194,14 +194,28 @@ def eval_loss(
     family: str,
     device: torch.device,
     loss_fn: LossFunction,
+    batch_size: int = EVAL_BATCH_SIZE,
+    show_progress: bool = False,
 ) -> float:
-    """Mean loss per target token over ``examples``."""
+    """Mean loss per target token over ``examples``, in length-sorted batches.
+
+    Args:
+        model: The model ``loss_fn`` computes the loss of.
+        examples: Encoded examples (see :func:`adaptune.tuning.encoding.encode_example`).
+        pad_id: Padding token id.
+        family: ``causal`` or ``seq2seq``.
+        device: The model's device.
+        loss_fn: The training loss.
+        batch_size: Examples per forward pass.
+        show_progress: Show a progress bar.
+    """
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
-    for start in range(0, len(order), EVAL_BATCH_SIZE):
-        batch = [examples[i] for i in order[start : start + EVAL_BATCH_SIZE]]
+    starts = range(0, len(order), batch_size)
+    for start in tqdm(starts, desc="eval loss", unit="batch", disable=not show_progress):
+        batch = [examples[i] for i in order[start : start + batch_size]]
         tokens = sum(e.target_tokens for e in batch)
         tensors = {k: v.to(device) for k, v in collate(batch, pad_id, family).items()}
         with _autocast(device):

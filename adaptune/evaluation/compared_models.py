@@ -1,0 +1,106 @@
+"""The models an evaluation compares, loaded one after another, sharing weights where they can.
+
+The base model's answers come from the tuned PEFT model with its adapter disabled; the
+production adapter, when it is tuned on the same base model with the same PEFT method, is
+loaded into that same model beside the tuned one and switched to with ``set_adapter``.
+Otherwise (a ``last_layers`` adapter, which overwrites base weights; prompt learning; another
+PEFT method; another base model) a fresh base model is loaded, after the previous one is let go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from peft import PeftConfig, PeftModel
+
+from adaptune.models import load_base_model
+from adaptune.models.loading import BaseModel
+from adaptune.tuning.loading import is_peft_adapter, load_tuned_model, read_adapter_config
+
+BASE = "base"
+TUNED = "tuned"
+PRODUCTION = "production"
+MODEL_NAMES = (BASE, TUNED, PRODUCTION)
+"""The compared models, in the order reports show them."""
+
+Visit = Callable[[str, torch.nn.Module, BaseModel], None]
+"""Called with a model's name, the model (on its device) and its base (tokenizer, family)."""
+
+
+@dataclass(frozen=True)
+class ProductionModel:
+    """The version in production, compared with the new one.
+
+    Attributes:
+        adapter_dir: Its adapter directory (PEFT or ``last_layers``), e.g. a registry version.
+        base_model: The base model it was tuned on (``builtin:...`` or a checkpoint directory);
+            it may differ from the new adapter's.
+    """
+
+    adapter_dir: Path
+    base_model: str
+
+
+def _shares_model(model: torch.nn.Module, adapter_dir: Path) -> bool:
+    """Whether the adapter in ``adapter_dir`` can be loaded beside ``model``'s active adapter."""
+    if not isinstance(model, PeftModel) or not is_peft_adapter(read_adapter_config(adapter_dir)):
+        return False
+    other = PeftConfig.from_pretrained(str(adapter_dir))
+    current = model.active_peft_config
+    return (
+        other.peft_type == current.peft_type
+        and not other.is_prompt_learning
+        and not current.is_prompt_learning
+    )
+
+
+def for_each_model(
+    base_model: str,
+    adapter_dir: Path,
+    production: ProductionModel | None,
+    device: torch.device,
+    visit: Visit,
+) -> None:
+    """Call ``visit`` for the tuned, the base and (when given) the production model, in turn.
+
+    Each model is in eval mode on ``device`` while it is visited, and may be the same object
+    as the one before it with another adapter active; ``visit`` must not keep it.
+
+    Args:
+        base_model: The base model the tuned adapter was trained on.
+        adapter_dir: The tuned adapter (PEFT or ``last_layers``).
+        production: The production version, or None.
+        device: Where the models run.
+        visit: Called once per model.
+
+    Raises:
+        UserError: If an adapter directory holds no adapter or does not fit its base model.
+    """
+    base = load_base_model(base_model)
+    model = load_tuned_model(base.model, adapter_dir).to(device)
+    visit(TUNED, model, base)
+    if isinstance(model, PeftModel):
+        with model.disable_adapter():
+            visit(BASE, model, base)
+    else:  # the adapter overwrote base weights: score a fresh copy of the base model
+        del model
+        base = load_base_model(base_model)
+        model = base.model.to(device)
+        visit(BASE, model, base)
+    if production is None:
+        return
+    if production.base_model == base_model and _shares_model(model, production.adapter_dir):
+        model.load_adapter(str(production.adapter_dir), adapter_name=PRODUCTION)
+        model.set_adapter(PRODUCTION, inference_mode=True)
+        visit(PRODUCTION, model.to(device).eval(), base)
+        return
+    if production.base_model == base_model and not isinstance(model, PeftModel):
+        # an untouched base model, no longer needed as itself: put the adapter on it
+        visit(PRODUCTION, load_tuned_model(model, production.adapter_dir).to(device), base)
+        return
+    del model, base  # let the previous model go before loading the next one
+    other = load_base_model(production.base_model)
+    visit(PRODUCTION, load_tuned_model(other.model, production.adapter_dir).to(device), other)
