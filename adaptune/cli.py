@@ -72,6 +72,9 @@ def main() -> None:
 @click.option("--gate-metric", help="exact_match, rouge_l or bleu.")
 @click.option("--threshold", type=float, help="Tuned score needed to deploy.")
 @click.option("--min-improvement", type=float, help="Tuned minus base needed to deploy.")
+@click.option(
+    "--tolerance", type=float, help="How far below the production version tuned may score."
+)
 @click.option("--model-name", help="Registry model name.")
 @click.option("--registry-dir", help="Registry directory.")
 @click.option(
@@ -105,6 +108,7 @@ def run(
     gate_metric: str | None,
     threshold: float | None,
     min_improvement: float | None,
+    tolerance: float | None,
     runs_dir: Path,
     compiled: Path,
     if_changed: bool,
@@ -132,7 +136,12 @@ def run(
                 training[key] = value
         overrides["training"] = training or None
         overrides["data"] = _json_option("--data", data_json)
-        gate = {"metric": gate_metric, "threshold": threshold, "min_improvement": min_improvement}
+        gate = {
+            "metric": gate_metric,
+            "threshold": threshold,
+            "min_improvement": min_improvement,
+            "tolerance": tolerance,
+        }
         overrides["gate"] = {k: v for k, v in gate.items() if v is not None} or None
         params = resolve_params(declared_parameters(compiled), config, overrides, base_dir)
     except UserError as exc:

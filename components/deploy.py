@@ -1,4 +1,4 @@
-"""Component: register the adapter as a new version in the model registry."""
+"""Component: register the adapter as the new production version (and serve it on Vertex AI)."""
 
 from typing import NamedTuple
 
@@ -15,27 +15,40 @@ def deploy(
     model_name: str,
     registry_dir: str,
     base_model: str,
+    prompt_template: str,
     data_sha256: str,
     run_id: str,
     pipeline_job_name: str,
     gate_reason: str,
-) -> NamedTuple("Outputs", version=int, model_ref=str):
-    """Register the adapter as the next immutable version of model_name.
+    production_version: int,
+    vertex_deploy: dict,
+) -> NamedTuple("Outputs", version=int, model_ref=str, vertex_model=str, vertex_endpoint=str):
+    """Register the adapter as the next version of model_name and make it production.
+
+    The registration and the alias move are one atomic write; it is refused when another run
+    moved production since this one was evaluated. With vertex_deploy set, the version is also
+    uploaded to the Vertex AI Model Registry and deployed to the named endpoint.
 
     Args:
-        adapter: The PEFT adapter from tune_adapter.
+        adapter: The adapter from tune_adapter.
         eval_metrics: Scores stored with the version.
         model_name: Registry model name.
         registry_dir: Registry root directory.
         base_model: The adapter's base model.
+        prompt_template: The template the adapter was tuned with (the server applies it).
         data_sha256: Hash of the training data.
         run_id: Run id; the pipeline job name when empty.
         pipeline_job_name: The pipeline job's name.
         gate_reason: Why the gate allowed the deploy.
+        production_version: The production version evaluated against (0: none).
+        vertex_deploy: Empty for the local registry only; else project, location and the
+            Vertex deploy settings (endpoint, traffic_percentage, machine_type, ...).
 
     Returns:
         version: The new version number.
         model_ref: model_name@vN.
+        vertex_model: The Vertex model version deployed ("" without vertex_deploy).
+        vertex_endpoint: The Vertex endpoint it serves on ("" without vertex_deploy).
     """
     from collections import namedtuple
     from pathlib import Path
@@ -50,13 +63,27 @@ def deploy(
             Path(adapter.path),
             {
                 "base_model": base_model,
+                "prompt_template": prompt_template,
                 "data_sha256": data_sha256,
                 "run_id": run_id or pipeline_job_name,
                 "metrics": dict(eval_metrics.metadata),
                 "gate_reason": gate_reason,
             },
             promote=True,
+            expected_production=production_version,
         )
-    print(f"registered {version.ref} at {version.path}")
-    outputs = namedtuple("Outputs", ["version", "model_ref"])
-    return outputs(version.version, version.ref)
+        print(f"registered {version.ref} at {version.path}; production → v{version.version}")
+        vertex_model = vertex_endpoint = ""
+        if vertex_deploy:
+            from adaptune.vertex.deploy_settings import VertexDeploySettings, split_pipeline_dict
+            from adaptune.vertex.deployment import deploy_to_vertex
+            from adaptune.vertex.settings import VertexSettings
+
+            where, how = split_pipeline_dict(vertex_deploy)
+            deployed = deploy_to_vertex(
+                version, VertexSettings(**where), VertexDeploySettings.from_dict(how)
+            )
+            vertex_model, vertex_endpoint = deployed.model_version, deployed.endpoint
+            print(f"deployed {version.ref} as {vertex_model} on {vertex_endpoint}")
+    outputs = namedtuple("Outputs", ["version", "model_ref", "vertex_model", "vertex_endpoint"])
+    return outputs(version.version, version.ref, vertex_model, vertex_endpoint)

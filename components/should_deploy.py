@@ -9,10 +9,12 @@ from components.images import IMAGE
 def should_deploy(
     tuned_score: float,
     base_score: float,
+    production_score: float,
+    production_version: int,
     gate: dict,
     reason: dsl.OutputPath(str),
 ) -> bool:
-    """Deploy iff tuned >= threshold and tuned - base >= min_improvement.
+    """Deploy iff tuned clears the threshold, beats base and keeps up with production.
 
     The decision is the single return value (output "Output"): kfp.local resolves a dsl.If
     condition on a task output only when the output is named "Output", and silently treats any
@@ -21,7 +23,9 @@ def should_deploy(
     Args:
         tuned_score: The tuned model's primary metric.
         base_score: The base model's primary metric.
-        gate: metric, threshold and min_improvement.
+        production_score: The production version's primary metric (ignored without one).
+        production_version: The production version evaluated against; 0 when none serves.
+        gate: metric, threshold, min_improvement and tolerance.
         reason: The comparison behind the decision, in words.
 
     Returns:
@@ -32,7 +36,13 @@ def should_deploy(
     from adaptune.step_errors import reported
 
     with reported("should_deploy"):
-        decision = decide(tuned_score, base_score, GateSettings.from_dict(gate))
+        decision = decide(
+            tuned_score,
+            base_score,
+            GateSettings.from_dict(gate),
+            production=production_score if production_version else None,
+            production_ref=f"production v{production_version}",
+        )
     print(decision.reason)
     with open(reason, "w", encoding="utf-8") as f:
         f.write(decision.reason)

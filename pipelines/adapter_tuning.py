@@ -39,7 +39,20 @@ DEFAULT_TRAINING = {
     "checkpoint_every": 50,
     "divergence_factor": 10.0,
 }
-DEFAULT_GATE = {"metric": "exact_match", "threshold": 0.6, "min_improvement": 0.1}
+DEFAULT_GATE = {
+    "metric": "exact_match",
+    "threshold": 0.6,
+    "min_improvement": 0.1,
+    "tolerance": 0.0,
+}
+DEFAULT_EVALUATION = {
+    "max_new_tokens": 0,
+    "temperature": 0.0,
+    "batch_size": 32,
+    "seed": 0,
+    "report_examples": 20,
+    "max_length": 256,
+}
 DEFAULT_DATA = {
     "format": "auto",
     "input_column": "input_text",
@@ -57,7 +70,8 @@ DEFAULT_DATA = {
 @dsl.pipeline(
     name=PIPELINE_NAME,
     description="Tune a LoRA adapter on text-to-text data, evaluate it against the base model "
-    "and register it as a new model version only if it passes the gate.",
+    "and the version in production, and make it the new production version only if it passes "
+    "the gate.",
 )
 def adapter_tuning(
     train_data: str,
@@ -69,11 +83,13 @@ def adapter_tuning(
     training: dict = DEFAULT_TRAINING,
     seed: int = 0,
     gate: dict = DEFAULT_GATE,
+    evaluation: dict = DEFAULT_EVALUATION,
     model_name: str = "adapter",
     registry_dir: str = "registry",
     run_id: str = "",
+    vertex_deploy: dict = {},  # noqa: B006 (a kfp default, never mutated)
 ):
-    """Tune, evaluate and (if the gate passes) register an adapter.
+    """Tune, evaluate and (if the gate passes) deploy an adapter as the production version.
 
     Args:
         train_data: Training data: a file, glob or gs:// URI; JSONL (Vertex text, Gemini chat,
@@ -93,10 +109,17 @@ def adapter_tuning(
             schedule, warmup_fraction, max_grad_norm, max_length, eval_every, patience,
             checkpoint_every, divergence_factor.
         seed: Random seed for adapter init, batch order and dropout.
-        gate: metric (exact_match, rouge_l or bleu), threshold and min_improvement.
+        gate: metric (exact_match, rouge_l, bleu or chrf), threshold, min_improvement and
+            tolerance (how far below the production version's score the tuned one may be).
+        evaluation: max_new_tokens (0: longest reference + margin), temperature (0: greedy),
+            batch_size, seed, report_examples, max_length.
         model_name: Name of the model in the registry.
         registry_dir: Registry root directory.
         run_id: Run id stored with the version; the pipeline job name when empty.
+        vertex_deploy: Empty to deploy to the local registry only; else project, location
+            (pipeline_root or artifact_prefix) and endpoint, traffic_percentage, machine_type,
+            accelerator_type, accelerator_count, min_replicas, max_replicas, serving_image to
+            also serve the version on a Vertex AI endpoint.
     """
     validation = validate_dataset(
         train_data=train_data, eval_data=eval_data, base_model=base_model, data=data
@@ -120,28 +143,39 @@ def adapter_tuning(
         seed=seed,
     )
     tuning.set_retry(num_retries=2)  # a retried task resumes from its last checkpoint
-    evaluation = evaluate(
+    scoring = evaluate(
         formatted=formatting.outputs["formatted"],
         adapter=tuning.outputs["adapter"],
         base_model=base_model,
+        prompt_template=prompt_template,
         gate=gate,
+        evaluation=evaluation,
+        model_name=model_name,
+        registry_dir=registry_dir,
     )
+    scoring.set_caching_options(False)  # it reads the registry's production version
     gate_check = should_deploy(
-        tuned_score=evaluation.outputs["tuned_score"],
-        base_score=evaluation.outputs["base_score"],
+        tuned_score=scoring.outputs["tuned_score"],
+        base_score=scoring.outputs["base_score"],
+        production_score=scoring.outputs["production_score"],
+        production_version=scoring.outputs["production_version"],
         gate=gate,
     )
+    gate_check.set_caching_options(False)
     # The gate's bool is its single "Output": kfp.local resolves only that name in a condition.
     with dsl.If(gate_check.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
         registration = deploy(
             adapter=tuning.outputs["adapter"],
-            eval_metrics=evaluation.outputs["eval_metrics"],
+            eval_metrics=scoring.outputs["eval_metrics"],
             model_name=model_name,
             registry_dir=registry_dir,
             base_model=base_model,
+            prompt_template=prompt_template,
             data_sha256=data_sha256,
             run_id=run_id,
             pipeline_job_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
             gate_reason=gate_check.outputs["reason"],
+            production_version=scoring.outputs["production_version"],
+            vertex_deploy=vertex_deploy,
         )
         registration.set_caching_options(False)

@@ -8,6 +8,7 @@ from conftest import COMPILED
 from adaptune.data.formatting import DEFAULT_TEMPLATE
 from adaptune.data.settings import DataSettings
 from adaptune.evaluation.gate import GateSettings
+from adaptune.evaluation.settings import EvaluationSettings
 from adaptune.tuning.methods import LoraMethod
 from adaptune.tuning.settings import TrainingSettings
 from pipelines import adapter_tuning as pipeline_module
@@ -56,6 +57,7 @@ def test_pipeline_defaults_match_the_library_defaults():
     assert training.pop("seed") == 0
     assert training == pipeline_module.DEFAULT_TRAINING
     assert GateSettings().to_dict() == pipeline_module.DEFAULT_GATE
+    assert EvaluationSettings().to_dict() == pipeline_module.DEFAULT_EVALUATION
     assert DEFAULT_TEMPLATE == pipeline_module.DEFAULT_PROMPT_TEMPLATE
     assert DataSettings().to_dict() == pipeline_module.DEFAULT_DATA
     params = yaml.safe_load(COMPILED.read_text())["root"]["inputDefinitions"]["parameters"]

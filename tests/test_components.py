@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from kfp.dsl import HTML, Dataset, Metrics, Model
 
+from adaptune.registry import read_aliases
 from components.deploy import deploy
 from components.evaluate import evaluate
 from components.format_text_to_text import format_text_to_text
@@ -97,53 +98,89 @@ def test_tune_evaluate_gate_deploy(trained_adapter, tmp_path):
     assert (Path(adapter.path) / "adapter_model.safetensors").is_file()
 
     gate = {"metric": "exact_match", "threshold": 0.0, "min_improvement": 0.0}
-    eval_metrics = _artifact(Metrics, tmp_path / "eval_metrics")
-    scores = evaluate.python_func(
-        formatted=formatted,
-        adapter=adapter,
-        base_model="builtin:tiny-gpt2",
-        gate=gate,
-        predictions=_artifact(Dataset, tmp_path / "pred.jsonl"),
-        eval_metrics=eval_metrics,
-    )
-    assert scores.tuned_score == eval_metrics.metadata["tuned_exact_match"]
-    assert scores.base_score == eval_metrics.metadata["base_exact_match"]
+    registry = tmp_path / "registry"
 
-    reason_file = tmp_path / "reason"
-    assert (
-        should_deploy.python_func(
+    def champion_challenger(round_: int):
+        eval_metrics = _artifact(Metrics, tmp_path / f"eval_metrics{round_}")
+        scores = evaluate.python_func(
+            formatted=formatted,
+            adapter=adapter,
+            base_model="builtin:tiny-gpt2",
+            prompt_template="{input_text}",
+            gate=gate,
+            evaluation={"report_examples": 5.0},
+            model_name="router",
+            registry_dir=str(registry),
+            predictions=_artifact(Dataset, tmp_path / f"pred{round_}.jsonl"),
+            report=_artifact(HTML, tmp_path / f"eval{round_}.html"),
+            eval_metrics=eval_metrics,
+        )
+        assert scores.tuned_score == eval_metrics.metadata["tuned_exact_match"]
+        assert scores.base_score == eval_metrics.metadata["base_exact_match"]
+        assert "<table" in Path(tmp_path / f"eval{round_}.html").read_text()
+        reason_file = tmp_path / f"reason{round_}"
+        decision = should_deploy.python_func(
             tuned_score=scores.tuned_score,
             base_score=scores.base_score,
+            production_score=scores.production_score,
+            production_version=scores.production_version,
             gate=gate,
             reason=str(reason_file),
         )
-        is True
-    )
-    assert reason_file.read_text().startswith("deploy:")
+        assert decision is True
+        assert reason_file.read_text().startswith("deploy:")
+        registered = deploy.python_func(
+            adapter=adapter,
+            eval_metrics=eval_metrics,
+            model_name="router",
+            registry_dir=str(registry),
+            base_model="builtin:tiny-gpt2",
+            prompt_template="{input_text}",
+            data_sha256="abc",
+            run_id="",
+            pipeline_job_name=f"job-{round_}",
+            gate_reason="ok",
+            production_version=scores.production_version,
+            vertex_deploy={},
+        )
+        return scores, eval_metrics, registered, reason_file.read_text()
 
-    registered = deploy.python_func(
-        adapter=adapter,
-        eval_metrics=eval_metrics,
-        model_name="router",
-        registry_dir=str(tmp_path / "registry"),
-        base_model="builtin:tiny-gpt2",
-        data_sha256="abc",
-        run_id="",
-        pipeline_job_name="job-1",
-        gate_reason="ok",
+    # first run: nothing in production yet
+    scores, _, registered, reason = champion_challenger(1)
+    assert (scores.production_version, scores.production_score) == (0, 0.0)
+    assert "no production version" in reason
+    assert (registered.version, registered.model_ref, registered.vertex_model) == (
+        1,
+        "router@v1",
+        "",
     )
-    assert (registered.version, registered.model_ref) == (1, "router@v1")
-    meta = json.loads((tmp_path / "registry/router/v1/version.json").read_text())
+    meta = json.loads((registry / "router/v1/version.json").read_text())
     assert meta["run_id"] == "job-1" and meta["data_sha256"] == "abc"
     assert meta["metrics"]["tuned_exact_match"] == scores.tuned_score
+    assert meta["prompt_template"] == "{input_text}"
+
+    # second run: the same adapter challenges v1, in production, and ties with it
+    scores, eval_metrics, registered, reason = champion_challenger(2)
+    assert scores.production_version == 1
+    assert scores.production_score == scores.tuned_score
+    assert eval_metrics.metadata["production_exact_match"] == scores.production_score
+    assert "production v1" in reason
+    assert registered.model_ref == "router@v2"
+    assert read_aliases(registry, "router") == {"production": 2, "previous": 1}
 
 
 def test_gate_says_no_with_a_reason(tmp_path):
     reason = tmp_path / "reason"
     assert (
         should_deploy.python_func(
-            tuned_score=0.5, base_score=0.0, gate={"threshold": 0.99}, reason=str(reason)
+            tuned_score=0.5,
+            base_score=0.0,
+            production_score=0.9,
+            production_version=3,
+            gate={"threshold": 0.99},
+            reason=str(reason),
         )
         is False
     )
     assert "0.5000 < threshold 0.9900" in reason.read_text()
+    assert "tuned 0.5000 < production v3 0.9000 - tolerance 0.0000" in reason.read_text()

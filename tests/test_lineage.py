@@ -18,7 +18,7 @@ from adaptune.lineage.hashing import sha256_file
 from adaptune.lineage.store import MetadataStore
 
 TINY = ["--train-steps", "30", "--threshold", "0", "--min-improvement", "0",
-        "--model-name", "router"]
+        "--tolerance", "1", "--model-name", "router"]
 
 
 def _cli(*args: str):

@@ -107,6 +107,7 @@ def run_tracked(
         "status": "succeeded" if run.succeeded else "failed",
         "error": run.error,
         "metrics": summary.get("metrics"),
+        "production": summary.get("production"),
         "data_sha256_normalised": summary.get("data_sha256"),
         "gate": summary.get("gate"),
         "registry": summary.get("registry"),

@@ -4,6 +4,7 @@ from adaptune.registry.aliases import promote, read_aliases, rollback
 from adaptune.registry.index import list_models, read_index
 from adaptune.registry.local import (
     RegisteredVersion,
+    find_production,
     list_versions,
     register_version,
     resolve_version,
@@ -14,6 +15,7 @@ __all__ = [
     "ALIASES",
     "RegisteredVersion",
     "check_model_name",
+    "find_production",
     "list_models",
     "list_versions",
     "parse_model_ref",

@@ -85,6 +85,12 @@ def resolve_version(registry_dir: Path, model: str, ref: str = "production") -> 
     return _load(registry_dir, model, number)
 
 
+def find_production(registry_dir: Path, model: str) -> RegisteredVersion | None:
+    """The version ``production`` points at; None when the model has none (or no versions)."""
+    number = read_index(registry_dir, model).aliases.get("production")
+    return None if number is None else _load(registry_dir, model, number)
+
+
 def _make_read_only(directory: Path) -> None:
     for path in directory.rglob("*"):
         if path.is_file():

@@ -14,7 +14,7 @@ from adaptune.tuning.methods import method_from_dict
 from adaptune.tuning.settings import TrainingSettings
 
 PATH_PARAMS = ("train_data", "eval_data", "registry_dir")
-DICT_PARAMS = ("adapter", "training", "gate", "data")
+DICT_PARAMS = ("adapter", "training", "gate", "data", "evaluation", "vertex_deploy")
 
 
 def load_config(path: Path) -> dict[str, Any]:

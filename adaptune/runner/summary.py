@@ -19,7 +19,9 @@ OUTPUTS = {
     "adapter": ("tune-adapter", "adapter"),
     "training report": ("tune-adapter", "training_report"),
     "predictions": ("evaluate", "predictions"),
+    "eval report": ("evaluate", "report"),
 }
+SHOWN_METRICS = (*METRICS, "eval_loss", "perplexity")
 
 
 def build_summary(run: LocalRun, params: dict[str, Any]) -> dict[str, Any]:
@@ -53,11 +55,18 @@ def build_summary(run: LocalRun, params: dict[str, Any]) -> dict[str, Any]:
         },
         "training": training,
         "metrics": {
-            model: {m: eval_metrics.get(f"{model}_{m}") for m in METRICS}
+            model: {m: eval_metrics.get(f"{model}_{m}") for m in SHOWN_METRICS}
             for model in ("base", "tuned")
         }
         if eval_metrics
         else {},
+        # What the run was compared with: registry state, not a property of the run's model.
+        "production": {
+            "version": param("evaluate", "production_version"),
+            "metrics": {m: eval_metrics.get(f"production_{m}") for m in SHOWN_METRICS},
+        }
+        if param("evaluate", "production_version")
+        else None,
         "gate": {
             "deploy": param("should-deploy", "Output"),
             "reason": param("should-deploy", "reason"),
@@ -125,14 +134,17 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     if summary["metrics"]:
         table = Table(title="eval metrics")
         table.add_column("metric")
-        table.add_column("base", justify="right")
-        table.add_column("tuned", justify="right")
-        for metric in METRICS:
-            table.add_row(
-                metric,
-                f"{summary['metrics']['base'][metric]:.4f}",
-                f"{summary['metrics']['tuned'][metric]:.4f}",
-            )
+        columns = dict(summary["metrics"])
+        production = summary.get("production")
+        if production:
+            columns[f"production (v{production['version']})"] = production["metrics"]
+        for label in columns:
+            table.add_column(label, justify="right")
+        for metric in SHOWN_METRICS:
+            values = [scores.get(metric) for scores in columns.values()]
+            if all(v is None for v in values):
+                continue
+            table.add_row(metric, *("" if v is None else f"{v:.4f}" for v in values))
         console.print(table)
     gate = summary["gate"]
     if gate:
@@ -140,7 +152,10 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         console.print(f"gate: [{style}]{escape(gate['reason'])}[/]")
     registry = summary["registry"]
     if registry:
-        console.print(f"registry: [bold]{registry['model_ref']}[/] at {_short(registry['path'])}")
+        console.print(
+            f"registry: [bold]{registry['model_ref']}[/] is now production, at "
+            f"{_short(registry['path'])}"
+        )
     elif gate and not gate["deploy"]:
         console.print("registry: no new version (deploy branch skipped)")
     console.print("outputs:")

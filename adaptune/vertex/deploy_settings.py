@@ -119,3 +119,18 @@ class VertexDeploySettings:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+VERTEX_KEYS = ("project", "location", "pipeline_root", "api_endpoint", "kms_key", "labels")
+"""Keys of the pipeline's ``vertex_deploy`` dict that say where (``VertexSettings``)."""
+
+
+def split_pipeline_dict(values: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split the pipeline's ``vertex_deploy`` dict into (where, how).
+
+    ``where`` holds the ``VERTEX_KEYS`` (``VertexSettings``), ``how`` the rest
+    (``VertexDeploySettings``). An empty dict means no Vertex deploy; both parts are empty.
+    """
+    values = dict(values or {})
+    where = {k: values.pop(k) for k in VERTEX_KEYS if k in values}
+    return where, values
