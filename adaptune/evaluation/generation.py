@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -20,8 +22,11 @@ def generate(
     batch_size: int = 32,
     desc: str = "generate",
     show_progress: bool = True,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
 ) -> list[str]:
-    """Greedy-decode an answer for every prompt, in batches of similar length.
+    """Decode an answer for every prompt (greedy unless sampling), in batches of similar length.
 
     Prompts are tokenised exactly as in training (no special tokens, cut from the left) and
     padded on the left for causal models, so each answer starts right after its prompt.
@@ -36,6 +41,9 @@ def generate(
         batch_size: Prompts per forward pass.
         desc: Progress-bar label.
         show_progress: Show a progress bar.
+        temperature: 0 decodes greedily; above 0 samples with this temperature.
+        top_p: Nucleus sampling threshold (when sampling; 1 keeps every token).
+        top_k: Sample among the k likeliest tokens (when sampling; 0 keeps every token).
 
     Returns:
         One decoded answer per prompt, in the input order.
@@ -47,6 +55,10 @@ def generate(
         encoded = [[*ids, eos] for ids in encoded]
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     outputs: list[str] = [""] * len(prompts)
+    sampling: dict[str, Any] = {"do_sample": False}
+    if temperature > 0:
+        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p}
+        sampling["top_k"] = top_k or None
     model.eval()
     for start in tqdm(
         range(0, len(order), batch_size), desc=desc, unit="batch", disable=not show_progress
@@ -68,8 +80,8 @@ def generate(
             input_ids=ids.to(device),
             attention_mask=mask.to(device),
             max_new_tokens=max_new_tokens,
-            do_sample=False,
             num_beams=1,
+            **sampling,
             pad_token_id=pad,
             eos_token_id=eos,
         )
