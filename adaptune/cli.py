@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from adaptune import __version__
+from adaptune.commands import serving
 from adaptune.commands.models import models, models_promote, models_rollback
 from adaptune.data.settings import FORMATS
 from adaptune.errors import UserError
@@ -745,6 +746,9 @@ def lineage(
 main.add_command(models)
 main.add_command(models_promote, "promote")
 main.add_command(models_rollback, "rollback")
+main.add_command(serving.serve)
+main.add_command(serving.predict)
+main.add_command(serving.compare)
 
 
 if __name__ == "__main__":
