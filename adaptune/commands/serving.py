@@ -114,6 +114,21 @@ def _decoding(func: Command) -> Command:
     help="Adapters no alias points to that stay loaded.",
 )
 @click.option(
+    "--max-batch",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="Most prompts generated together for one adapter (1: no batching).",
+)
+@click.option(
+    "--torch-threads",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="CPU threads for PyTorch (0: its default). A small model on a busy CPU answers "
+    "faster with 1.",
+)
+@click.option(
     "--preload/--no-preload",
     default=True,
     show_default=True,
@@ -135,6 +150,8 @@ def serve(
     max_new_tokens: int,
     max_body_bytes: int,
     idle_adapters: int,
+    max_batch: int,
+    torch_threads: int,
     preload: bool,
     log_level: str,
 ) -> None:
@@ -160,6 +177,7 @@ def serve(
             max_instances=max_instances,
             max_new_tokens=max_new_tokens,
             idle_adapters=idle_adapters,
+            max_batch=max_batch,
             default_model=default_model,
             predict_route=vertex.predict_route,
             health_route=vertex.health_route,
@@ -176,6 +194,10 @@ def serve(
             f"it can use it (set --token or {TOKEN_ENV})",
             err=True,
         )
+    if torch_threads:
+        import torch
+
+        torch.set_num_threads(torch_threads)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(name)s: %(message)s")
     app = create_app(settings, preload_models=preload)
     uvicorn.run(app, host=address, port=vertex.listen_port(port), log_level=log_level)
