@@ -404,3 +404,45 @@ def test_a_gs_registry_is_copied_at_start(gcs, registry):
     local = local_registry(f"{gcs}/reg")
     assert json.loads((local / "alpha" / "index.json").read_text())["aliases"] == {"production": 1}
     assert (local / "beta" / "v1" / "adapter_model.safetensors").is_file()
+
+
+def save_untrained(method_dict: dict, out: Path, seed: int) -> Path:
+    """An adapter of any method, with random weights where the method's start is a no-op."""
+    import torch
+
+    from adaptune.tuning.loading import apply_method, save_adapter
+    from adaptune.tuning.methods import method_from_dict
+
+    base = load_base_model(BASE)
+    method = method_from_dict(method_dict)
+    torch.manual_seed(seed)
+    model = apply_method(base.model, method, base.family)
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.requires_grad:
+                param.add_(torch.randn_like(param) * 0.5)
+    out.mkdir(parents=True)
+    save_adapter(model, method, BASE, out)
+    return out
+
+
+def test_every_adapter_method_is_served_beside_the_others(tmp_path, adapters):
+    reg = tmp_path / "registry"
+    register(reg, "lora", adapters[1]["path"])
+    kinds = {"prompt_tuning": {"num_virtual_tokens": 4}, "ia3": {}, "last_layers": {}}
+    for seed, (method, settings) in enumerate(kinds.items(), start=3):
+        path = save_untrained({"method": method, **settings}, tmp_path / method, seed)
+        register(reg, method.replace("_", "-"), path)
+    refs = ["lora", "prompt-tuning", "ia3", "last-layers"]
+    with client_for(reg) as client:
+        answers = [predict(client, ref).json()["predictions"][0]["content"] for ref in refs * 2]
+        loaded = client.get("/v1/models").json()["loaded"]
+    expected = [expected_answer(reg / ref / "v1") for ref in refs]
+    assert answers == expected * 2
+    assert len(set(expected)) == len(refs)
+    assert sorted(group["adapterType"] for group in loaded) == [
+        "IA3",
+        "LORA",
+        "PROMPT_TUNING",
+        "last_layers",
+    ]
