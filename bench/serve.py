@@ -51,22 +51,11 @@ WARMUP_S = 5.0
 
 def write_gpt2_small(directory: Path) -> str:
     """A random GPT-2-small-shaped checkpoint with the built-in tokenizer, as a directory."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
     from adaptune.models import builtin
 
     tokenizer = builtin.build_tokenizer()
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=512,
-        n_embd=768,
-        n_layer=12,
-        n_head=12,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    GPT2LMHeadModel(config).save_pretrained(directory)
+    spec = builtin.BuiltinSpec("gpt2-small", "causal", width=768, layers=12, heads=12)
+    builtin.build_model(spec, tokenizer).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return str(directory)
 

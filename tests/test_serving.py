@@ -446,3 +446,37 @@ def test_every_adapter_method_is_served_beside_the_others(tmp_path, adapters):
         "PROMPT_TUNING",
         "last_layers",
     ]
+
+
+def test_temperature_samples_and_zero_decodes_greedily(registry):
+    def answers(parameters):
+        body = {"instances": [{"prompt": PROMPT}] * 8, "parameters": parameters}
+        response = predict(client, "alpha", body)
+        assert response.status_code == 200, response.text
+        return [p["content"] for p in response.json()["predictions"]]
+
+    with client_for(registry) as client:
+        greedy = answers({"maxOutputTokens": TOKENS, "temperature": 0})
+        sampled = answers({"maxOutputTokens": TOKENS, "temperature": 1.0, "topK": 50, "topP": 0.95})
+    assert len(set(greedy)) == 1
+    assert len(set(sampled)) > 1
+
+
+def test_a_version_that_fails_to_load_gets_a_500_and_others_keep_serving(registry, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "adapter_config.json").write_text(
+        (registry / "alpha" / "v1" / "adapter_config.json").read_text()
+    )
+    (broken / "adapter_model.safetensors").write_bytes(b"not safetensors")
+    register(registry, "gamma", broken)
+    with client_for(registry) as client:
+        before = predict(client, "alpha")  # gamma is then added to alpha's PeftModel
+        failed = predict(client, "gamma")
+        after = predict(client, "alpha")
+        loaded = client.get("/v1/models").json()["loaded"]
+    assert failed.status_code == 500
+    assert failed.json()["error"]["status"] == "INTERNAL"
+    assert "gamma@v1 failed" in failed.json()["error"]["message"]
+    assert after.status_code == 200 and after.json() == before.json()
+    assert loaded[0]["versions"] == ["alpha@v1"]

@@ -24,14 +24,16 @@ registry_option = click.option(
     envvar=REGISTRY_ENV,
     help=f"Model registry directory (env {REGISTRY_ENV}) [default: registry].",
 )
+
+
+def _count_option(flag: str, default: int, help_text: str, minimum: int = 1) -> Callable:
+    return click.option(
+        flag, type=click.IntRange(min=minimum), default=default, show_default=True, help=help_text
+    )
+
+
 decoding_options = [
-    click.option(
-        "--max-new-tokens",
-        type=click.IntRange(min=1),
-        default=64,
-        show_default=True,
-        help="Most tokens generated per answer.",
-    ),
+    _count_option("--max-new-tokens", 64, "Most tokens generated per answer."),
     click.option(
         "--temperature",
         type=click.FloatRange(0, 2),
@@ -68,7 +70,7 @@ def _decoding(func: Command) -> Command:
 )
 @click.option(
     "--port",
-    type=click.IntRange(0, 65535),
+    type=click.IntRange(1, 65535),
     default=None,
     help="Port [default: AIP_HTTP_PORT, else 8080].",
 )
@@ -85,48 +87,16 @@ def _decoding(func: Command) -> Command:
     default=None,
     help="The model AIP_PREDICT_ROUTE serves (needed when the registry holds several).",
 )
-@click.option(
-    "--max-instances",
-    type=click.IntRange(min=1),
-    default=32,
-    show_default=True,
-    help="Most instances per request.",
-)
-@click.option(
-    "--max-new-tokens",
-    type=click.IntRange(min=1),
-    default=256,
-    show_default=True,
-    help="Largest maxOutputTokens a request may ask for.",
-)
-@click.option(
-    "--max-body-bytes",
-    type=click.IntRange(min=1),
-    default=1_500_000,
-    show_default=True,
-    help="Largest request body.",
-)
-@click.option(
-    "--idle-adapters",
-    type=click.IntRange(min=0),
-    default=4,
-    show_default=True,
-    help="Adapters no alias points to that stay loaded.",
-)
-@click.option(
-    "--max-batch",
-    type=click.IntRange(min=1),
-    default=32,
-    show_default=True,
-    help="Most prompts generated together for one adapter (1: no batching).",
-)
-@click.option(
+@_count_option("--max-instances", 32, "Most instances per request.")
+@_count_option("--max-new-tokens", 256, "Largest maxOutputTokens a request may ask for.")
+@_count_option("--max-body-bytes", 1_500_000, "Largest request body.")
+@_count_option("--idle-adapters", 4, "Adapters no alias points to that stay loaded.", minimum=0)
+@_count_option("--max-batch", 32, "Most prompts generated together for one adapter (1: none).")
+@_count_option(
     "--torch-threads",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="CPU threads for PyTorch (0: its default). A small model on a busy CPU answers "
-    "faster with 1.",
+    0,
+    "CPU threads for PyTorch (0: its default); a small model on a busy CPU is faster with 1.",
+    minimum=0,
 )
 @click.option(
     "--preload/--no-preload",
@@ -146,14 +116,10 @@ def serve(
     port: int | None,
     token: str | None,
     default_model: str | None,
-    max_instances: int,
-    max_new_tokens: int,
-    max_body_bytes: int,
-    idle_adapters: int,
-    max_batch: int,
     torch_threads: int,
     preload: bool,
     log_level: str,
+    **limits: int,
 ) -> None:
     """Serve the registry's versions over HTTP in Vertex AI's predict format.
 
@@ -173,12 +139,8 @@ def serve(
         settings = ServeSettings(
             registry_dir=local_registry(location),
             token=token or None,
-            max_body_bytes=max_body_bytes,
-            max_instances=max_instances,
-            max_new_tokens=max_new_tokens,
-            idle_adapters=idle_adapters,
-            max_batch=max_batch,
             default_model=default_model,
+            **limits,
             predict_route=vertex.predict_route,
             health_route=vertex.health_route,
             deployed_model_id=vertex.deployed_model_id,

@@ -152,7 +152,12 @@ class AdapterPool:
             group = _Group(base=base, kind=kind, model=model.eval())
             log.info("loaded base model %s for %s adapters", base_name, kind)
         else:
-            group.model.load_adapter(str(version.path), adapter_name=name)
+            try:
+                group.model.load_adapter(str(version.path), adapter_name=name)
+            except Exception:
+                if name in group.model.peft_config:  # PEFT adds the adapter, then its weights
+                    group.model.delete_adapter(name)
+                raise
         log.info("loaded adapter %s", ref)
         with self._state_lock:
             self._groups[key] = group

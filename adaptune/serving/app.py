@@ -161,8 +161,8 @@ def create_app(
         options = GenerationOptions(new_tokens, params.temperature, params.top_p, params.top_k)
         try:
             answers = await asyncio.wrap_future(queue.submit(version, prompts, options))
-        except UserError as exc:  # the registered version does not load: not the client's fault
-            raise HTTPException(500, f"{version.ref} cannot be served: {exc}") from None
+        except Exception as exc:  # logged by the worker; a broken version is not the client's fault
+            raise HTTPException(500, f"{version.ref} failed: {type(exc).__name__}: {exc}") from None
         return PredictResponse(
             predictions=[Prediction(content=a) for a in answers],
             deployedModelId=settings.deployed_model_id or version.ref,
