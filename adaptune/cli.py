@@ -11,9 +11,16 @@ import click
 
 from adaptune import __version__
 from adaptune.commands import serving
+from adaptune.commands.failure import fail as _fail
 from adaptune.commands.models import models, models_promote, models_rollback
+from adaptune.commands.options import REGISTRY_DIR_OPTION
+from adaptune.commands.vertex_deploy import deploy_vertex
+from adaptune.commands.vertex_options import VERTEX_OPTIONS
+from adaptune.commands.vertex_options import apply_options as _options
+from adaptune.commands.vertex_options import vertex_settings as _settings
 from adaptune.data.settings import FORMATS
 from adaptune.errors import UserError
+from adaptune.vertex.google_errors import google_errors as _google_errors
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_COMPILED = REPO_ROOT / "compiled" / "adapter_tuning.yaml"
@@ -29,11 +36,6 @@ def _json_option(name: str, text: str | None) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise UserError(f"{name} must be a JSON object")
     return value
-
-
-def _fail(message: str) -> None:
-    click.echo(f"adaptune: error: {message}", err=True)
-    sys.exit(2)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -380,19 +382,6 @@ def validate(
 
 # --- Vertex AI ---------------------------------------------------------------------------------
 
-VERTEX_OPTIONS = [
-    click.option(
-        "--vertex-config",
-        type=click.Path(path_type=Path),
-        help="YAML file of Vertex settings (see configs/vertex.example.yaml); "
-        "default: $ADAPTUNE_VERTEX_CONFIG.",
-    ),
-    click.option("--project", help="Google Cloud project id [$ADAPTUNE_PROJECT]."),
-    click.option("--location", help="Vertex AI region [$ADAPTUNE_LOCATION]."),
-    click.option(
-        "--api-endpoint", help="Vertex API endpoint [$ADAPTUNE_API_ENDPOINT].", hidden=True
-    ),
-]
 JOB_OPTIONS = [
     click.option(
         "--pipeline-root", help="gs:// directory for artifacts [$ADAPTUNE_PIPELINE_ROOT]."
@@ -430,23 +419,6 @@ JOB_OPTIONS = [
     click.option("--profile", help="Compile with this profile instead (e.g. vertex-gpu)."),
     click.option("--image", help="Component image for --profile (default: the profile's)."),
 ]
-
-
-def _options(options: list[Any]) -> Any:
-    def decorate(func: Any) -> Any:
-        for option in reversed(options):
-            func = option(func)
-        return func
-
-    return decorate
-
-
-def _settings(flags: dict[str, Any], config: Path | None) -> Any:
-    from adaptune.vertex.settings import resolve_settings
-
-    if flags.get("labels") is not None:
-        flags = {**flags, "labels": ",".join(flags["labels"]) or None}
-    return resolve_settings(flags, config_path=config)
 
 
 def _pipeline_params(
@@ -526,13 +498,6 @@ SETTING_FLAGS = (
     "enable_caching",
     "labels",
 )
-
-
-def _google_errors() -> tuple[type[Exception], ...]:
-    from google.api_core import exceptions
-    from google.auth import exceptions as auth_exceptions
-
-    return (exceptions.GoogleAPIError, auth_exceptions.GoogleAuthError)
 
 
 @main.command()
@@ -696,6 +661,7 @@ for _action in ("pause", "resume", "delete"):
 @main.command()
 @click.argument("model_ref")
 @RUNS_DIR_OPTION
+@REGISTRY_DIR_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the lineage as JSON.")
 @click.option(
     "--vertex",
@@ -707,16 +673,23 @@ for _action in ("pause", "resume", "delete"):
 def lineage(
     model_ref: str,
     runs_dir: Path,
+    registry_dir: Path,
     as_json: bool,
     vertex: bool,
     vertex_config: Path | None,
     **flags: Any,
 ) -> None:
-    """From a deployed model version (NAME or NAME@vN) back to the data files."""
+    """From a deployed model version back to the data files.
+
+    MODEL_REF is NAME (the newest recorded deploy), NAME@vN, or NAME@production /
+    NAME@previous (looked up in the registry): "which data produced what serves now?"
+    """
     from rich.console import Console
 
-    from adaptune.lineage.query import find_version, parse_model_ref, render_tree
+    from adaptune.lineage.query import find_version, render_tree
     from adaptune.lineage.query import lineage as trace
+    from adaptune.registry import parse_model_ref, resolve_version
+    from adaptune.registry.refs import version_number
 
     if vertex:
         from adaptune.vertex.jobs import init_vertex
@@ -732,7 +705,10 @@ def lineage(
             _fail(f"Google Cloud refused the request: {exc}")
         return
     try:
-        name, version = parse_model_ref(model_ref)
+        name, ref = parse_model_ref(model_ref)
+        version = None if ref is None else version_number(ref)
+        if ref is not None and version is None:
+            version = resolve_version(registry_dir, name, ref).version
         store = _store(runs_dir)
         chain = trace(store, find_version(store, name, version))
     except UserError as exc:
@@ -746,10 +722,10 @@ def lineage(
 main.add_command(models)
 main.add_command(models_promote, "promote")
 main.add_command(models_rollback, "rollback")
+main.add_command(deploy_vertex)
 main.add_command(serving.serve)
 main.add_command(serving.predict)
 main.add_command(serving.compare)
-
 
 if __name__ == "__main__":
     main()

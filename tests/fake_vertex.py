@@ -2,24 +2,41 @@
 
 Resources live in memory as the JSON the real API returns. Every request is recorded (method,
 path, query, body) so tests can assert exactly what the real ``google-cloud-aiplatform`` client
-sent. Collections: pipeline jobs, schedules, and the metadata contexts behind experiments.
+sent. Collections: pipeline jobs, schedules, the metadata contexts behind experiments, models
+(with versions: ``models:upload`` with ``parentModel`` adds one, ``ID@VERSION`` reads one) and
+endpoints (``:deployModel`` updates their deployed models and traffic split).
+
+Model uploads, endpoint creation and deployments are long-running operations: the POST answers
+an operation that is not done, and the first GET of the operation finishes it. Their effect is
+applied at once. List calls honour ``filter`` clauses ``field="value"`` joined by ``AND``
+(``display_name``, ``labels.KEY``, ...); any other filter is refused with 400, so a query the
+fake would misread fails loudly instead of matching everything.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 ID_PARAMS = {
     "pipelineJobs": "pipelineJobId",
     "contexts": "contextId",
     "metadataStores": "metadataStoreId",
+    "endpoints": "endpointId",
 }
+# The SDK's REST operations client polls operations on ``/ui/{name=...operations/*}`` (the first
+# of its HTTP rules that matches), the other clients on ``/v1/``.
+API_PREFIXES = ("/v1/", "/v1beta1/", "/ui/")
+TYPES = "type.googleapis.com/google.cloud.aiplatform.v1."
+LRO_COLLECTIONS = {"endpoints": "Endpoint"}  # created through an operation answering this type
+FILTER_CLAUSE = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*("[^"]*"|[^\s"]+)\s*$')
+DEFAULT_ALIAS = "default"
 
 
 @dataclass
@@ -34,6 +51,35 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _error(code: int, status: str, message: str) -> tuple[int, dict[str, Any]]:
+    return code, {"error": {"code": code, "message": message, "status": status}}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def matches_filter(resource: dict[str, Any], text: str) -> bool:
+    """Whether ``resource`` passes a list filter of ``field="value"`` clauses joined by AND.
+
+    Raises:
+        ValueError: On any other filter syntax.
+    """
+    for clause in re.split(r"\s+AND\s+", text.strip()):
+        match = FILTER_CLAUSE.match(clause)
+        if not match:
+            raise ValueError(f"unsupported filter clause {clause!r}")
+        field, value = match.group(1), match.group(2).strip('"')
+        if field.startswith("labels."):
+            actual = (resource.get("labels") or {}).get(field.removeprefix("labels."))
+        else:
+            actual = resource.get(_camel(field))
+        if actual != value:
+            return False
+    return True
+
+
 class FakeVertex:
     """The server's state: resources by name, recorded requests, scripted job progress."""
 
@@ -41,6 +87,9 @@ class FakeVertex:
         self.resources: dict[str, dict[str, Any]] = {}
         self.requests: list[Request] = []
         self.progress: dict[str, list[dict[str, Any]]] = {}
+        self.operations: dict[str, dict[str, Any]] = {}
+        self.model_versions: dict[str, list[dict[str, Any]]] = {}
+        self.failures: list[tuple[str, str, int, str]] = []
         self._counter = 0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -67,6 +116,16 @@ class FakeVertex:
     def script(self, name: str, *updates: dict[str, Any]) -> None:
         """Apply one update to resource ``name`` on each later GET of it (job progress)."""
         self.progress[name] = list(updates)
+
+    def fail(self, method: str, suffix: str, code: int = 429, message: str = "") -> None:
+        """Answer the next ``method`` request whose path contains ``suffix`` with an error."""
+        self.failures.append((method, suffix, code, message or f"injected error {code}"))
+
+    def versions(self, model: str) -> list[dict[str, Any]]:
+        """All versions of a model, oldest first (a model put in ``resources`` is version 1)."""
+        if model in self.model_versions:
+            return self.model_versions[model]
+        return [self.resources[model]] if model in self.resources else []
 
     # --- request handling -------------------------------------------------------------
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -100,10 +159,23 @@ class FakeVertex:
         return Handler
 
     def _not_found(self, name: str) -> tuple[int, dict[str, Any]]:
-        return 404, {"error": {"code": 404, "message": f"{name} not found", "status": "NOT_FOUND"}}
+        return _error(404, "NOT_FOUND", f"{name} not found")
+
+    def _injected(self, request: Request) -> tuple[int, dict[str, Any]] | None:
+        for failure in self.failures:
+            method, suffix, code, message = failure
+            if request.method == method and suffix in unquote(request.path):
+                self.failures.remove(failure)
+                return _error(code, "INJECTED", message)
+        return None
 
     def _route(self, request: Request) -> tuple[int, dict[str, Any]]:
-        path = request.path.removeprefix("/v1/").removeprefix("/v1beta1/")
+        injected = self._injected(request)
+        if injected:
+            return injected
+        path = unquote(request.path)
+        for prefix in API_PREFIXES:
+            path = path.removeprefix(prefix)
         name, _, verb = path.partition(":")
         parts = name.split("/")
         is_collection = len(parts) % 2 == 1
@@ -111,6 +183,8 @@ class FakeVertex:
             return self._verb(name, verb, request.body)
         if request.method == "POST" and is_collection:
             return self._create(name, parts[-1], request)
+        if request.method == "GET" and verb == "listVersions":
+            return self._list(self.versions(name), "models", request)
         if request.method == "GET" and is_collection:
             prefix = name + "/"
             items = [
@@ -118,7 +192,7 @@ class FakeVertex:
                 for n, r in self.resources.items()
                 if n.startswith(prefix) and "/" not in n[len(prefix) :]
             ]
-            return 200, {parts[-1]: items}
+            return self._list(items, parts[-1], request)
         if request.method == "GET":
             return self._get(name)
         if request.method == "DELETE":
@@ -132,35 +206,138 @@ class FakeVertex:
             }
         return 400, {"error": {"code": 400, "message": f"unsupported: {request.method} {path}"}}
 
+    def _list(
+        self, items: list[dict[str, Any]], key: str, request: Request
+    ) -> tuple[int, dict[str, Any]]:
+        text = (request.query.get("filter") or [""])[0]
+        if text:
+            try:
+                items = [r for r in items if matches_filter(r, text)]
+            except ValueError as exc:
+                return _error(400, "INVALID_ARGUMENT", str(exc))
+        return 200, {key: items}
+
+    def _new_id(self) -> str:
+        self._counter += 1
+        return str(1000 + self._counter)
+
+    def _operation(self, resource: str, response: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Start an operation on ``resource``; its first GET finishes it with ``response``."""
+        name = f"{resource}/operations/{self._new_id()}"
+        self.operations[name] = {"name": name, "done": True, "response": response}
+        return 200, {"name": name, "done": False}
+
     def _create(self, parent: str, collection: str, request: Request) -> tuple[int, dict[str, Any]]:
         ids = request.query.get(ID_PARAMS.get(collection, ""), [])
-        self._counter += 1
-        resource_id = ids[0] if ids else str(1000 + self._counter)
+        resource_id = ids[0] if ids else self._new_id()
         name = f"{parent}/{resource_id}"
         if name in self.resources:
-            return 409, {
-                "error": {"code": 409, "message": f"{name} exists", "status": "ALREADY_EXISTS"}
-            }
+            return _error(409, "ALREADY_EXISTS", f"{name} exists")
         resource = {**request.body, "name": name, "createTime": _now(), "updateTime": _now()}
         if collection == "pipelineJobs":
             resource["state"] = "PIPELINE_STATE_PENDING"
         elif collection == "schedules":
             resource.update(state="ACTIVE", startedRunCount="0", nextRunTime=_now())
         self.resources[name] = resource
+        if collection in LRO_COLLECTIONS:
+            return self._operation(name, {"@type": TYPES + LRO_COLLECTIONS[collection], **resource})
         return 200, resource
 
     def _get(self, name: str) -> tuple[int, dict[str, Any]]:
+        if name in self.operations:
+            return 200, self.operations[name]
+        if "@" in name:
+            version = self._model_version(*name.split("@", 1))
+            return (200, version) if version else self._not_found(name)
         if name not in self.resources:
             return self._not_found(name)
         if self.progress.get(name):
             self.resources[name].update(self.progress[name].pop(0))
         return 200, self.resources[name]
 
+    def _model_version(self, model: str, version: str) -> dict[str, Any] | None:
+        for resource in self.versions(model):
+            if version in (resource.get("versionId"), *resource.get("versionAliases", [])):
+                return resource
+        return None
+
     def _verb(self, name: str, verb: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if verb == "upload" and name.endswith("/models"):
+            return self._upload_model(name, body)
         if name not in self.resources:
             return self._not_found(name)
+        if verb == "deployModel":
+            return self._deploy_model(name, body)
         if verb == "pause":
             self.resources[name]["state"] = "PAUSED"
         elif verb == "resume":
             self.resources[name]["state"] = "ACTIVE"
         return 200, {}
+
+    def _upload_model(self, collection: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """``models:upload``: a new model, or a new version of ``parentModel``."""
+        parent_model = body.get("parentModel", "")
+        if parent_model:
+            if parent_model not in self.resources:
+                return self._not_found(parent_model)
+            name = parent_model
+            versions = self.model_versions.setdefault(name, self.versions(name))
+            version_id = str(max(int(v.get("versionId", "1")) for v in versions) + 1)
+        else:
+            name = f"{collection}/{body.get('modelId') or self._new_id()}"
+            if name in self.resources:
+                return _error(409, "ALREADY_EXISTS", f"{name} exists")
+            versions = self.model_versions.setdefault(name, [])
+            version_id = "1"
+        now = _now()
+        resource = {
+            **body.get("model", {}),
+            "name": name,
+            "versionId": version_id,
+            "createTime": versions[0]["createTime"] if versions else now,
+            "updateTime": now,
+            "versionCreateTime": now,
+            "versionUpdateTime": now,
+        }
+        if "containerSpec" in resource:
+            resource["supportedDeploymentResourcesTypes"] = [
+                "DEDICATED_RESOURCES",
+                "SHARED_RESOURCES",
+            ]
+        aliases = [a for a in resource.get("versionAliases", []) if a != DEFAULT_ALIAS]
+        if not versions or DEFAULT_ALIAS in resource.get("versionAliases", []):
+            for older in versions:
+                older["versionAliases"] = [
+                    a for a in older.get("versionAliases", []) if a != DEFAULT_ALIAS
+                ]
+            aliases.insert(0, DEFAULT_ALIAS)
+            self.resources[name] = resource
+        resource["versionAliases"] = aliases
+        versions.append(resource)
+        response = {"@type": TYPES + "UploadModelResponse", "model": name}
+        return self._operation(name, {**response, "modelVersionId": version_id})
+
+    def _deploy_model(self, name: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """``endpoints/ID:deployModel``: add the deployed model, replace a non-empty split."""
+        endpoint = self.resources[name]
+        deployed = dict(body.get("deployedModel") or {})
+        model, _, version = str(deployed.get("model", "")).partition("@")
+        target = self._model_version(model, version or DEFAULT_ALIAS)
+        if target is None:
+            return self._not_found(deployed.get("model", ""))
+        deployed_id = self._new_id()
+        deployed.update(
+            id=deployed_id, model=model, modelVersionId=target["versionId"], createTime=_now()
+        )
+        split = {key: int(value) for key, value in (body.get("trafficSplit") or {}).items()}
+        if "0" in split:
+            split[deployed_id] = split.pop("0")
+        known = {d["id"] for d in endpoint.get("deployedModels", [])} | {deployed_id}
+        if split and (set(split) - known or sum(split.values()) != 100):
+            return _error(400, "INVALID_ARGUMENT", f"invalid traffic split {split}")
+        endpoint.setdefault("deployedModels", []).append(deployed)
+        if split:
+            endpoint["trafficSplit"] = split
+        endpoint["updateTime"] = _now()
+        response = {"@type": TYPES + "DeployModelResponse", "deployedModel": deployed}
+        return self._operation(name, response)

@@ -223,3 +223,12 @@ def test_concurrent_deploys_serialise(adapter, tmp_path):
     assert index.aliases["production"] == history[-1]["version"]
     on_disk = json.loads((reg / "router" / "index.json").read_text())
     assert on_disk["versions"] == index.versions
+
+
+def test_a_deploy_evaluated_against_a_stale_production_is_refused(adapter, tmp_path):
+    register_version(tmp_path, "router", adapter, {}, promote=True, expected_production=0)
+    register_version(tmp_path, "router", adapter, {}, promote=True, expected_production=1)
+    before = snapshot(tmp_path)
+    with pytest.raises(UserError, match=r"production moved to v2 .* against v1"):
+        register_version(tmp_path, "router", adapter, {}, promote=True, expected_production=1)
+    assert snapshot(tmp_path) == before

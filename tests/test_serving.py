@@ -55,7 +55,9 @@ def adapters(tmp_path_factory):
 
 
 def register(registry: Path, model: str, adapter: Path, promote_it: bool = True, **meta):
-    return register_version(registry, model, adapter, {"base_model": BASE, **meta}, promote_it)
+    return register_version(
+        registry, model, adapter, {"base_model": BASE, **meta}, promote=promote_it
+    )
 
 
 @pytest.fixture

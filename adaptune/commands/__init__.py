@@ -1,1 +1,4 @@
-"""Command-line commands, one module per area, registered in adaptune/cli.py."""
+"""Click commands of the ``adaptune`` command line, one module per command or group.
+
+``adaptune.cli`` registers each with ``main.add_command``.
+"""

@@ -9,7 +9,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from adaptune.commands.options import REGISTRY_DIR_OPTION, fail
+from adaptune.commands.failure import fail
+from adaptune.commands.options import REGISTRY_DIR_OPTION
 from adaptune.errors import UserError
 from adaptune.registry import (
     list_models,

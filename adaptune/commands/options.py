@@ -1,8 +1,7 @@
-"""Options and error handling shared by the command modules."""
+"""Options shared by the command modules."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -15,9 +14,3 @@ REGISTRY_DIR_OPTION = click.option(
     envvar="ADAPTUNE_REGISTRY_DIR",
     help="Model registry directory (env ADAPTUNE_REGISTRY_DIR).",
 )
-
-
-def fail(message: str) -> None:
-    """Print ``message`` as an error and exit 2 (no traceback)."""
-    click.echo(f"adaptune: error: {message}", err=True)
-    sys.exit(2)

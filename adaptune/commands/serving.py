@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from adaptune.commands.options import fail
+from adaptune.commands.failure import fail
 from adaptune.errors import UserError
 from adaptune.serving.generation_options import GenerationOptions
 from adaptune.serving.settings import TOKEN_ENV

@@ -18,19 +18,24 @@ class GateSettings:
         metric: The primary metric compared (one of ``exact_match``, ``rouge_l``, ``bleu``).
         threshold: The tuned model's score must be at least this.
         min_improvement: The tuned score minus the base score must be at least this.
+        tolerance: When a production version exists, the tuned score must be at least the
+            production score minus this (0: never fall behind what serves now).
     """
 
     metric: str = "exact_match"
     threshold: float = 0.6
     min_improvement: float = 0.1
+    tolerance: float = 0.0
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
             raise UserError(f"gate.metric must be one of {list(METRICS)}, got {self.metric!r}")
-        for name in ("threshold", "min_improvement"):
+        for name in ("threshold", "min_improvement", "tolerance"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise UserError(f"gate.{name} must be a number, got {value!r}")
+        if self.tolerance < 0:
+            raise UserError(f"gate.tolerance must be >= 0, got {self.tolerance!r}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> GateSettings:
@@ -55,31 +60,56 @@ class GateDecision:
     reason: str
 
 
-def should_deploy(tuned: float, base: float, gate: GateSettings) -> GateDecision:
-    """Deploy iff ``tuned >= threshold`` and ``tuned - base >= min_improvement``.
+def _check(ok: bool, left: str, right: str) -> tuple[bool, str]:
+    return ok, f"{left} {'>=' if ok else '<'} {right}"
+
+
+def should_deploy(
+    tuned: float,
+    base: float,
+    gate: GateSettings,
+    production: float | None = None,
+    production_ref: str = "production",
+) -> GateDecision:
+    """Deploy iff the tuned model clears the threshold, beats base, and keeps up with production.
+
+    The three conditions: ``tuned >= threshold``; ``tuned - base >= min_improvement``; and,
+    when a production version exists, ``tuned >= production - tolerance``.
 
     Args:
         tuned: The tuned model's primary metric.
         base: The base model's primary metric.
-        gate: Metric name, threshold and minimum improvement.
+        gate: Metric name, threshold, minimum improvement and tolerance.
+        production: The production version's primary metric; None when nothing serves yet.
+        production_ref: How the reason names the production version (``model@vN``).
 
     Returns:
         The decision and a one-line reason naming every comparison.
     """
     improvement = tuned - base
     checks = [
-        (
+        _check(
             tuned >= gate.threshold,
-            f"tuned {gate.metric} {tuned:.4f} {'>=' if tuned >= gate.threshold else '<'} "
+            f"tuned {gate.metric} {tuned:.4f}",
             f"threshold {gate.threshold:.4f}",
         ),
-        (
+        _check(
             improvement >= gate.min_improvement,
-            f"improvement over base {improvement:+.4f} "
-            f"{'>=' if improvement >= gate.min_improvement else '<'} "
+            f"improvement over base {improvement:+.4f}",
             f"min_improvement {gate.min_improvement:.4f}",
         ),
     ]
+    if production is None:
+        checks.append((True, "no production version to compare with"))
+    else:
+        floor = production - gate.tolerance
+        checks.append(
+            _check(
+                tuned >= floor,
+                f"tuned {tuned:.4f}",
+                f"{production_ref} {production:.4f} - tolerance {gate.tolerance:.4f}",
+            )
+        )
     failed = [text for ok, text in checks if not ok]
     if failed:
         return GateDecision(False, "not deployed: " + "; ".join(failed))

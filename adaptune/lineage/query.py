@@ -25,17 +25,6 @@ def find_version(store: MetadataStore, model: str, version: int | None) -> int:
     return max(found, key=lambda a: a.properties["version"]).id
 
 
-def parse_model_ref(ref: str) -> tuple[str, int | None]:
-    """``name`` or ``name@vN`` (or ``name@N``) to (name, N or None)."""
-    name, _, version = ref.partition("@")
-    if not version:
-        return name, None
-    try:
-        return name, int(version.removeprefix("v"))
-    except ValueError:
-        raise UserError(f"bad model reference {ref!r}: use NAME or NAME@vN") from None
-
-
 def lineage(store: MetadataStore, artifact_id: int, depth: int = 0) -> dict[str, Any]:
     """The artifact and, recursively, the execution that produced it and that one's inputs."""
     artifact = store.artifact(artifact_id)

@@ -102,6 +102,7 @@ def register_version(
     adapter_dir: Path,
     metadata: dict[str, Any],
     promote: bool = False,
+    expected_production: int | None = None,
 ) -> RegisteredVersion:
     """Register the adapter in ``adapter_dir`` as the next version of ``model``.
 
@@ -113,12 +114,16 @@ def register_version(
             name, version number and creation time are added.
         promote: Also point ``production`` at the new version (``previous`` at the old one), in
             the same atomic index write: the deploy is all or nothing.
+        expected_production: With ``promote``, the production version the new one was
+            evaluated against (0: none). If another deploy moved ``production`` since, nothing
+            is registered: the comparison no longer holds.
 
     Returns:
         The new version.
 
     Raises:
-        UserError: If the name is invalid or the adapter files are missing.
+        UserError: If the name is invalid, the adapter files are missing, or production moved
+            away from ``expected_production``.
     """
     directory = model_dir(registry_dir, model)
     missing = [f for f in ADAPTER_FILES if not (Path(adapter_dir) / f).is_file()]
@@ -130,6 +135,13 @@ def register_version(
     try:
         shutil.copytree(adapter_dir, staging, dirs_exist_ok=True)
         with locked_index(registry_dir, model) as index:
+            current = index.aliases.get("production", 0)
+            if promote and expected_production is not None and current != expected_production:
+                raise UserError(
+                    f"{model}'s production moved to v{current} since this model was evaluated "
+                    f"against {f'v{expected_production}' if expected_production else 'none'}; "
+                    "nothing was registered: run again to compare with what serves now"
+                )
             number = _next_number(directory, index.versions)
             record = {
                 **metadata,
