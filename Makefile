@@ -55,6 +55,7 @@ lint: $(STAMP) ## Run ruff
 bench: $(STAMP) ## Run the benchmarks in bench/
 	$(BIN)/python bench/tune.py
 	$(BIN)/python bench/validate.py
+	$(BIN)/python bench/serve.py
 
 sample: $(STAMP) ## Regenerate data/sample/ (fixed seed: byte-identical)
 	$(BIN)/python data/sample/generate.py

@@ -161,6 +161,13 @@ BAD_REQUESTS = {
         {"content": b'{"instances": [', "headers": {"content-type": "application/json"}},
         400,
     ),
+    "form body": (
+        {
+            "content": b"instances=x",
+            "headers": {"content-type": "application/x-www-form-urlencoded"},
+        },
+        400,
+    ),
     "not an object": ({"json": ["x"]}, 400),
     "instances not a list": ({"json": {"instances": "x"}}, 400),
     "no instances": ({"json": {"instances": []}}, 400),

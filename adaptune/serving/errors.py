@@ -56,7 +56,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(400, f"invalid request: {_describe(list(exc.errors()))}")
+        message = f"invalid request: {_describe(list(exc.errors()))}"
+        content_type = request.headers.get("content-type", "")
+        if content_type and "json" not in content_type:
+            message += f" (the body was sent as {content_type}; send JSON, as application/json)"
+        return error_response(400, message)
 
     @app.exception_handler(Exception)
     async def failure(request: Request, exc: Exception) -> JSONResponse:
