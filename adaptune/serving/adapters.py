@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from peft import PeftModel
 
+from adaptune.errors import UserError
 from adaptune.evaluation.generation import generate
 from adaptune.models import BaseModel, load_base_model
 from adaptune.registry import RegisteredVersion, read_aliases
@@ -52,12 +53,18 @@ class _Group:
 
 
 def base_model_of(version: RegisteredVersion) -> str:
-    """The base model a version was tuned on (``version.json``, else the adapter's config)."""
+    """The base model a version was tuned on (``version.json``, else the adapter's config).
+
+    Raises:
+        UserError: If neither names one.
+    """
     name = version.metadata.get("base_model")
     if not name:
         config = json.loads((version.path / CONFIG_FILE).read_text(encoding="utf-8"))
         name = config.get("base_model_name_or_path")
-    return str(name or "builtin:tiny-gpt2")
+    if not name:
+        raise UserError(f"{version.ref} does not say which base model it was tuned on")
+    return str(name)
 
 
 class AdapterPool:
