@@ -56,6 +56,7 @@ bench: $(STAMP) ## Run the benchmarks in bench/
 	$(BIN)/python bench/tune.py
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/eval.py
+	$(BIN)/python bench/serve.py
 
 sample: $(STAMP) ## Regenerate data/sample/ (fixed seed: byte-identical)
 	$(BIN)/python data/sample/generate.py

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from adaptune import __version__
+from adaptune.commands import serving
 from adaptune.commands.failure import fail as _fail
 from adaptune.commands.models import models, models_promote, models_rollback
 from adaptune.commands.options import REGISTRY_DIR_OPTION
@@ -731,6 +732,9 @@ main.add_command(models)
 main.add_command(models_promote, "promote")
 main.add_command(models_rollback, "rollback")
 main.add_command(deploy_vertex)
+main.add_command(serving.serve)
+main.add_command(serving.predict)
+main.add_command(serving.compare)
 
 if __name__ == "__main__":
     main()

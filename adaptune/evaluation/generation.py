@@ -41,6 +41,8 @@ def generate(
     seed: int = 0,
     desc: str = "generate",
     show_progress: bool = True,
+    top_p: float = 1.0,
+    top_k: int = 0,
 ) -> list[str]:
     """Decode an answer for every prompt, in batches of similar length.
 
@@ -57,11 +59,13 @@ def generate(
         max_new_tokens: Most tokens generated per answer.
         max_length: Most prompt tokens kept.
         batch_size: Prompts per forward pass.
-        temperature: 0 decodes greedily; above 0 samples at this temperature from the whole
-            distribution (no top-k or top-p cut, whatever the model's generation config says).
+        temperature: 0 decodes greedily; above 0 samples at this temperature (with only the
+            ``top_p``/``top_k`` cuts given here, whatever the model's generation config says).
         seed: Seeds the sampling; the global random state is left as it was.
         desc: Progress-bar label.
         show_progress: Show a progress bar.
+        top_p: Nucleus sampling threshold when sampling (1 keeps every token).
+        top_k: Sample among the k likeliest tokens when sampling (0 keeps every token).
 
     Returns:
         One decoded answer per prompt, in the input order.
@@ -75,7 +79,12 @@ def generate(
     decoding = (
         {"do_sample": False}
         if temperature == 0
-        else {"do_sample": True, "temperature": float(temperature), "top_k": 0, "top_p": 1.0}
+        else {
+            "do_sample": True,
+            "temperature": float(temperature),
+            "top_k": int(top_k),
+            "top_p": float(top_p),
+        }
     )
     outputs: list[str] = [""] * len(prompts)
     device = next(model.parameters()).device

@@ -80,11 +80,12 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def build_model(name: str, tokenizer: PreTrainedTokenizerFast) -> PreTrainedModel:
+def build_model(name: str | BuiltinSpec, tokenizer: PreTrainedTokenizerFast) -> PreTrainedModel:
     """Build the built-in model ``name`` with seeded random weights.
 
     Args:
-        name: A key of ``BUILTIN_MODELS`` (without the ``builtin:`` prefix).
+        name: A key of ``BUILTIN_MODELS`` (without the ``builtin:`` prefix), or a spec of
+            another size (benchmarks build bigger models this way).
         tokenizer: The built-in tokenizer, which fixes the vocabulary and special ids.
 
     Returns:
@@ -93,10 +94,13 @@ def build_model(name: str, tokenizer: PreTrainedTokenizerFast) -> PreTrainedMode
     Raises:
         ValueError: If ``name`` is not a built-in model.
     """
-    if name not in BUILTIN_MODELS:
+    if isinstance(name, BuiltinSpec):
+        spec = name
+    elif name in BUILTIN_MODELS:
+        spec = BUILTIN_MODELS[name]
+    else:
         known = ", ".join(BUILTIN_PREFIX + k for k in BUILTIN_MODELS)
         raise ValueError(f"unknown built-in model {BUILTIN_PREFIX}{name!r}; choose one of {known}")
-    spec = BUILTIN_MODELS[name]
     vocab = len(tokenizer)
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(SEED)
@@ -134,5 +138,5 @@ def build_model(name: str, tokenizer: PreTrainedTokenizerFast) -> PreTrainedMode
             model = T5ForConditionalGeneration(config)
     finally:
         torch.random.set_rng_state(generator_state)
-    model.config.name_or_path = BUILTIN_PREFIX + name
+    model.config.name_or_path = BUILTIN_PREFIX + spec.name
     return model.eval()

@@ -85,15 +85,38 @@ def is_peft_adapter(config: dict[str, Any]) -> bool:
     return "adaptune_method" not in config
 
 
-def load_tuned_model(base: PreTrainedModel, adapter_dir: Path) -> torch.nn.Module:
+def adapter_kind(adapter_dir: Path) -> str:
+    """The saved adapter's kind: its PEFT type (``LORA``, ``IA3``, ...) or ``last_layers``.
+
+    Adapters of one PEFT type can share one ``PeftModel`` (PEFT refuses to mix types);
+    ``last_layers`` overwrites base weights, so it needs a base model of its own.
+
+    Raises:
+        UserError: If the directory holds no adapter.
+    """
+    config = read_adapter_config(adapter_dir)
+    if not is_peft_adapter(config):
+        return LastLayersMethod.method
+    return str(config.get("peft_type"))
+
+
+def load_tuned_model(
+    base: PreTrainedModel, adapter_dir: Path, adapter_name: str = "default"
+) -> torch.nn.Module:
     """Load a saved adapter onto ``base`` (PEFT adapters with ``PeftModel.from_pretrained``).
+
+    Args:
+        base: The base model; ``last_layers`` tensors are copied into it in place.
+        adapter_dir: The saved adapter.
+        adapter_name: Name of a PEFT adapter inside the returned ``PeftModel`` (more adapters
+            can be added to it with ``load_adapter``).
 
     Raises:
         UserError: If the directory holds no adapter or its tensors do not fit the base model.
     """
     config = read_adapter_config(adapter_dir)
     if is_peft_adapter(config):
-        return PeftModel.from_pretrained(base, str(adapter_dir))
+        return PeftModel.from_pretrained(base, str(adapter_dir), adapter_name=adapter_name)
     method_from_dict(config["adaptune_method"])
     tensors = load_file(Path(adapter_dir) / WEIGHTS_FILE)
     own = dict(base.named_parameters())

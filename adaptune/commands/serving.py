@@ -1,0 +1,247 @@
+"""``adaptune serve``, ``predict`` and ``compare``: serve registered versions and try them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from adaptune.commands.failure import fail
+from adaptune.errors import UserError
+from adaptune.serving.generation_options import GenerationOptions
+from adaptune.serving.settings import TOKEN_ENV
+
+REGISTRY_ENV = "ADAPTUNE_REGISTRY_DIR"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+registry_option = click.option(
+    "--registry-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    envvar=REGISTRY_ENV,
+    help=f"Model registry directory (env {REGISTRY_ENV}) [default: registry].",
+)
+
+
+def _count_option(flag: str, default: int, help_text: str, minimum: int = 1) -> Callable:
+    return click.option(
+        flag, type=click.IntRange(min=minimum), default=default, show_default=True, help=help_text
+    )
+
+
+decoding_options = [
+    _count_option("--max-new-tokens", 64, "Most tokens generated per answer."),
+    click.option(
+        "--temperature",
+        type=click.FloatRange(0, 2),
+        default=0.0,
+        show_default=True,
+        help="0 decodes greedily; above 0 samples.",
+    ),
+    click.option("--raw", is_flag=True, help="Send the prompt as it is, without the template."),
+]
+
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def _decoding(func: Command) -> Command:
+    for option in reversed(decoding_options):
+        func = option(func)
+    return func
+
+
+@click.command()
+@click.option(
+    "--registry-dir",
+    default=None,
+    envvar=REGISTRY_ENV,
+    help=f"Model registry: a directory, or gs:// (copied at start) (env {REGISTRY_ENV}; else "
+    "AIP_STORAGE_URI; else ./registry).",
+)
+@click.option(
+    "--host",
+    default=None,
+    help="Address to listen on [default: 127.0.0.1; "
+    "0.0.0.0 when AIP_HTTP_PORT is set, as on Vertex AI].",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Port [default: AIP_HTTP_PORT, else 8080].",
+)
+@click.option(
+    "--token",
+    envvar=TOKEN_ENV,
+    default=None,
+    help=f"Require 'Authorization: Bearer TOKEN' (env {TOKEN_ENV}).",
+)
+@click.option(
+    "--model",
+    "default_model",
+    envvar="ADAPTUNE_SERVE_MODEL",
+    default=None,
+    help="The model AIP_PREDICT_ROUTE serves (needed when the registry holds several).",
+)
+@_count_option("--max-instances", 32, "Most instances per request.")
+@_count_option("--max-new-tokens", 256, "Largest maxOutputTokens a request may ask for.")
+@_count_option("--max-body-bytes", 1_500_000, "Largest request body.")
+@_count_option("--idle-adapters", 4, "Adapters no alias points to that stay loaded.", minimum=0)
+@_count_option("--max-batch", 32, "Most prompts generated together for one adapter (1: none).")
+@_count_option(
+    "--torch-threads",
+    0,
+    "CPU threads for PyTorch (0: its default); a small model on a busy CPU is faster with 1.",
+    minimum=0,
+)
+@click.option(
+    "--preload/--no-preload",
+    default=True,
+    show_default=True,
+    help="Load every model's production version before taking requests.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+def serve(
+    registry_dir: str | None,
+    host: str | None,
+    port: int | None,
+    token: str | None,
+    default_model: str | None,
+    torch_threads: int,
+    preload: bool,
+    log_level: str,
+    **limits: int,
+) -> None:
+    """Serve the registry's versions over HTTP in Vertex AI's predict format.
+
+    POST /v1/endpoints/MODEL[@REF]:predict with {"instances": [{"prompt": ...}],
+    "parameters": {"maxOutputTokens": N}}; MODEL alone follows its production alias, so a
+    promoted version is served without a restart. GET /health and /v1/models.
+    """
+    import uvicorn
+
+    from adaptune.serving.app import create_app
+    from adaptune.serving.settings import ServeSettings, VertexEnvironment
+    from adaptune.serving.storage import local_registry
+
+    try:
+        vertex = VertexEnvironment.from_environ()
+        location = registry_dir or vertex.storage_uri or "registry"
+        settings = ServeSettings(
+            registry_dir=local_registry(location),
+            token=token or None,
+            default_model=default_model,
+            **limits,
+            predict_route=vertex.predict_route,
+            health_route=vertex.health_route,
+            deployed_model_id=vertex.deployed_model_id,
+        )
+        if not settings.registry_dir.is_dir():
+            raise UserError(f"registry {settings.registry_dir} is not a directory")
+    except UserError as exc:
+        fail(str(exc))
+    address = vertex.host(host)
+    if address not in LOOPBACK and settings.token is None and not vertex.on_vertex:
+        click.echo(
+            f"adaptune: warning: listening on {address} without a token; anyone who can reach "
+            f"it can use it (set --token or {TOKEN_ENV})",
+            err=True,
+        )
+    if torch_threads:
+        import torch
+
+        torch.set_num_threads(torch_threads)
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(name)s: %(message)s")
+    app = create_app(settings, preload_models=preload)
+    uvicorn.run(app, host=address, port=vertex.listen_port(port), log_level=log_level)
+
+
+@click.command()
+@click.argument("model_ref")
+@click.argument("prompt")
+@registry_option
+@_decoding
+@click.option(
+    "--url",
+    default=None,
+    help="Ask a running server (e.g. http://127.0.0.1:8080) instead of loading here.",
+)
+@click.option(
+    "--token", envvar=TOKEN_ENV, default=None, help=f"Bearer token for --url (env {TOKEN_ENV})."
+)
+def predict(
+    model_ref: str,
+    prompt: str,
+    registry_dir: Path | None,
+    max_new_tokens: int,
+    temperature: float,
+    raw: bool,
+    url: str | None,
+    token: str | None,
+) -> None:
+    """Print the tuned model's answer to PROMPT (MODEL, MODEL@vN or MODEL@previous)."""
+    options = GenerationOptions(max_new_tokens, temperature)
+    try:
+        if url:
+            from adaptune.serving.client import predict_remote
+
+            body = predict_remote(url, model_ref, [prompt], options, raw=raw, token=token)
+            answer, served = body["predictions"][0]["content"], body.get("deployedModelId", "")
+        else:
+            from adaptune.serving.local_predict import predict_in_process
+
+            version, answers = predict_in_process(
+                registry_dir or Path("registry"), model_ref, [prompt], options, raw=raw
+            )
+            answer, served = answers[0], version.ref
+    except UserError as exc:
+        fail(str(exc))
+    click.echo(f"# {served}", err=True)
+    click.echo(answer)
+
+
+@click.command()
+@click.argument("model_ref")
+@click.option(
+    "--prompt", "prompts", multiple=True, required=True, help="A prompt to try (repeat for more)."
+)
+@registry_option
+@_decoding
+def compare(
+    model_ref: str,
+    prompts: tuple[str, ...],
+    registry_dir: Path | None,
+    max_new_tokens: int,
+    temperature: float,
+    raw: bool,
+) -> None:
+    """Print the base model's and the tuned model's answers side by side."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from adaptune.serving.local_predict import compare_base_and_tuned
+
+    options = GenerationOptions(max_new_tokens, temperature)
+    try:
+        version, base, tuned = compare_base_and_tuned(
+            registry_dir or Path("registry"), model_ref, list(prompts), options, raw=raw
+        )
+    except UserError as exc:
+        fail(str(exc))
+    table = Table(title=f"{version.ref} vs its base model", show_lines=True)
+    table.add_column("prompt", overflow="fold")
+    table.add_column(f"base ({version.metadata.get('base_model', 'base')})", overflow="fold")
+    table.add_column(f"tuned ({version.ref})", overflow="fold")
+    for row in zip(prompts, base, tuned, strict=True):
+        table.add_row(*(Text(cell) for cell in row))
+    Console(width=max(120, Console().width)).print(table)

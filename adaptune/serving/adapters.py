@@ -1,0 +1,204 @@
+"""Base models loaded once, with many adapters on each, switched per request.
+
+Every PEFT adapter of one base model and one PEFT type lives in one multi-adapter
+``PeftModel`` (PEFT refuses to mix types in one model): a new version is loaded into it with
+``load_adapter`` on first use, selected with ``set_adapter`` before each generation and removed
+with ``delete_adapter`` when evicted, so serving N adapters costs one base model plus N small
+adapters. ``last_layers`` versions overwrite base weights, so each gets a base model of its own.
+
+Adapters that ``production`` or ``previous`` point to stay loaded; at most ``idle_adapters``
+others (say, an old version asked for by number, or one a promotion moved off both aliases)
+stay too, least recently used out first, so memory stays flat as versions come and go.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from peft import PeftModel
+
+from adaptune.errors import UserError
+from adaptune.evaluation.generation import generate
+from adaptune.models import BaseModel, load_base_model
+from adaptune.registry import RegisteredVersion, read_aliases
+from adaptune.serving.generation_options import GenerationOptions
+from adaptune.tuning.loading import CONFIG_FILE, adapter_kind, load_tuned_model
+from adaptune.tuning.methods import LastLayersMethod
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Group:
+    """One base model in memory and the adapters loaded onto it.
+
+    Attributes:
+        base: The base model and its tokenizer.
+        kind: The adapters' PEFT type (``LORA``, ``IA3``, ...) or ``last_layers``.
+        model: The multi-adapter ``PeftModel`` (or, for ``last_layers``, the tuned model).
+        adapters: Version ref (``model@vN``) to the adapter's name inside ``model``.
+    """
+
+    base: BaseModel
+    kind: str
+    model: torch.nn.Module
+    adapters: dict[str, str] = field(default_factory=dict)
+
+
+def base_model_of(version: RegisteredVersion) -> str:
+    """The base model a version was tuned on (``version.json``, else the adapter's config).
+
+    Raises:
+        UserError: If neither names one.
+    """
+    name = version.metadata.get("base_model")
+    if not name:
+        config = json.loads((version.path / CONFIG_FILE).read_text(encoding="utf-8"))
+        name = config.get("base_model_name_or_path")
+    if not name:
+        raise UserError(f"{version.ref} does not say which base model it was tuned on")
+    return str(name)
+
+
+class AdapterPool:
+    """The models in memory: one per base model and adapter type, adapters switched per call.
+
+    Generation runs under one lock, so calls from several threads are serialised; the server
+    calls it from a single worker thread (see ``batching.py``).
+    """
+
+    def __init__(
+        self, registry_dir: Path, idle_adapters: int = 4, max_prompt_tokens: int = 256
+    ) -> None:
+        """Create an empty pool.
+
+        Args:
+            registry_dir: The registry the versions come from (read for their aliases).
+            idle_adapters: Adapters no alias points to that stay loaded.
+            max_prompt_tokens: Prompt tokens kept (cut from the left).
+        """
+        self.registry_dir = Path(registry_dir)
+        self.idle_adapters = idle_adapters
+        self.max_prompt_tokens = max_prompt_tokens
+        self._groups: dict[tuple[str, str, str], _Group] = {}
+        self._group_of: dict[str, tuple[str, str, str]] = {}
+        self._last_used: OrderedDict[str, None] = OrderedDict()
+        self._names = (f"adapter{n}" for n in itertools.count(1))
+        self._run_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+
+    def generate(
+        self, version: RegisteredVersion, prompts: list[str], options: GenerationOptions
+    ) -> list[str]:
+        """Answer ``prompts`` (already templated) with ``version``'s adapter.
+
+        Raises:
+            UserError: If the version's adapter or base model cannot be loaded.
+        """
+        with self._run_lock:
+            group = self._load(version)
+            name = group.adapters[version.ref]
+            if isinstance(group.model, PeftModel):
+                group.model.set_adapter(name)
+            return generate(
+                group.model,
+                group.base.tokenizer,
+                prompts,
+                group.base.family,
+                options.max_new_tokens,
+                max_length=self.max_prompt_tokens,
+                batch_size=max(len(prompts), 1),
+                show_progress=False,
+                temperature=options.temperature,
+                top_p=options.top_p,
+                top_k=options.top_k,
+            )
+
+    def load(self, version: RegisteredVersion) -> None:
+        """Load ``version``'s adapter now (and its base model when it is the first)."""
+        with self._run_lock:
+            self._load(version)
+
+    def loaded(self) -> list[dict[str, object]]:
+        """Each model in memory: its base model, adapter type and the versions loaded on it."""
+        with self._state_lock:
+            return [
+                {"baseModel": base, "adapterType": kind, "versions": sorted(group.adapters)}
+                for (base, kind, _), group in self._groups.items()
+            ]
+
+    def loaded_refs(self) -> set[str]:
+        """Refs (``model@vN``) of every loaded adapter."""
+        with self._state_lock:
+            return set(self._group_of)
+
+    def _load(self, version: RegisteredVersion) -> _Group:
+        ref = version.ref
+        if ref in self._group_of:
+            with self._state_lock:
+                self._last_used.move_to_end(ref)
+            return self._groups[self._group_of[ref]]
+        base_name = base_model_of(version)
+        kind = adapter_kind(version.path)
+        own_base = kind == LastLayersMethod.method
+        key = (base_name, kind, ref if own_base else "")
+        name = next(self._names)
+        group = self._groups.get(key)
+        if group is None:
+            base = load_base_model(base_name)
+            if torch.cuda.is_available():
+                base.model.to("cuda")
+            model = load_tuned_model(base.model, version.path, adapter_name=name)
+            group = _Group(base=base, kind=kind, model=model.eval())
+            log.info("loaded base model %s for %s adapters", base_name, kind)
+        else:
+            try:
+                group.model.load_adapter(str(version.path), adapter_name=name)
+            except Exception:
+                if name in group.model.peft_config:  # PEFT adds the adapter, then its weights
+                    group.model.delete_adapter(name)
+                raise
+        log.info("loaded adapter %s", ref)
+        with self._state_lock:
+            self._groups[key] = group
+            group.adapters[ref] = name
+            self._group_of[ref] = key
+            self._last_used[ref] = None
+        self._evict(keep=ref)
+        return group
+
+    def _pinned(self) -> set[str]:
+        """Refs that an alias points to (never evicted)."""
+        pinned = set()
+        for model in {ref.partition("@")[0] for ref in self._group_of}:
+            try:
+                aliases = read_aliases(self.registry_dir, model)
+            except Exception:  # a broken index must not stop serving; keep what is loaded
+                log.exception("cannot read the aliases of %s; keeping its adapters", model)
+                return set(self._group_of)
+            pinned.update(f"{model}@v{n}" for n in aliases.values())
+        return pinned
+
+    def _evict(self, keep: str) -> None:
+        pinned = self._pinned()
+        idle = [r for r in self._last_used if r not in pinned and r != keep]
+        for ref in idle[: max(len(idle) - self.idle_adapters, 0)]:
+            key = self._group_of[ref]
+            group = self._groups[key]
+            if len(group.adapters) == 1 and isinstance(group.model, PeftModel):
+                continue  # a PeftModel needs one adapter; the base stays loaded anyway
+            name = group.adapters[ref]
+            with self._state_lock:
+                del group.adapters[ref], self._group_of[ref], self._last_used[ref]
+                if not group.adapters:
+                    del self._groups[key]
+            if group.adapters:
+                group.model.delete_adapter(name)
+            log.info("evicted adapter %s", ref)

@@ -1,0 +1,218 @@
+"""The HTTP API: Vertex AI's predict format over the registry's versions.
+
+* ``POST /v1/endpoints/{model}:predict``: ``model`` is ``name`` (its ``production`` version),
+  ``name@vN``, ``name@previous`` or ``name@latest``. The alias is resolved on every request
+  (one small JSON read), so a promotion is served from the next request on, no restart.
+* ``GET /health``: 200 while the server runs.
+* ``GET /v1/models``: every model, its versions and aliases, and what is loaded.
+* ``AIP_PREDICT_ROUTE`` / ``AIP_HEALTH_ROUTE``: the same, for Vertex AI (its predict path
+  names no model: it serves ``default_model``, or the registry's only model).
+
+Limits give 4xx error bodies and never stop the server: body size (413), instances per
+request, ``maxOutputTokens`` and the request's shape (400), unknown model or version (404), and
+the bearer token when one is configured (401).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from adaptune.errors import UserError
+from adaptune.registry import (
+    RegisteredVersion,
+    list_models,
+    parse_model_ref,
+    read_index,
+    resolve_version,
+)
+from adaptune.serving.adapters import AdapterPool
+from adaptune.serving.batching import GenerationQueue
+from adaptune.serving.body_limit import BodySizeLimit
+from adaptune.serving.errors import install_error_handlers
+from adaptune.serving.generation_options import GenerationOptions
+from adaptune.serving.prompts import build_prompt
+from adaptune.serving.schemas import Prediction, PredictRequest, PredictResponse
+from adaptune.serving.settings import ServeSettings
+
+log = logging.getLogger(__name__)
+
+
+def resolve_served(settings: ServeSettings, model_ref: str) -> RegisteredVersion:
+    """The version ``model_ref`` names now (``name`` follows ``production``).
+
+    Raises:
+        HTTPException: 400 for a malformed reference, 404 for an unknown model or version.
+    """
+    try:
+        name, ref = parse_model_ref(model_ref)
+    except UserError as exc:
+        raise HTTPException(400, str(exc)) from None
+    try:
+        return resolve_version(settings.registry_dir, name, ref or "production")
+    except UserError as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+def default_model(settings: ServeSettings) -> str:
+    """The model Vertex AI's predict route serves.
+
+    Raises:
+        HTTPException: 404 when none is configured and the registry holds not exactly one.
+    """
+    if settings.default_model:
+        return settings.default_model
+    models = list_models(settings.registry_dir)
+    if len(models) != 1:
+        raise HTTPException(
+            404,
+            f"the registry holds {len(models)} models ({', '.join(models) or 'none'}): "
+            "start the server with --model NAME to say which this route serves",
+        )
+    return models[0]
+
+
+def models_listing(settings: ServeSettings, pool: AdapterPool) -> dict[str, object]:
+    """``GET /v1/models``: each model's versions and aliases, and what is in memory."""
+    loaded = pool.loaded_refs()
+    models = []
+    for name in list_models(settings.registry_dir):
+        index = read_index(settings.registry_dir, name)
+        models.append(
+            {
+                "model": name,
+                "aliases": index.aliases,
+                "versions": index.versions,
+                "loaded": [n for n in index.versions if f"{name}@v{n}" in loaded],
+            }
+        )
+    return {"models": models, "loaded": pool.loaded()}
+
+
+def create_app(
+    settings: ServeSettings, pool: AdapterPool | None = None, preload_models: bool = False
+) -> FastAPI:
+    """The server's application.
+
+    Args:
+        settings: Registry, limits and routes.
+        pool: Models in memory (a new, empty pool when None).
+        preload_models: Load every model's ``production`` version before taking requests;
+            otherwise each version loads on its first request.
+    """
+    pool = pool or AdapterPool(settings.registry_dir, settings.idle_adapters)
+    pool.max_prompt_tokens = settings.max_prompt_tokens
+    queue = GenerationQueue(pool, settings.max_batch)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        queue.start()
+        if preload_models:
+            loaded = await asyncio.to_thread(preload, settings, pool)
+            log.info("preloaded %s", ", ".join(loaded) or "nothing")
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(queue.close)
+
+    app = FastAPI(title="adaptune", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.pool = pool
+    app.state.queue = queue
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+
+    def require_token(request: Request) -> None:
+        if settings.token is None:
+            return
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), settings.token.encode()
+        ):
+            raise HTTPException(
+                401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
+            )
+
+    async def answer(model_ref: str, body: PredictRequest) -> PredictResponse:
+        if len(body.instances) > settings.max_instances:
+            raise HTTPException(
+                400,
+                f"{len(body.instances)} instances in one request; at most "
+                f"{settings.max_instances} are allowed",
+            )
+        params = body.parameters
+        new_tokens = params.max_new_tokens or min(
+            settings.default_new_tokens, settings.max_new_tokens
+        )
+        if new_tokens > settings.max_new_tokens:
+            raise HTTPException(
+                400, f"maxOutputTokens {new_tokens} is over the limit of {settings.max_new_tokens}"
+            )
+        version = await run_in_threadpool(resolve_served, settings, model_ref)
+        prompts = [
+            build_prompt(version, i.prompt, raw=i.raw or params.raw_prompt) for i in body.instances
+        ]
+        options = GenerationOptions(new_tokens, params.temperature, params.top_p, params.top_k)
+        try:
+            answers = await asyncio.wrap_future(queue.submit(version, prompts, options))
+        except Exception as exc:  # logged by the worker; a broken version is not the client's fault
+            raise HTTPException(500, f"{version.ref} failed: {type(exc).__name__}: {exc}") from None
+        return PredictResponse(
+            predictions=[Prediction(content=a) for a in answers],
+            deployedModelId=settings.deployed_model_id or version.ref,
+            model=version.model,
+            modelDisplayName=version.model,
+            modelVersionId=str(version.version),
+        )
+
+    guarded = [Depends(require_token)]
+
+    @app.get("/health")
+    async def health() -> dict[str, object]:
+        return {"status": "ok", "queued": queue.waiting()}
+
+    @app.get("/v1/models", dependencies=guarded)
+    async def models() -> dict[str, object]:
+        return await run_in_threadpool(models_listing, settings, pool)
+
+    @app.post("/v1/endpoints/{model_ref}:predict", dependencies=guarded)
+    async def predict(model_ref: str, body: PredictRequest) -> PredictResponse:
+        return await answer(model_ref, body)
+
+    if settings.predict_route:
+
+        async def predict_default(body: PredictRequest) -> PredictResponse:
+            return await answer(await run_in_threadpool(default_model, settings), body)
+
+        app.add_api_route(
+            settings.predict_route, predict_default, methods=["POST"], dependencies=guarded
+        )
+    if settings.health_route:
+        app.add_api_route(settings.health_route, health, methods=["GET"])
+    return app
+
+
+def preload(settings: ServeSettings, pool: AdapterPool) -> list[str]:
+    """Load every model's ``production`` version now, so the first requests are fast.
+
+    A version that fails to load is logged and skipped: it fails its own requests later,
+    not the server.
+
+    Returns:
+        The refs loaded.
+    """
+    done = []
+    for name in list_models(settings.registry_dir):
+        try:
+            version = resolve_version(settings.registry_dir, name, "production")
+            pool.load(version)
+            done.append(version.ref)
+        except UserError as exc:
+            log.warning("not preloaded: %s", exc)
+    return done
