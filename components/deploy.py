@@ -22,11 +22,20 @@ def deploy(
     gate_reason: str,
     production_version: int,
     vertex_deploy: dict,
-) -> NamedTuple("Outputs", version=int, model_ref=str, vertex_model=str, vertex_endpoint=str):
+) -> NamedTuple(
+    "Outputs",
+    version=int,
+    model_ref=str,
+    promoted=bool,
+    note=str,
+    vertex_model=str,
+    vertex_endpoint=str,
+):
     """Register the adapter as the next version of model_name and make it production.
 
-    The registration and the alias move are one atomic write; it is refused when another run
-    moved production since this one was evaluated. With vertex_deploy set, the version is also
+    The registration and the alias move are one atomic write. When another run moved production
+    since this one was evaluated, the comparison is stale: the version is registered but not
+    promoted (and not sent to Vertex AI). With vertex_deploy set, a promoted version is also
     uploaded to the Vertex AI Model Registry and deployed to the named endpoint.
 
     Args:
@@ -47,17 +56,19 @@ def deploy(
     Returns:
         version: The new version number.
         model_ref: model_name@vN.
+        promoted: Whether production now points at it.
+        note: Why it was not promoted ("" when it was).
         vertex_model: The Vertex model version deployed ("" without vertex_deploy).
         vertex_endpoint: The Vertex endpoint it serves on ("" without vertex_deploy).
     """
     from collections import namedtuple
     from pathlib import Path
 
-    from adaptune.registry import register_version
+    from adaptune.registry import deploy_version
     from adaptune.step_errors import reported
 
     with reported("deploy"):
-        version = register_version(
+        deployment = deploy_version(
             Path(registry_dir),
             model_name,
             Path(adapter.path),
@@ -69,12 +80,13 @@ def deploy(
                 "metrics": dict(eval_metrics.metadata),
                 "gate_reason": gate_reason,
             },
-            promote=True,
-            expected_production=production_version,
+            evaluated_against=production_version,
         )
-        print(f"registered {version.ref} at {version.path}; production → v{version.version}")
+        version = deployment.version
+        print(f"registered {version.ref} at {version.path}")
+        print(f"production → {version.ref}" if deployment.promoted else deployment.note)
         vertex_model = vertex_endpoint = ""
-        if vertex_deploy:
+        if vertex_deploy and deployment.promoted:
             from adaptune.vertex.deploy_settings import VertexDeploySettings, split_pipeline_dict
             from adaptune.vertex.deployment import deploy_to_vertex
             from adaptune.vertex.settings import VertexSettings
@@ -85,5 +97,15 @@ def deploy(
             )
             vertex_model, vertex_endpoint = deployed.model_version, deployed.endpoint
             print(f"deployed {version.ref} as {vertex_model} on {vertex_endpoint}")
-    outputs = namedtuple("Outputs", ["version", "model_ref", "vertex_model", "vertex_endpoint"])
-    return outputs(version.version, version.ref, vertex_model, vertex_endpoint)
+    outputs = namedtuple(
+        "Outputs",
+        ["version", "model_ref", "promoted", "note", "vertex_model", "vertex_endpoint"],
+    )
+    return outputs(
+        version.version,
+        version.ref,
+        deployment.promoted,
+        deployment.note,
+        vertex_model,
+        vertex_endpoint,
+    )

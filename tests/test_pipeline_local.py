@@ -6,14 +6,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import COMPILED, SAMPLE
+from fastapi.testclient import TestClient
 from peft import PeftModel
 
 from adaptune.cli import main
 from adaptune.models import load_base_model
-from adaptune.registry.local import list_versions
+from adaptune.registry import list_versions, read_aliases
 from adaptune.runner.local import declared_parameters, run_pipeline
 from adaptune.runner.params import resolve_params
 from adaptune.runner.summary import build_summary
+from adaptune.serving.app import create_app
+from adaptune.serving.settings import ServeSettings
 
 pytestmark = pytest.mark.pipeline
 
@@ -51,6 +54,37 @@ def test_sample_run_deploys_a_loadable_adapter(tmp_path):
     ).read_bytes()
     saved = json.loads((run.run_dir / "summary.json").read_text())
     assert saved["gate"]["reason"].startswith("deploy:")
+    assert "no production version" in saved["gate"]["reason"]
+    assert version.metadata["prompt_template"] == params["prompt_template"]
+    assert read_aliases(tmp_path / "registry", "router") == {"production": 1}
+
+    # The deployed version, served: the endpoint answers an eval prompt as the evaluation did.
+    first = json.loads(Path(summary["outputs"]["predictions"]).read_text().splitlines()[0])
+    raw_input = first["prompt"].removesuffix("\n### Response:\n")
+    with TestClient(create_app(ServeSettings(registry_dir=tmp_path / "registry"))) as client:
+        reply = client.post(
+            "/v1/endpoints/router:predict", json={"instances": [{"prompt": raw_input}]}
+        )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["predictions"][0]["content"] == first["tuned"]
+    assert reply.json()["modelVersionId"] == "1"
+
+    # A weaker challenger (2 steps) beats base but not production v1: nothing is deployed.
+    weak = _params(
+        tmp_path, training={"steps": 2}, gate={"threshold": 0.0, "min_improvement": -1.0}
+    )
+    second = run_pipeline(COMPILED, weak, tmp_path / "runs")
+    assert second.succeeded, second.error
+    challenger = build_summary(second, weak)
+    assert challenger["production"]["version"] == 1
+    assert challenger["production"]["metrics"]["exact_match"] == pytest.approx(
+        summary["metrics"]["tuned"]["exact_match"]
+    )
+    assert challenger["gate"]["deploy"] is False
+    assert "< production v1" in challenger["gate"]["reason"]
+    assert challenger["registry"] is None
+    assert [v.version for v in list_versions(tmp_path / "registry", "router")] == [1]
+    assert read_aliases(tmp_path / "registry", "router") == {"production": 1}
 
 
 def test_unreachable_threshold_skips_deploy_and_records_why(tmp_path):

@@ -10,6 +10,7 @@ import pytest
 
 from adaptune.errors import UserError
 from adaptune.registry import (
+    deploy_version,
     list_models,
     list_versions,
     promote,
@@ -225,10 +226,17 @@ def test_concurrent_deploys_serialise(adapter, tmp_path):
     assert on_disk["versions"] == index.versions
 
 
-def test_a_deploy_evaluated_against_a_stale_production_is_refused(adapter, tmp_path):
-    register_version(tmp_path, "router", adapter, {}, promote=True, expected_production=0)
-    register_version(tmp_path, "router", adapter, {}, promote=True, expected_production=1)
-    before = snapshot(tmp_path)
-    with pytest.raises(UserError, match=r"production moved to v2 .* against v1"):
-        register_version(tmp_path, "router", adapter, {}, promote=True, expected_production=1)
-    assert snapshot(tmp_path) == before
+def test_a_deploy_evaluated_against_a_moved_production_is_registered_not_promoted(
+    adapter, tmp_path
+):
+    first = deploy_version(tmp_path, "router", adapter, {}, evaluated_against=0)
+    second = deploy_version(tmp_path, "router", adapter, {}, evaluated_against=1)
+    assert (first.promoted, second.promoted) == (True, True)
+    # evaluated while v1 served, but v2 was deployed meanwhile: the comparison is stale
+    late = deploy_version(tmp_path, "router", adapter, {}, evaluated_against=1)
+    assert not late.promoted
+    assert late.note.startswith("not promoted: production moved from v1 to v2")
+    assert late.version.version == 3
+    assert read_aliases(tmp_path, "router") == {"production": 2, "previous": 1}
+    # it is a version all the same, and can be promoted by hand
+    assert promote(tmp_path, "router", "v3") == {"production": 3, "previous": 2}

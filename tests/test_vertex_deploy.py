@@ -29,7 +29,8 @@ from test_vertex_fakes import (  # noqa: F401  (fixtures)
 from adaptune import __version__
 from adaptune.cli import main
 from adaptune.errors import UserError
-from adaptune.registry import promote, register_version
+from adaptune.registry import promote, register_version, resolve_version
+from adaptune.serving.storage import local_registry
 from adaptune.vertex import staging
 from adaptune.vertex.deploy_settings import VertexDeploySettings
 from adaptune.vertex.deployment import deploy_to_vertex
@@ -130,9 +131,11 @@ def test_first_deploy_creates_the_model_and_the_endpoint(cloud, versions):  # no
     bucket_name, prefix = staging.split_gs_uri(result.artifact_uri)
     bucket = cloud["storage"].bucket(bucket_name)
     for name in ("adapter_config.json", "adapter_model.safetensors", "version.json"):
-        assert (
-            bucket.blob(f"{prefix}/{name}").download_as_bytes() == (first.path / name).read_bytes()
-        )
+        blob = bucket.blob(f"{prefix}/{MODEL}/v1/{name}")
+        assert blob.download_as_bytes() == (first.path / name).read_bytes()
+    # The staged directory is a one-version registry: what `adaptune serve` reads on Vertex.
+    served = local_registry(result.artifact_uri)
+    assert resolve_version(served, MODEL).metadata == first.metadata
 
 
 def test_next_version_is_a_version_of_the_same_model_on_the_same_endpoint(

@@ -3,7 +3,9 @@
 from adaptune.registry.aliases import promote, read_aliases, rollback
 from adaptune.registry.index import list_models, read_index
 from adaptune.registry.local import (
+    Deployment,
     RegisteredVersion,
+    deploy_version,
     find_production,
     list_versions,
     register_version,
@@ -13,8 +15,10 @@ from adaptune.registry.refs import ALIASES, check_model_name, parse_model_ref
 
 __all__ = [
     "ALIASES",
+    "Deployment",
     "RegisteredVersion",
     "check_model_name",
+    "deploy_version",
     "find_production",
     "list_models",
     "list_versions",

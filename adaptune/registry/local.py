@@ -13,6 +13,7 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from adaptune.registry.aliases import move_production
 from adaptune.registry.index import (
     METADATA_FILE,
     STAGING_PREFIX,
+    ModelIndex,
     locked_index,
     model_dir,
     read_index,
@@ -102,35 +104,29 @@ def _next_number(directory: Path, taken: list[int]) -> int:
     return max([*taken, *on_disk], default=0) + 1
 
 
-def register_version(
+@dataclass(frozen=True)
+class Deployment:
+    """What a deploy did.
+
+    Attributes:
+        version: The registered version.
+        promoted: Whether ``production`` now points at it.
+        note: Why it was not promoted (empty when it was).
+    """
+
+    version: RegisteredVersion
+    promoted: bool
+    note: str = ""
+
+
+def _register(
     registry_dir: Path,
     model: str,
     adapter_dir: Path,
     metadata: dict[str, Any],
-    promote: bool = False,
-    expected_production: int | None = None,
-) -> RegisteredVersion:
-    """Register the adapter in ``adapter_dir`` as the next version of ``model``.
-
-    Args:
-        registry_dir: Root of the registry; created when missing.
-        model: Model name (validated).
-        adapter_dir: An adapter directory; every file in it is copied.
-        metadata: Facts stored in ``version.json`` (run id, data hash, metrics, ...); the model
-            name, version number and creation time are added.
-        promote: Also point ``production`` at the new version (``previous`` at the old one), in
-            the same atomic index write: the deploy is all or nothing.
-        expected_production: With ``promote``, the production version the new one was
-            evaluated against (0: none). If another deploy moved ``production`` since, nothing
-            is registered: the comparison no longer holds.
-
-    Returns:
-        The new version.
-
-    Raises:
-        UserError: If the name is invalid, the adapter files are missing, or production moved
-            away from ``expected_production``.
-    """
+    promote: Callable[[ModelIndex], str | None] | None,
+) -> Deployment:
+    """Copy, number, commit; ``promote(index)`` says why not to promote (None: promote)."""
     directory = model_dir(registry_dir, model)
     missing = [f for f in ADAPTER_FILES if not (Path(adapter_dir) / f).is_file()]
     if missing:
@@ -141,13 +137,6 @@ def register_version(
     try:
         shutil.copytree(adapter_dir, staging, dirs_exist_ok=True)
         with locked_index(registry_dir, model) as index:
-            current = index.aliases.get("production", 0)
-            if promote and expected_production is not None and current != expected_production:
-                raise UserError(
-                    f"{model}'s production moved to v{current} since this model was evaluated "
-                    f"against {f'v{expected_production}' if expected_production else 'none'}; "
-                    "nothing was registered: run again to compare with what serves now"
-                )
             number = _next_number(directory, index.versions)
             record = {
                 **metadata,
@@ -160,9 +149,79 @@ def register_version(
             os.rename(staging, final)
             _make_read_only(final)
             index.versions.append(number)
-            if promote:
+            note = "not asked to promote" if promote is None else promote(index)
+            if note is None:
                 move_production(index, number, "deploy")
-        return RegisteredVersion(model, number, final, record)
+        version = RegisteredVersion(model, number, final, record)
+        return Deployment(version, note is None, note or "")
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def register_version(
+    registry_dir: Path,
+    model: str,
+    adapter_dir: Path,
+    metadata: dict[str, Any],
+    promote: bool = False,
+) -> RegisteredVersion:
+    """Register the adapter in ``adapter_dir`` as the next version of ``model``.
+
+    Args:
+        registry_dir: Root of the registry; created when missing.
+        model: Model name (validated).
+        adapter_dir: An adapter directory; every file in it is copied.
+        metadata: Facts stored in ``version.json`` (run id, data hash, metrics, ...); the model
+            name, version number and creation time are added.
+        promote: Also point ``production`` at the new version (``previous`` at the old one), in
+            the same atomic index write.
+
+    Returns:
+        The new version.
+
+    Raises:
+        UserError: If the name is invalid or the adapter files are missing.
+    """
+    always = (lambda index: None) if promote else None
+    return _register(registry_dir, model, adapter_dir, metadata, always).version
+
+
+def deploy_version(
+    registry_dir: Path,
+    model: str,
+    adapter_dir: Path,
+    metadata: dict[str, Any],
+    evaluated_against: int,
+) -> Deployment:
+    """Register a version that passed the gate and make it production, all or nothing.
+
+    The gate compared the new version with production ``evaluated_against`` (0: none). If
+    another deploy moved ``production`` since, that comparison no longer holds: the version is
+    still registered (it can be promoted by hand) but ``production`` stays where it is.
+
+    Args:
+        registry_dir: Root of the registry; created when missing.
+        model: Model name (validated).
+        adapter_dir: An adapter directory; every file in it is copied.
+        metadata: Facts stored in ``version.json``.
+        evaluated_against: The production version number the gate compared with; 0 for none.
+
+    Returns:
+        The version, whether it was promoted and, if not, why.
+
+    Raises:
+        UserError: If the name is invalid or the adapter files are missing.
+    """
+
+    def unless_production_moved(index: ModelIndex) -> str | None:
+        current = index.aliases.get("production", 0)
+        if current == evaluated_against:
+            return None
+        was = f"v{evaluated_against}" if evaluated_against else "none"
+        return (
+            f"not promoted: production moved from {was} to v{current} while this run was "
+            f"evaluated; compare again (rerun) or promote it by hand"
+        )
+
+    return _register(registry_dir, model, adapter_dir, metadata, unless_production_moved)

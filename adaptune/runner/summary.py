@@ -76,6 +76,9 @@ def build_summary(run: LocalRun, params: dict[str, Any]) -> dict[str, Any]:
         "registry": {
             "model_ref": param("deploy", "model_ref"),
             "version": param("deploy", "version"),
+            "promoted": param("deploy", "promoted"),
+            "note": param("deploy", "note"),
+            "vertex_model": param("deploy", "vertex_model") or None,
             "path": str(
                 Path(params["registry_dir"])
                 / params["model_name"]
@@ -152,10 +155,15 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         console.print(f"gate: [{style}]{escape(gate['reason'])}[/]")
     registry = summary["registry"]
     if registry:
-        console.print(
-            f"registry: [bold]{registry['model_ref']}[/] is now production, at "
-            f"{_short(registry['path'])}"
+        status = (
+            "is now production"
+            if registry.get("promoted", True)
+            else f"is registered, [bold yellow]{escape(registry['note'])}[/]"
         )
+        where = _short(registry["path"])
+        console.print(f"registry: [bold]{registry['model_ref']}[/] {status}, at {where}")
+        if registry.get("vertex_model"):
+            console.print(f"vertex: deployed as {registry['vertex_model']}")
     elif gate and not gate["deploy"]:
         console.print("registry: no new version (deploy branch skipped)")
     console.print("outputs:")

@@ -10,11 +10,15 @@ the error says which resources already exist.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from adaptune.atomic import write_json_atomic
 from adaptune.errors import UserError
 from adaptune.lineage.hashing import sha256_file
+from adaptune.registry.index import INDEX_FILE
 from adaptune.vertex import endpoints, model_registry, staging
 from adaptune.vertex.deploy_settings import VertexDeploySettings
 from adaptune.vertex.google_errors import google_errors
@@ -23,8 +27,6 @@ from adaptune.vertex.settings import VertexSettings
 from adaptune.vertex.submission import storage_client
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from google.auth.credentials import Credentials
     from google.cloud import storage
 
@@ -87,7 +89,11 @@ def artifact_uri(root: str, version: RegisteredVersion, files: dict[str, Path]) 
 
 
 def stage_version(client: storage.Client, version: RegisteredVersion, root: str) -> str:
-    """Upload the version's files below ``root`` (once); return the directory's URI.
+    """Upload the version below ``root`` (once) as a one-version registry; return its URI.
+
+    The directory holds ``<model>/v<N>/`` (the version's files) and ``<model>/index.json``
+    with ``production`` pointing at it: the layout ``adaptune serve`` reads from
+    ``AIP_STORAGE_URI`` on Vertex AI.
 
     Raises:
         UserError: If the bucket does not exist or the version directory has no files.
@@ -97,7 +103,17 @@ def stage_version(client: storage.Client, version: RegisteredVersion, root: str)
         raise UserError(f"{version.ref}: no files in {version.path}")
     uri = artifact_uri(root, version, files)
     staging.check_bucket(client, staging.split_gs_uri(uri)[0])
-    staging.upload_inputs(client, files, {name: f"{uri}/{name}" for name in files})
+    with tempfile.TemporaryDirectory() as tmp:
+        index = Path(tmp) / INDEX_FILE
+        write_json_atomic(
+            index,
+            {"versions": [version.version], "aliases": {"production": version.version}},
+        )
+        sources = {f"v{version.version}/{name}": path for name, path in files.items()}
+        sources[INDEX_FILE] = index
+        staging.upload_inputs(
+            client, sources, {name: f"{uri}/{version.model}/{name}" for name in sources}
+        )
     return uri
 
 
