@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from adaptune.pids import pid_alive
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS artifacts (
     id INTEGER PRIMARY KEY, type TEXT NOT NULL, uri TEXT NOT NULL, sha256 TEXT,
@@ -57,16 +59,6 @@ RUN_CONTEXT = "pipeline_run"
 def now() -> str:
     """The current UTC time, ISO 8601 to the millisecond."""
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass(frozen=True)
@@ -190,7 +182,7 @@ class MetadataStore:
             for r in self.runs()
             if r.get("status") == "running"
             and r.get("host") == host
-            and not _pid_alive(int(r.get("pid", 0)))
+            and not pid_alive(int(r.get("pid", 0)))
         ]
         for run_id in dead:
             self.finish_run(run_id, "failed", error="the run's process ended without finishing")

@@ -10,7 +10,6 @@ from reading the index to replacing it, so concurrent deploys and promotions ser
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from filelock import FileLock, Timeout
 
 from adaptune.atomic import write_json_atomic
 from adaptune.errors import UserError
+from adaptune.pids import pid_alive
 from adaptune.registry.refs import VERSION_PATTERN, check_model_name
 
 INDEX_FILE = "index.json"
@@ -75,22 +75,12 @@ def list_models(registry_dir: Path) -> list[str]:
     return sorted(p.parent.name for p in root.glob(f"*/{INDEX_FILE}"))
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_leftovers(directory: Path, index: ModelIndex) -> None:
     """Remove what interrupted writers left: unlisted versions of ours, dead stagings."""
     for child in directory.iterdir():
         if child.name.startswith(STAGING_PREFIX):
             pid = child.name[len(STAGING_PREFIX) :].split("-", 1)[0]
-            if pid.isdigit() and not _pid_alive(int(pid)):
+            if pid.isdigit() and not pid_alive(int(pid)):
                 shutil.rmtree(child, ignore_errors=True)
         elif (match := VERSION_PATTERN.match(child.name)) and int(
             match.group(1)
