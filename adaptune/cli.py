@@ -70,7 +70,7 @@ def main() -> None:
     help='Training settings as JSON, e.g. \'{"steps": 0, "epochs": 3}\'.',
 )
 @click.option("--data", "data_json", help='Data settings as JSON, e.g. \'{"format": "csv"}\'.')
-@click.option("--gate-metric", help="exact_match, rouge_l or bleu.")
+@click.option("--gate-metric", help="exact_match, rouge_l, bleu or chrf.")
 @click.option("--threshold", type=float, help="Tuned score needed to deploy.")
 @click.option("--min-improvement", type=float, help="Tuned minus base needed to deploy.")
 @click.option(

@@ -68,7 +68,7 @@ def evaluate(
         champion = find_production(Path(registry_dir), model_name)
         production = None
         if champion is not None:
-            production = ProductionModel(champion.path, champion.metadata["base_model"])
+            production = ProductionModel(champion.path, champion.base_model)
             print(f"comparing with production {champion.ref}")
             used = champion.metadata.get("prompt_template", prompt_template)
             if used != prompt_template:

@@ -32,6 +32,10 @@ def test_truth_table(clears_threshold, beats_base, has_production, keeps_up):
 def test_boundaries_are_inclusive():
     gate = GateSettings(threshold=0.5, min_improvement=0.25, tolerance=0.25)
     assert should_deploy(0.5, 0.25, gate, production=0.75).deploy
+    # not exactly representable: 0.7 - 0.6 is 0.0999..., 0.8 - 0.1 is 0.7000...1
+    inexact = GateSettings(threshold=0.7, min_improvement=0.1, tolerance=0.1)
+    assert should_deploy(0.7, 0.6, inexact, production=0.8).deploy
+    assert not should_deploy(0.7, 0.6001, inexact, production=0.8).deploy
 
 
 def test_reason_names_every_number():

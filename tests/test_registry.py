@@ -156,12 +156,17 @@ KILL_SCRIPT = textwrap.dedent(
         local.write_json_atomic = die
     elif where == "commit":  # killed after the version directory is in place
         index.write_json_atomic = die
+    elif where == "index-replace":  # killed with the new index written but not yet renamed
+        def half_write(path, data):
+            (path.parent / f".{path.name}.half.tmp").write_text("{half")
+            die()
+        index.write_json_atomic = half_write
     local.register_version(registry, "router", adapter, {"run_id": "killed"}, promote=True)
     """
 )
 
 
-@pytest.mark.parametrize("where", ["copy", "metadata", "commit"])
+@pytest.mark.parametrize("where", ["copy", "metadata", "commit", "index-replace"])
 def test_a_deploy_killed_mid_write_leaves_the_registry_unchanged(adapter, tmp_path, where):
     reg = tmp_path / "reg"
     register_version(reg, "router", adapter, {"run_id": "r1"}, promote=True)
@@ -240,3 +245,44 @@ def test_a_deploy_evaluated_against_a_moved_production_is_registered_not_promote
     assert read_aliases(tmp_path, "router") == {"production": 2, "previous": 1}
     # it is a version all the same, and can be promoted by hand
     assert promote(tmp_path, "router", "v3") == {"production": 3, "previous": 2}
+
+
+def test_a_registry_from_before_indexes_is_read_and_kept(tmp_path):
+    for number in (1, 2):
+        old = tmp_path / "router" / f"v{number}"
+        old.mkdir(parents=True)
+        (old / "adapter_config.json").write_text("{}")
+        (old / "adapter_model.safetensors").write_bytes(b"weights")
+        (old / "version.json").write_text(json.dumps({"model": "router", "version": number}))
+    assert list_models(tmp_path) == ["router"]
+    assert [v.version for v in list_versions(tmp_path, "router")] == [1, 2]
+    assert promote(tmp_path, "router", "v1") == {"production": 1}
+    assert read_index(tmp_path, "router").versions == [1, 2]
+    assert (tmp_path / "router" / "v2" / "adapter_model.safetensors").read_bytes() == b"weights"
+
+
+def test_a_mistyped_model_is_an_error_that_creates_nothing(tmp_path):
+    with pytest.raises(UserError, match="no model 'routr'"):
+        promote(tmp_path, "routr", "v1")
+    with pytest.raises(UserError, match="no model 'routr'"):
+        rollback(tmp_path, "routr")
+    assert not list(tmp_path.iterdir())
+
+
+def test_models_list_skips_directories_that_are_not_models(adapter, tmp_path):
+    register_version(tmp_path, "router", adapter, {})
+    (tmp_path / "Not A Model").mkdir()
+    (tmp_path / "Not A Model" / "index.json").write_text("{}")
+    (tmp_path / "empty").mkdir()
+    assert list_models(tmp_path) == ["router"]
+
+
+def test_a_retried_deploy_of_the_same_run_returns_its_version_not_a_copy(adapter, tmp_path):
+    first = deploy_version(tmp_path, "router", adapter, {"run_id": "job-7"}, evaluated_against=0)
+    # the task is retried after its commit: evaluated against none again, yet no duplicate
+    again = deploy_version(tmp_path, "router", adapter, {"run_id": "job-7"}, evaluated_against=0)
+    assert (again.version.version, again.promoted) == (first.version.version, True)
+    assert [v.version for v in list_versions(tmp_path, "router")] == [1]
+    # another run with the same adapter is a new version
+    other = deploy_version(tmp_path, "router", adapter, {"run_id": "job-8"}, evaluated_against=1)
+    assert other.version.version == 2 and other.promoted

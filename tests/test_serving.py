@@ -471,7 +471,10 @@ def test_temperature_samples_and_zero_decodes_greedily(registry):
     assert len(set(sampled)) > 1
 
 
-def test_a_version_that_fails_to_load_gets_a_500_and_others_keep_serving(registry, tmp_path):
+@pytest.mark.parametrize("preload_models", [False, True])
+def test_a_version_that_fails_to_load_gets_a_500_and_others_keep_serving(
+    registry, tmp_path, preload_models
+):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "adapter_config.json").write_text(
@@ -479,7 +482,8 @@ def test_a_version_that_fails_to_load_gets_a_500_and_others_keep_serving(registr
     )
     (broken / "adapter_model.safetensors").write_bytes(b"not safetensors")
     register(registry, "gamma", broken)
-    with client_for(registry) as client:
+    app = create_app(ServeSettings(registry_dir=registry), preload_models=preload_models)
+    with TestClient(app) as client:  # preloading gamma fails, and the server starts anyway
         before = predict(client, "alpha")  # gamma is then added to alpha's PeftModel
         failed = predict(client, "gamma")
         after = predict(client, "alpha")
@@ -488,4 +492,11 @@ def test_a_version_that_fails_to_load_gets_a_500_and_others_keep_serving(registr
     assert failed.json()["error"]["status"] == "INTERNAL"
     assert "gamma@v1 failed" in failed.json()["error"]["message"]
     assert after.status_code == 200 and after.json() == before.json()
-    assert loaded[0]["versions"] == ["alpha@v1"]
+    assert any("alpha@v1" in group["versions"] for group in loaded)
+    assert "gamma@v1" not in str(loaded)
+    # the same version asked for in this process: one line, exit 2, no traceback
+    result = invoke("predict", "gamma", PROMPT, "--registry-dir", registry)
+    assert result.exit_code == 2
+    assert "gamma@v1 cannot be loaded" in result.output and "Traceback" not in result.output
+    result = invoke("compare", "gamma", "--prompt", PROMPT, "--registry-dir", registry)
+    assert result.exit_code == 2 and "gamma@v1 cannot be loaded" in result.output

@@ -60,6 +60,14 @@ class GateDecision:
     reason: str
 
 
+EPSILON = 1e-9
+"""Slack on every comparison, so 0.7 - 0.6 counts as the 0.1 it is meant to be."""
+
+
+def _at_least(value: float, bound: float) -> bool:
+    return value >= bound - EPSILON
+
+
 def _check(ok: bool, left: str, right: str) -> tuple[bool, str]:
     return ok, f"{left} {'>=' if ok else '<'} {right}"
 
@@ -89,12 +97,12 @@ def should_deploy(
     improvement = tuned - base
     checks = [
         _check(
-            tuned >= gate.threshold,
+            _at_least(tuned, gate.threshold),
             f"tuned {gate.metric} {tuned:.4f}",
             f"threshold {gate.threshold:.4f}",
         ),
         _check(
-            improvement >= gate.min_improvement,
+            _at_least(improvement, gate.min_improvement),
             f"improvement over base {improvement:+.4f}",
             f"min_improvement {gate.min_improvement:.4f}",
         ),
@@ -105,7 +113,7 @@ def should_deploy(
         floor = production - gate.tolerance
         checks.append(
             _check(
-                tuned >= floor,
+                _at_least(tuned, floor),
                 f"tuned {tuned:.4f}",
                 f"{production_ref} {production:.4f} - tolerance {gate.tolerance:.4f}",
             )

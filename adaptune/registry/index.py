@@ -3,14 +3,18 @@
 ``<registry>/<model>/index.json`` is the registry's commit point. A version directory is part of
 the registry only once the index lists it, and the index is replaced atomically (write, then
 rename), so a deploy interrupted at any moment leaves the registry as it was: at worst an
-unlisted directory, which the next writer removes. Writers hold ``<model>/.lock`` (a file lock)
-from reading the index to replacing it, so concurrent deploys and promotions serialise.
+unlisted directory marked pending, which the next writer removes. A registry written before the
+index existed (version directories only) reads as if its index listed every complete version.
+Writers hold ``<model>/.lock`` (a file lock) from reading the index to replacing it, so
+concurrent deploys and promotions serialise.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -22,12 +26,14 @@ from filelock import FileLock, Timeout
 from adaptune.atomic import write_json_atomic
 from adaptune.errors import UserError
 from adaptune.pids import pid_alive
-from adaptune.registry.refs import VERSION_PATTERN, check_model_name
+from adaptune.registry.refs import NAME_PATTERN, VERSION_PATTERN, check_model_name
 
 INDEX_FILE = "index.json"
 LOCK_FILE = ".lock"
 METADATA_FILE = "version.json"
 STAGING_PREFIX = ".staging-"
+PENDING_FILE = ".pending"
+"""Inside a version directory until the index lists it: the mark of an uncommitted version."""
 LOCK_TIMEOUT_S = 300.0
 
 
@@ -51,11 +57,28 @@ def model_dir(registry_dir: Path, model: str) -> Path:
     return Path(registry_dir) / check_model_name(model)
 
 
+def _versions_on_disk(directory: Path) -> list[int]:
+    """Complete, committed version directories: ``vN`` with ``version.json``, not pending."""
+    if not directory.is_dir():
+        return []
+    return sorted(
+        int(m.group(1))
+        for c in directory.iterdir()
+        if (m := VERSION_PATTERN.match(c.name))
+        and (c / METADATA_FILE).is_file()
+        and not (c / PENDING_FILE).exists()
+    )
+
+
 def read_index(registry_dir: Path, model: str) -> ModelIndex:
-    """The model's index; empty when the model has none yet."""
+    """The model's index; empty when the model has none yet.
+
+    A model directory without ``index.json`` (written before indexes existed) is read as
+    listing its complete versions, with no aliases; the next write stores that index.
+    """
     path = model_dir(registry_dir, model) / INDEX_FILE
     if not path.is_file():
-        return ModelIndex()
+        return ModelIndex(versions=_versions_on_disk(path.parent))
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         return ModelIndex(
@@ -68,40 +91,65 @@ def read_index(registry_dir: Path, model: str) -> ModelIndex:
 
 
 def list_models(registry_dir: Path) -> list[str]:
-    """Names of the models that have at least an index, sorted."""
+    """Names of the models with at least one version, sorted (other directories are skipped)."""
     root = Path(registry_dir)
     if not root.is_dir():
         return []
-    return sorted(p.parent.name for p in root.glob(f"*/{INDEX_FILE}"))
+    return sorted(
+        d.name
+        for d in root.iterdir()
+        if d.is_dir()
+        and NAME_PATTERN.match(d.name)
+        and ".." not in d.name
+        and ((d / INDEX_FILE).is_file() or _versions_on_disk(d))
+    )
+
+
+def staging_prefix() -> str:
+    """``.staging-<host>-<pid>-``: whose staging directory it is, for the leftover cleanup."""
+    return f"{STAGING_PREFIX}{socket.gethostname()}-{os.getpid()}-"
 
 
 def _remove_leftovers(directory: Path, index: ModelIndex) -> None:
-    """Remove what interrupted writers left: unlisted versions of ours, dead stagings."""
+    """Remove what interrupted writers left (called under the lock).
+
+    That is: unlisted version directories still marked pending; staging directories of dead
+    processes on this host (another host's are left alone: its pids are not ours to judge);
+    temporary index files of an interrupted write. Nothing else is ever removed.
+    """
+    host_prefix = f"{STAGING_PREFIX}{socket.gethostname()}-"
     for child in directory.iterdir():
-        if child.name.startswith(STAGING_PREFIX):
-            pid = child.name[len(STAGING_PREFIX) :].split("-", 1)[0]
+        if child.name.startswith(host_prefix):
+            pid = child.name[len(host_prefix) :].split("-", 1)[0]
             if pid.isdigit() and not pid_alive(int(pid)):
                 shutil.rmtree(child, ignore_errors=True)
-        elif (match := VERSION_PATTERN.match(child.name)) and int(
-            match.group(1)
-        ) not in index.versions:
-            # Ours only if it carries our metadata for this very slot; anything else is kept.
-            try:
-                meta = json.loads((child / METADATA_FILE).read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if meta.get("model") == directory.name and meta.get("version") == int(match.group(1)):
-                shutil.rmtree(child, ignore_errors=True)
+        elif child.name.startswith(f".{INDEX_FILE}.") and child.name.endswith(".tmp"):
+            child.unlink(missing_ok=True)
+        elif (
+            (match := VERSION_PATTERN.match(child.name))
+            and int(match.group(1)) not in index.versions
+            and (child / PENDING_FILE).exists()
+        ):
+            shutil.rmtree(child, ignore_errors=True)
 
 
 @contextmanager
-def locked_index(registry_dir: Path, model: str) -> Iterator[ModelIndex]:
+def locked_index(registry_dir: Path, model: str, create: bool = False) -> Iterator[ModelIndex]:
     """Hold the model's lock; yield its index; write it back when the block changed it.
 
+    Args:
+        registry_dir: Root of the registry.
+        model: Model name (validated).
+        create: Create the model's directory when missing (a first deploy); otherwise a
+            missing model is an error and nothing is created.
+
     Raises:
-        UserError: If another writer holds the lock for longer than ``LOCK_TIMEOUT_S``.
+        UserError: If the model does not exist (without ``create``), or another writer holds
+            the lock for longer than ``LOCK_TIMEOUT_S``.
     """
     directory = model_dir(registry_dir, model)
+    if not create and not directory.is_dir():
+        raise UserError(f"no model {model!r} in registry {registry_dir}")
     directory.mkdir(parents=True, exist_ok=True)
     lock = FileLock(directory / LOCK_FILE, timeout=LOCK_TIMEOUT_S)
     try:

@@ -8,6 +8,7 @@ replace of the model's index (``index.py``), aliases included. Files are made re
 
 from __future__ import annotations
 
+import filecmp
 import json
 import os
 import shutil
@@ -24,11 +25,12 @@ from adaptune.errors import UserError
 from adaptune.registry.aliases import move_production
 from adaptune.registry.index import (
     METADATA_FILE,
-    STAGING_PREFIX,
+    PENDING_FILE,
     ModelIndex,
     locked_index,
     model_dir,
     read_index,
+    staging_prefix,
 )
 from adaptune.registry.refs import VERSION_PATTERN, version_number
 
@@ -55,6 +57,22 @@ class RegisteredVersion:
     def ref(self) -> str:
         """``model@vN``."""
         return f"{self.model}@v{self.version}"
+
+    @property
+    def base_model(self) -> str:
+        """The base model it was tuned on (``version.json``, else the adapter's config).
+
+        Raises:
+            UserError: If neither names one.
+        """
+        name = self.metadata.get("base_model")
+        if not name:
+            config_file = self.path / ADAPTER_FILES[0]
+            config = json.loads(config_file.read_text(encoding="utf-8"))
+            name = config.get("base_model_name_or_path")
+        if not name:
+            raise UserError(f"{self.ref} does not say which base model it was tuned on")
+        return str(name)
 
 
 def _load(registry_dir: Path, model: str, number: int) -> RegisteredVersion:
@@ -119,6 +137,22 @@ class Deployment:
     note: str = ""
 
 
+def _same_files(a: Path, b: Path) -> bool:
+    """Whether two adapter directories hold the same adapter files, byte for byte."""
+    return all(filecmp.cmp(a / name, b / name, shallow=False) for name in ADAPTER_FILES)
+
+
+def _earlier_attempt(
+    registry_dir: Path, model: str, index: ModelIndex, adapter_dir: Path, run_id: str
+) -> RegisteredVersion | None:
+    """A version this very run registered before (a retried task), with the same adapter."""
+    for number in reversed(index.versions):
+        earlier = _load(registry_dir, model, number)
+        if earlier.metadata.get("run_id") == run_id and _same_files(earlier.path, adapter_dir):
+            return earlier
+    return None
+
+
 def _register(
     registry_dir: Path,
     model: str,
@@ -126,17 +160,29 @@ def _register(
     metadata: dict[str, Any],
     promote: Callable[[ModelIndex], str | None] | None,
 ) -> Deployment:
-    """Copy, number, commit; ``promote(index)`` says why not to promote (None: promote)."""
+    """Copy, number, commit; ``promote(index)`` says why not to promote (None: promote).
+
+    A run that registers the same adapter again (its deploy task retried after the commit)
+    gets its earlier version back rather than a duplicate.
+    """
     directory = model_dir(registry_dir, model)
     missing = [f for f in ADAPTER_FILES if not (Path(adapter_dir) / f).is_file()]
     if missing:
         raise UserError(f"{adapter_dir} is not an adapter: missing {', '.join(missing)}")
     directory.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=directory, prefix=f"{STAGING_PREFIX}{os.getpid()}-"))
+    staging = Path(tempfile.mkdtemp(dir=directory, prefix=staging_prefix()))
     staging.chmod(0o755)
     try:
         shutil.copytree(adapter_dir, staging, dirs_exist_ok=True)
-        with locked_index(registry_dir, model) as index:
+        (staging / PENDING_FILE).touch()
+        with locked_index(registry_dir, model, create=True) as index:
+            run_id = metadata.get("run_id")
+            if run_id and (
+                earlier := _earlier_attempt(registry_dir, model, index, adapter_dir, run_id)
+            ):
+                promoted = index.aliases.get("production") == earlier.version
+                note = "" if promoted else f"{earlier.ref} was registered by this run before"
+                return Deployment(earlier, promoted, note)
             number = _next_number(directory, index.versions)
             record = {
                 **metadata,
@@ -152,6 +198,8 @@ def _register(
             note = "not asked to promote" if promote is None else promote(index)
             if note is None:
                 move_production(index, number, "deploy")
+        # Committed: the index lists it. A kill before this line leaves only a harmless mark.
+        (final / PENDING_FILE).unlink(missing_ok=True)
         version = RegisteredVersion(model, number, final, record)
         return Deployment(version, note is None, note or "")
     finally:

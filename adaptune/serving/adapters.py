@@ -14,10 +14,12 @@ stay too, least recently used out first, so memory stays flat as versions come a
 from __future__ import annotations
 
 import itertools
-import json
 import logging
+import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +31,7 @@ from adaptune.evaluation.generation import generate
 from adaptune.models import BaseModel, load_base_model
 from adaptune.registry import RegisteredVersion, read_aliases
 from adaptune.serving.generation_options import GenerationOptions
-from adaptune.tuning.loading import CONFIG_FILE, adapter_kind, load_tuned_model
+from adaptune.tuning.loading import adapter_kind, load_tuned_model
 from adaptune.tuning.methods import LastLayersMethod
 
 log = logging.getLogger(__name__)
@@ -52,19 +54,15 @@ class _Group:
     adapters: dict[str, str] = field(default_factory=dict)
 
 
-def base_model_of(version: RegisteredVersion) -> str:
-    """The base model a version was tuned on (``version.json``, else the adapter's config).
-
-    Raises:
-        UserError: If neither names one.
-    """
-    name = version.metadata.get("base_model")
-    if not name:
-        config = json.loads((version.path / CONFIG_FILE).read_text(encoding="utf-8"))
-        name = config.get("base_model_name_or_path")
-    if not name:
-        raise UserError(f"{version.ref} does not say which base model it was tuned on")
-    return str(name)
+@contextmanager
+def explained_load_errors(ref: str) -> Iterator[None]:
+    """Turn a version whose files do not load (corrupt, wrong base) into a ``UserError``."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError(f"{ref} cannot be loaded: {type(exc).__name__}: {exc}") from exc
 
 
 class AdapterPool:
@@ -117,6 +115,7 @@ class AdapterPool:
                 batch_size=max(len(prompts), 1),
                 show_progress=False,
                 temperature=options.temperature,
+                seed=secrets.randbelow(2**31),  # each sampled batch draws anew
                 top_p=options.top_p,
                 top_k=options.top_k,
             )
@@ -145,23 +144,25 @@ class AdapterPool:
             with self._state_lock:
                 self._last_used.move_to_end(ref)
             return self._groups[self._group_of[ref]]
-        base_name = base_model_of(version)
+        base_name = version.base_model
         kind = adapter_kind(version.path)
         own_base = kind == LastLayersMethod.method
         key = (base_name, kind, ref if own_base else "")
         name = next(self._names)
         group = self._groups.get(key)
         if group is None:
-            base = load_base_model(base_name)
-            if torch.cuda.is_available():
-                base.model.to("cuda")
-            model = load_tuned_model(base.model, version.path, adapter_name=name)
+            with explained_load_errors(ref):
+                base = load_base_model(base_name)
+                if torch.cuda.is_available():
+                    base.model.to("cuda")
+                model = load_tuned_model(base.model, version.path, adapter_name=name)
             group = _Group(base=base, kind=kind, model=model.eval())
             log.info("loaded base model %s for %s adapters", base_name, kind)
         else:
             try:
-                group.model.load_adapter(str(version.path), adapter_name=name)
-            except Exception:
+                with explained_load_errors(ref):
+                    group.model.load_adapter(str(version.path), adapter_name=name)
+            except UserError:
                 if name in group.model.peft_config:  # PEFT adds the adapter, then its weights
                     group.model.delete_adapter(name)
                 raise

@@ -201,8 +201,8 @@ def create_app(
 def preload(settings: ServeSettings, pool: AdapterPool) -> list[str]:
     """Load every model's ``production`` version now, so the first requests are fast.
 
-    A version that fails to load is logged and skipped: it fails its own requests later,
-    not the server.
+    A version that fails to load is logged and skipped: it fails its own requests later
+    (with a 500), not the server.
 
     Returns:
         The refs loaded.

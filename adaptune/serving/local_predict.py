@@ -9,7 +9,7 @@ import torch
 from adaptune.evaluation.generation import generate
 from adaptune.models import load_base_model
 from adaptune.registry import RegisteredVersion, parse_model_ref, resolve_version
-from adaptune.serving.adapters import AdapterPool, base_model_of
+from adaptune.serving.adapters import AdapterPool, explained_load_errors
 from adaptune.serving.generation_options import GenerationOptions
 from adaptune.serving.prompts import build_prompt
 from adaptune.tuning.loading import load_tuned_model
@@ -62,7 +62,8 @@ def compare_base_and_tuned(
         UserError: If the version does not exist or cannot be loaded.
     """
     version = resolve_ref(registry_dir, model_ref)
-    base = load_base_model(base_model_of(version))
+    with explained_load_errors(version.ref):
+        base = load_base_model(version.base_model)
     prompts = [build_prompt(version, t, raw) for t in texts]
 
     def answers(model: torch.nn.Module) -> list[str]:
@@ -79,4 +80,6 @@ def compare_base_and_tuned(
         )
 
     base_answers = answers(base.model)
-    return version, base_answers, answers(load_tuned_model(base.model, version.path))
+    with explained_load_errors(version.ref):
+        tuned = load_tuned_model(base.model, version.path)
+    return version, base_answers, answers(tuned)

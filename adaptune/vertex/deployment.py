@@ -157,16 +157,22 @@ def deploy_to_vertex(
             raise UserError(f"accelerator_type: {exc}") from None
     root = settings.artifact_root(vertex.pipeline_root)
     init_vertex(vertex, credentials)
-    uri = stage_version(storage_client(vertex, credentials), version, root)
-    parent = model_registry.find_vertex_model(vertex, version.model, credentials)
-    uploaded = (
-        model_registry.find_uploaded_version(parent, version, credentials) if parent else None
-    )
-    version_uploaded = uploaded is None
-    if uploaded is None:
-        uploaded = model_registry.upload_version(
-            vertex, version, settings, uri, parent, credentials
+    try:
+        uri = stage_version(storage_client(vertex, credentials), version, root)
+        parent = model_registry.find_vertex_model(vertex, version.model, credentials)
+        uploaded = (
+            model_registry.find_uploaded_version(parent, version, credentials) if parent else None
         )
+        version_uploaded = uploaded is None
+        if uploaded is None:
+            uploaded = model_registry.upload_version(
+                vertex, version, settings, uri, parent, credentials
+            )
+    except google_errors() as exc:
+        raise UserError(
+            f"uploading {version.ref} to the Vertex AI Model Registry failed: {exc}. "
+            "Nothing was deployed; running the deploy again reuses what was staged."
+        ) from exc
     endpoint_name = settings.endpoint_name(version.model)
     endpoint = None
     try:
