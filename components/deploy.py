@@ -64,11 +64,11 @@ def deploy(
     from collections import namedtuple
     from pathlib import Path
 
-    from adaptune.registry import deploy_version
+    from adaptune.registry.release import release
     from adaptune.step_errors import reported
 
     with reported("deploy"):
-        deployment = deploy_version(
+        done = release(
             Path(registry_dir),
             model_name,
             Path(adapter.path),
@@ -81,22 +81,9 @@ def deploy(
                 "gate_reason": gate_reason,
             },
             evaluated_against=production_version,
+            vertex_deploy=vertex_deploy,
         )
-        version = deployment.version
-        print(f"registered {version.ref} at {version.path}")
-        print(f"production → {version.ref}" if deployment.promoted else deployment.note)
-        vertex_model = vertex_endpoint = ""
-        if vertex_deploy and deployment.promoted:
-            from adaptune.vertex.deploy_settings import VertexDeploySettings, split_pipeline_dict
-            from adaptune.vertex.deployment import deploy_to_vertex
-            from adaptune.vertex.settings import VertexSettings
-
-            where, how = split_pipeline_dict(vertex_deploy)
-            deployed = deploy_to_vertex(
-                version, VertexSettings(**where), VertexDeploySettings.from_dict(how)
-            )
-            vertex_model, vertex_endpoint = deployed.model_version, deployed.endpoint
-            print(f"deployed {version.ref} as {vertex_model} on {vertex_endpoint}")
+    version = done.deployment.version
     outputs = namedtuple(
         "Outputs",
         ["version", "model_ref", "promoted", "note", "vertex_model", "vertex_endpoint"],
@@ -104,8 +91,8 @@ def deploy(
     return outputs(
         version.version,
         version.ref,
-        deployment.promoted,
-        deployment.note,
-        vertex_model,
-        vertex_endpoint,
+        done.deployment.promoted,
+        done.deployment.note,
+        done.vertex.model_version if done.vertex else "",
+        done.vertex.endpoint if done.vertex else "",
     )

@@ -55,44 +55,31 @@ def evaluate(
     from collections import namedtuple
     from pathlib import Path
 
-    from adaptune.evaluation.compared_models import ProductionModel
-    from adaptune.evaluation.evaluate import EvaluationPaths, evaluate_models
+    from adaptune.evaluation.champion import evaluate_challenger
+    from adaptune.evaluation.evaluate import EvaluationPaths
     from adaptune.evaluation.gate import GateSettings
     from adaptune.evaluation.settings import EvaluationSettings
-    from adaptune.registry import find_production
     from adaptune.step_errors import reported
 
     with reported("evaluate"):
         metric = GateSettings.from_dict(gate).metric
-        settings = EvaluationSettings.from_dict(evaluation)
-        champion = find_production(Path(registry_dir), model_name)
-        production = None
-        if champion is not None:
-            production = ProductionModel(champion.path, champion.base_model)
-            print(f"comparing with production {champion.ref}")
-            used = champion.metadata.get("prompt_template", prompt_template)
-            if used != prompt_template:
-                print(f"warning: {champion.ref} was tuned with another prompt template: {used!r}")
-        result = evaluate_models(
+        challenge = evaluate_challenger(
             Path(formatted.path) / "eval.jsonl",
             Path(adapter.path),
             base_model,
+            prompt_template,
+            Path(registry_dir),
+            model_name,
             EvaluationPaths(Path(predictions.path), report_html=Path(report.path)),
-            production=production,
-            settings=settings,
+            EvaluationSettings.from_dict(evaluation),
         )
-    for model, scores in result.scores.items():
+    for model, scores in challenge.result.scores.items():
         for name, value in scores.items():
             eval_metrics.log_metric(f"{model}_{name}", value)
-    eval_metrics.log_metric("eval_examples", result.examples)
-    if champion is not None:
-        eval_metrics.log_metric("production_version", champion.version)
+    eval_metrics.log_metric("eval_examples", challenge.result.examples)
+    if challenge.champion is not None:
+        eval_metrics.log_metric("production_version", challenge.champion.version)
     outputs = namedtuple(
         "Outputs", ["tuned_score", "base_score", "production_score", "production_version"]
     )
-    return outputs(
-        result.tuned[metric],
-        result.base[metric],
-        result.production[metric] if result.production else 0.0,
-        champion.version if champion else 0,
-    )
+    return outputs(*challenge.primary(metric))

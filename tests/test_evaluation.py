@@ -10,8 +10,7 @@ from conftest import write_jsonl
 from adaptune.errors import UserError
 from adaptune.evaluation import compared_models
 from adaptune.evaluation.compared_models import ProductionModel
-from adaptune.evaluation.evaluate import evaluate_adapter, evaluate_models
-from adaptune.evaluation.gate import GateSettings, should_deploy
+from adaptune.evaluation.evaluate import EvaluationPaths, evaluate_models
 from adaptune.evaluation.generation import generate
 from adaptune.evaluation.loss import LOSS_METRICS, perplexity, reference_loss
 from adaptune.evaluation.metrics import METRICS, score, sentence_chrf
@@ -34,29 +33,12 @@ def test_metrics_on_known_strings():
     assert score(["a  b"], ["a b"])["exact_match"] == 1.0
 
 
-def test_gate_deploys_only_when_both_conditions_hold():
-    gate = GateSettings(threshold=0.6, min_improvement=0.1)
-    yes = should_deploy(0.8, 0.1, gate)
-    assert yes.deploy and "0.8000 >= threshold 0.6000" in yes.reason
-    low = should_deploy(0.5, 0.0, gate)
-    assert not low.deploy and "0.5000 < threshold 0.6000" in low.reason
-    flat = should_deploy(0.9, 0.85, gate)
-    assert not flat.deploy and "+0.0500 < min_improvement 0.1000" in flat.reason
-
-
-def test_gate_settings_are_validated():
-    with pytest.raises(UserError, match=r"gate\.metric"):
-        GateSettings.from_dict({"metric": "accuracy"})
-    with pytest.raises(UserError, match="unknown gate setting"):
-        GateSettings.from_dict({"treshold": 0.5})
-
-
 def test_evaluate_scores_base_and_tuned_and_writes_predictions(trained_adapter, tmp_path):
-    result = evaluate_adapter(
+    result = evaluate_models(
         trained_adapter["formatted"] / "eval.jsonl",
         trained_adapter["adapter"],
         "builtin:tiny-gpt2",
-        tmp_path / "predictions.jsonl",
+        EvaluationPaths(predictions=tmp_path / "predictions.jsonl"),
         show_progress=False,
     )
     assert result.examples == 80

@@ -6,21 +6,12 @@ import json
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from adaptune.commands.failure import fail
 from adaptune.commands.options import REGISTRY_DIR_OPTION
 from adaptune.errors import UserError
-from adaptune.registry import (
-    list_models,
-    list_versions,
-    parse_model_ref,
-    promote,
-    read_aliases,
-    resolve_version,
-    rollback,
-)
+
+# The registry and rich are imported in the commands, so `adaptune --help` stays quick.
 
 
 def _aliases_of(aliases: dict[str, int], version: int) -> str:
@@ -45,6 +36,11 @@ def models() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def models_list(registry_dir: Path, as_json: bool) -> None:
     """Every model with its versions and where its aliases point."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from adaptune.registry import list_models, list_versions, read_aliases
+
     try:
         rows = [
             {
@@ -82,6 +78,11 @@ def models_list(registry_dir: Path, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def models_show(model_ref: str, registry_dir: Path, as_json: bool) -> None:
     """One model's versions (MODEL) or one version's metadata (MODEL@vN, MODEL@production)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from adaptune.registry import list_versions, parse_model_ref, read_aliases, resolve_version
+
     try:
         name, ref = parse_model_ref(model_ref)
         aliases = read_aliases(registry_dir, name)
@@ -132,6 +133,8 @@ def _print_aliases(name: str, aliases: dict[str, int]) -> None:
 @REGISTRY_DIR_OPTION
 def models_promote(model_ref: str, registry_dir: Path) -> None:
     """Serve MODEL@vN: production moves to it, previous to what served before."""
+    from adaptune.registry import parse_model_ref, promote
+
     try:
         name, ref = parse_model_ref(model_ref)
         if ref is None:
@@ -146,6 +149,8 @@ def models_promote(model_ref: str, registry_dir: Path) -> None:
 @REGISTRY_DIR_OPTION
 def models_rollback(model: str, registry_dir: Path) -> None:
     """Serve the previous version again (a second rollback undoes the first)."""
+    from adaptune.registry import parse_model_ref, rollback
+
     try:
         name, ref = parse_model_ref(model)
         if ref is not None:

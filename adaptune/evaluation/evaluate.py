@@ -190,36 +190,3 @@ def evaluate_models(
         paths=paths,
         highlighted=comparison.most_different(settings.report_examples),
     )
-
-
-def evaluate_adapter(
-    eval_file: Path,
-    adapter_dir: Path,
-    base_model: str,
-    predictions_file: Path,
-    max_new_tokens: int = 0,
-    show_progress: bool = True,
-) -> EvaluationResult:
-    """Score the base and the tuned model greedily; write only the predictions JSONL.
-
-    The two-model form of :func:`evaluate_models` (no production version, no report).
-
-    Args:
-        eval_file: Formatted JSONL with ``prompt`` and ``target``.
-        adapter_dir: The tuned adapter.
-        base_model: ``builtin:...`` or a checkpoint directory.
-        predictions_file: Where the predictions JSONL is written.
-        max_new_tokens: Most tokens per answer; 0 picks the longest reference plus a margin.
-        show_progress: Show progress bars.
-
-    Returns:
-        Scores of both models and the predictions file.
-    """
-    return evaluate_models(
-        eval_file,
-        adapter_dir,
-        base_model,
-        EvaluationPaths(predictions=predictions_file),
-        settings=EvaluationSettings(max_new_tokens=max_new_tokens),
-        show_progress=show_progress,
-    )

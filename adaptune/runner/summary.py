@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from adaptune.atomic import write_json_atomic
+from adaptune.evaluation.loss import LOSS_METRICS
 from adaptune.evaluation.metrics import METRICS
 from adaptune.runner.local import LocalRun, task_outputs
 
@@ -21,7 +22,7 @@ OUTPUTS = {
     "predictions": ("evaluate", "predictions"),
     "eval report": ("evaluate", "report"),
 }
-SHOWN_METRICS = (*METRICS, "eval_loss", "perplexity")
+SHOWN_METRICS = (*METRICS, *LOSS_METRICS)
 
 
 def build_summary(run: LocalRun, params: dict[str, Any]) -> dict[str, Any]:

@@ -64,11 +64,6 @@ class BatchOrder:
         self.position += 1
         return batch
 
-    @property
-    def epochs_done(self) -> float:
-        """Fractional passes over the data so far."""
-        return self.epoch + self.position / max(1, len(self._batches))
-
     def state_dict(self) -> dict[str, Any]:
         """Position and generator state, enough to continue exactly."""
         return {

@@ -62,10 +62,6 @@ class AdapterMethod:
         """The PEFT config for a causal or seq2seq model."""
         raise NotImplementedError
 
-    def mergeable(self) -> bool:
-        """Whether the adapter can be merged into the base weights."""
-        return True
-
 
 @dataclass(frozen=True)
 class LoraMethod(AdapterMethod):
@@ -148,9 +144,6 @@ class PromptTuningMethod(AdapterMethod):
             num_virtual_tokens=self.num_virtual_tokens,
             prompt_tuning_init="SAMPLE_VOCAB" if self.init == "sample_vocab" else "RANDOM",
         )
-
-    def mergeable(self) -> bool:  # noqa: D102
-        return False
 
 
 @dataclass(frozen=True)
