@@ -117,8 +117,7 @@ def run(
     **flags: Any,
 ) -> None:
     """Run the compiled pipeline locally with kfp.local and print a summary."""
-    from adaptune.runner.local import declared_parameters
-    from adaptune.runner.params import load_config, resolve_params
+    from adaptune.runner.params import declared_parameters, load_config, resolve_params
 
     try:
         if not compiled.is_file():
@@ -157,7 +156,7 @@ def _run_and_summarise(
     if_changed: bool,
     experiment: str | None = None,
 ) -> dict[str, Any]:
-    from adaptune.lineage.hashing import sha256_file
+    from adaptune.hashing import sha256_file
     from adaptune.lineage.manifest import data_hashes, fingerprint
     from adaptune.lineage.store import MetadataStore
     from adaptune.lineage.tracking import last_successful_run, run_tracked
@@ -190,7 +189,7 @@ def _run_and_summarise(
 def export_merged_command(adapter_dir: Path, out_dir: Path, base_model: str) -> None:
     """Merge an adapter into its base model and save a plain Hugging Face checkpoint."""
     from adaptune.atomic import staged_directory
-    from adaptune.models import load_base_model
+    from adaptune.base_models import load_base_model
     from adaptune.tuning.loading import export_merged
 
     try:
@@ -315,7 +314,7 @@ def reproduce(run_id: str, runs_dir: Path) -> None:
     """Rerun a run from its manifest and check the adapter's sha256 matches."""
     manifest = _manifest(runs_dir, run_id)
     compiled = Path(manifest["compiled_spec"]["path"])
-    from adaptune.lineage.hashing import sha256_file
+    from adaptune.hashing import sha256_file
 
     if not compiled.is_file() or sha256_file(compiled) != manifest["compiled_spec"]["sha256"]:
         click.echo("warning: the compiled pipeline changed since the run", err=True)
@@ -437,8 +436,7 @@ def _pipeline_params(
     eval_data: str | None,
     param_sets: tuple[str, ...],
 ) -> dict[str, Any]:
-    from adaptune.runner.local import declared_parameters
-    from adaptune.runner.params import load_config, resolve_params
+    from adaptune.runner.params import declared_parameters, load_config, resolve_params
 
     config = load_config(config_path) if config_path else {}
     base_dir = config_path.resolve().parent if config_path else Path.cwd()
@@ -476,7 +474,8 @@ def _template(compiled: Path, profile: str | None, image: str | None, out_dir: P
 
 
 def _prepare(options: dict[str, Any], out_dir: Path, credentials: Any = None) -> tuple[Any, Any]:
-    from adaptune.vertex.jobs import check_run_id, init_vertex, new_run_id
+    from adaptune.run_ids import check_run_id, new_run_id
+    from adaptune.vertex.jobs import init_vertex
     from adaptune.vertex.submission import prepare_job
 
     settings = _settings(

@@ -34,14 +34,14 @@ from pathlib import Path
 
 import torch
 
+from adaptune.base_models import load_base_model
+from adaptune.data.encoding import encode_prompt
 from adaptune.data.formatting import DEFAULT_TEMPLATE, apply_template
 from adaptune.data.jsonl import write_jsonl
 from adaptune.evaluation.evaluate import evaluate_models
 from adaptune.evaluation.generation import generate, new_token_budget
 from adaptune.evaluation.settings import EvaluationSettings
-from adaptune.models import load_base_model
 from adaptune.tuning.adapter import tune_adapter
-from adaptune.tuning.encoding import encode_prompt
 from adaptune.tuning.loading import load_tuned_model
 from adaptune.tuning.methods import LoraMethod
 from adaptune.tuning.settings import TrainingSettings

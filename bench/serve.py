@@ -40,7 +40,9 @@ import httpx
 import psutil
 
 from adaptune.registry import register_version
-from adaptune.serving.sample_adapters import save_random_lora
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from sample_adapters import save_random_lora
 
 MODELS = ("alpha", "beta", "gamma")
 PROMPTS = ("My parcel is late", "I was charged twice", "The app crashes on start", "Upgrade plan")
@@ -51,7 +53,7 @@ WARMUP_S = 5.0
 
 def write_gpt2_small(directory: Path) -> str:
     """A random GPT-2-small-shaped checkpoint with the built-in tokenizer, as a directory."""
-    from adaptune.models import builtin
+    from adaptune.base_models import builtin
 
     tokenizer = builtin.build_tokenizer()
     spec = builtin.BuiltinSpec("gpt2-small", "causal", width=768, layers=12, heads=12)

@@ -71,8 +71,8 @@ def cpu_model(examples_count: int):
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from adaptune.models.builtin import build_tokenizer
-    from adaptune.tuning.encoding import encode_example
+    from adaptune.base_models.builtin import build_tokenizer
+    from adaptune.data.encoding import encode_example
 
     tokenizer = build_tokenizer()
     config = GPT2Config(
@@ -101,7 +101,7 @@ def run_arm(arm: str, steps: int, batch_size: int) -> dict[str, float]:
     """Train one arm in this process; return real tokens and seconds."""
     import torch
 
-    from adaptune.tuning.encoding import collate
+    from adaptune.data.encoding import collate
     from adaptune.tuning.loading import apply_method
     from adaptune.tuning.loop import train
     from adaptune.tuning.methods import LoraMethod
@@ -121,7 +121,7 @@ def run_arm(arm: str, steps: int, batch_size: int) -> dict[str, float]:
 
     from transformers import Trainer, TrainingArguments
 
-    from adaptune.tuning.encoding import Encoded
+    from adaptune.data.encoding import Encoded
 
     rows = [{"input_ids": e.input_ids, "labels": e.labels} for e in examples]
     counted = {"tokens": 0}
@@ -217,7 +217,7 @@ def gpu_bench(
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from adaptune.tuning.encoding import Encoded
+    from adaptune.data.encoding import Encoded
     from adaptune.tuning.loading import apply_method
     from adaptune.tuning.loop import train
     from adaptune.tuning.methods import LoraMethod

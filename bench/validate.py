@@ -83,9 +83,9 @@ def generate(path: Path, records: int, seed: int = 0) -> None:
 
 
 def run_adaptune(path: str, base_model: str, count_every_text: bool = False) -> dict:
+    from adaptune.base_models.tokenizer import load_fast_tokenizer
     from adaptune.data.token_counting import TokenCounter
     from adaptune.data.validation import check_dataset
-    from adaptune.models.tokenizer import load_fast_tokenizer
 
     counter = TokenCounter(load_fast_tokenizer(base_model))
     if count_every_text:
@@ -103,7 +103,7 @@ def run_baseline(path: str, base_model: str) -> dict:
     import numpy as np
     import pandas as pd
 
-    from adaptune.models.tokenizer import load_tokenizer
+    from adaptune.base_models.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(base_model)
     df = pd.read_json(path, lines=True, dtype=False)

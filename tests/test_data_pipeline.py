@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import BUCKET, COMPILED
 
-from adaptune.runner.local import declared_parameters, run_pipeline
-from adaptune.runner.params import resolve_params
+from adaptune.runner.local import run_pipeline
+from adaptune.runner.params import declared_parameters, resolve_params
 from adaptune.runner.summary import build_summary
 
 pytestmark = pytest.mark.pipeline

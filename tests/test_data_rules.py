@@ -126,8 +126,8 @@ def test_truncate_policy_cuts_inputs_from_the_start_and_outputs_at_the_end(tmp_p
     rows = _read(result.files["train"])
     cut_input = next(r["input_text"] for r in rows if r["input_text"].endswith("END"))
     cut_output = next(r["output_text"] for r in rows if r["output_text"].startswith("BEGIN"))
+    from adaptune.base_models.tokenizer import load_fast_tokenizer
     from adaptune.data.token_counting import TokenCounter
-    from adaptune.models.tokenizer import load_fast_tokenizer
 
     counter = TokenCounter(load_fast_tokenizer("builtin:tiny-gpt2"))
     assert 50 < counter.count([cut_input])[0] <= 64 and not cut_input.startswith("start")
@@ -310,8 +310,7 @@ def test_memory_does_not_grow_with_file_size(tmp_path):
 def test_the_runner_merges_the_data_dict_key_by_key_and_checks_it(tmp_path):
     from conftest import COMPILED
 
-    from adaptune.runner.local import declared_parameters
-    from adaptune.runner.params import resolve_params
+    from adaptune.runner.params import declared_parameters, resolve_params
 
     declared = declared_parameters(COMPILED)
     params = resolve_params(

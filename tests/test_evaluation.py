@@ -7,6 +7,7 @@ import pytest
 import torch
 from conftest import write_jsonl
 
+from adaptune.base_models import load_base_model
 from adaptune.errors import UserError
 from adaptune.evaluation import compared_models
 from adaptune.evaluation.compared_models import ProductionModel
@@ -16,7 +17,6 @@ from adaptune.evaluation.loss import LOSS_METRICS, perplexity, reference_loss
 from adaptune.evaluation.metrics import METRICS, score, sentence_chrf
 from adaptune.evaluation.report import Comparison
 from adaptune.evaluation.settings import EvaluationSettings
-from adaptune.models import load_base_model
 from adaptune.tuning.adapter import tune_adapter
 from adaptune.tuning.loading import apply_method, save_adapter
 from adaptune.tuning.loop import trainable_state

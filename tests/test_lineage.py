@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from conftest import SAMPLE
 
 from adaptune.cli import main
-from adaptune.lineage.hashing import sha256_file
+from adaptune.hashing import sha256_file
 from adaptune.lineage.store import MetadataStore
 
 TINY = ["--train-steps", "30", "--threshold", "0", "--min-improvement", "0",

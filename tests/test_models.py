@@ -3,8 +3,8 @@ import hashlib
 import pytest
 import torch
 
+from adaptune.base_models import load_base_model
 from adaptune.errors import UserError
-from adaptune.models import load_base_model
 
 
 def _fingerprint(name: str) -> tuple[str, float]:

@@ -9,11 +9,11 @@ from conftest import COMPILED, SAMPLE
 from fastapi.testclient import TestClient
 from peft import PeftModel
 
+from adaptune.base_models import load_base_model
 from adaptune.cli import main
-from adaptune.models import load_base_model
 from adaptune.registry import list_versions, read_aliases
-from adaptune.runner.local import declared_parameters, run_pipeline
-from adaptune.runner.params import resolve_params
+from adaptune.runner.local import run_pipeline
+from adaptune.runner.params import declared_parameters, resolve_params
 from adaptune.runner.summary import build_summary
 from adaptune.serving.app import create_app
 from adaptune.serving.settings import ServeSettings

@@ -10,14 +10,14 @@ import pytest
 import uvicorn
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
+from sample_adapters import save_random_lora
 
+from adaptune.base_models import load_base_model
 from adaptune.cli import main
 from adaptune.data.formatting import DEFAULT_TEMPLATE, apply_template
 from adaptune.evaluation.generation import generate
-from adaptune.models import load_base_model
 from adaptune.registry import promote, register_version
 from adaptune.serving.app import create_app
-from adaptune.serving.sample_adapters import save_random_lora
 from adaptune.serving.settings import ServeSettings, VertexEnvironment
 from adaptune.tuning.loading import load_tuned_model
 

@@ -13,15 +13,15 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
+from adaptune.base_models import load_base_model
+from adaptune.compute.loss import LossFunction
+from adaptune.data.encoding import IGNORE_INDEX, collate, encode_example
 from adaptune.errors import UserError
-from adaptune.models import load_base_model
 from adaptune.tuning.adapter import tune_adapter
 from adaptune.tuning.batching import BatchOrder, length_grouped_batches
 from adaptune.tuning.checkpoint import latest_checkpoint
-from adaptune.tuning.encoding import IGNORE_INDEX, collate, encode_example
 from adaptune.tuning.loading import apply_method, export_merged, load_tuned_model
 from adaptune.tuning.loop import (
-    LossFunction,
     TrainingDivergedError,
     backward_batch,
     lr_multiplier,

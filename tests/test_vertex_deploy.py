@@ -72,7 +72,10 @@ def _endpoint_creates(fake):
 
 def _deploy(cloud, version, **settings):  # noqa: F811
     return deploy_to_vertex(
-        version, cloud["settings"], VertexDeploySettings(**settings), cloud["credentials"]
+        version,
+        cloud["settings"],
+        VertexDeploySettings(**{"serving_image": IMAGE, **settings}),
+        cloud["credentials"],
     )
 
 

@@ -15,7 +15,7 @@ from conftest import COMPILED, SAMPLE
 from fake_vertex import FakeVertex
 
 from adaptune import __version__
-from adaptune.runner.local import declared_parameters
+from adaptune.runner.params import declared_parameters
 from adaptune.vertex import jobs, schedules, staging
 from adaptune.vertex.settings import VertexSettings
 

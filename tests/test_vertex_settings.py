@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from adaptune.errors import UserError
-from adaptune.lineage.hashing import sha256_file
+from adaptune.hashing import sha256_file
+from adaptune.run_ids import check_run_id, new_run_id
 from adaptune.vertex import jobs, staging
 from adaptune.vertex.schedules import ScheduleSpec
 from adaptune.vertex.settings import resolve_settings
@@ -86,9 +87,12 @@ def test_labels_and_run_ids():
         "adaptune-data-sha256": "ab" * 16,
         "team": "ml",
     }
-    assert jobs.new_run_id(datetime(2026, 1, 5, 3, 0, tzinfo=UTC)) == "adaptune-20260105-030000"
+    when = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)
+    assert new_run_id(when, suffix="abc123") == "adaptune-20260105-030000-abc123"
+    first, second = new_run_id(when), new_run_id(when)
+    assert first != second and first.startswith("adaptune-20260105-030000-")
     with pytest.raises(UserError):
-        jobs.check_run_id("Has_Upper")
+        check_run_id("Has_Upper")
 
 
 @pytest.mark.parametrize(

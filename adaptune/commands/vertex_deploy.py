@@ -97,10 +97,12 @@ def deploy_vertex(
     """
     from adaptune.registry import parse_model_ref, resolve_version
     from adaptune.vertex.deployment import deploy_to_vertex
+    from pipelines.profiles import DEFAULT_PROFILE, PROFILES
 
     try:
         vertex = vertex_settings({k: flags[k] for k in VERTEX_FLAGS}, vertex_config)
         settings = deploy_settings(config_path, {k: flags[k] for k in DEPLOY_FLAGS})
+        settings = settings.with_serving_image(PROFILES[DEFAULT_PROFILE].image)
         name, ref = parse_model_ref(model_ref)
         version = resolve_version(registry_dir, name, ref or "production")
         result = deploy_to_vertex(version, vertex, settings)

@@ -7,7 +7,6 @@ then the input rendered with the template. The target is the output.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from adaptune.data.jsonl import read_jsonl, write_jsonl
 from adaptune.data.problems import TARGET_MASKED, DataValidationError, Problem
 from adaptune.data.settings import DataSettings
 from adaptune.errors import UserError
+from adaptune.hashing import sha256_text
 
 INPUT_PLACEHOLDER = "{input_text}"
 DEFAULT_TEMPLATE = "{input_text}\n### Response:\n"
@@ -63,7 +63,7 @@ def in_eval_split(record: dict[str, Any], eval_fraction: float) -> bool:
     if record.get("system") or record.get("context"):
         key += "\0" + (record.get("system") or "")
         key += "".join("\0" + t["role"] + "\0" + t["text"] for t in record.get("context") or [])
-    bucket = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2**64
+    bucket = int(sha256_text(key)[:16], 16) / 2**64
     return bucket < eval_fraction
 
 
@@ -84,18 +84,17 @@ def check_target_tokens(
     Raises:
         DataValidationError: Naming the first pairs (1-based) without a target token.
     """
-    from adaptune.models.tokenizer import load_tokenizer, model_family
-    from adaptune.tuning.encoding import encode_example
-    from adaptune.tuning.settings import TrainingSettings
+    from adaptune.base_models.tokenizer import load_tokenizer, model_family
+    from adaptune.data.encoding import DEFAULT_MAX_LENGTH, IGNORE_INDEX, encode_example
 
     tokenizer = load_tokenizer(base_model)
     family = model_family(base_model)
-    length = max_length or TrainingSettings().max_length
+    length = max_length or DEFAULT_MAX_LENGTH
     eos = tokenizer.eos_token_id
     bad = []
     for number, pair in enumerate(pairs, start=1):
         encoded = encode_example(tokenizer, pair["prompt"], pair["target"], family, length)
-        if not [t for t in encoded.labels if t not in (-100, eos)]:
+        if not [t for t in encoded.labels if t not in (IGNORE_INDEX, eos)]:
             bad.append(number)
     if bad:
         problems = [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -35,15 +34,3 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def canonical_json(record: dict[str, Any]) -> str:
     """One record as compact JSON with sorted keys, so equal records give equal bytes."""
     return json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-
-
-def sha256_files(paths: Iterable[Path]) -> str:
-    """The sha256 of several files' names and contents, in the given order."""
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(path.name.encode() + b"\0")
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        digest.update(b"\0")
-    return digest.hexdigest()

@@ -1,10 +1,6 @@
 """Where data comes from: local files, globs and ``gs://`` URIs, opened as binary streams.
 
-``gs://`` is read through gcsfs's ``GCSFileSystem`` (an fsspec filesystem). Its core class is
-used directly: gcsfs's default "extended" class first asks the Storage Control gRPC API for the
-bucket's layout, which GCS emulators do not serve. ``STORAGE_EMULATOR_HOST`` (read when a
-``gs://`` source is opened, never at import) points gcsfs at an emulator, with anonymous
-credentials.
+``gs://`` is read through :func:`adaptune.gcs.gcs_filesystem`.
 """
 
 from __future__ import annotations
@@ -12,28 +8,13 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Iterable
-from typing import IO, Any
+from typing import IO
 
 from adaptune.data.problems import FILE_NOT_FOUND, Problem
+from adaptune.gcs import GCS_PREFIX, gcs_filesystem, is_gcs
 
-GCS_PREFIX = "gs://"
 GLOB_CHARS = set("*?[")
 READ_BLOCK = 8 << 20
-
-
-def is_gcs(path: str) -> bool:
-    """Whether ``path`` is a ``gs://`` URI."""
-    return path.startswith(GCS_PREFIX)
-
-
-def gcs_filesystem() -> Any:
-    """A gcsfs filesystem; anonymous and pointed at the emulator when one is configured."""
-    from gcsfs.core import GCSFileSystem
-
-    emulator = os.environ.get("STORAGE_EMULATOR_HOST")
-    if emulator:
-        return GCSFileSystem(token="anon", endpoint_url=emulator)
-    return GCSFileSystem()
 
 
 def expand_sources(specs: Iterable[str]) -> tuple[list[str], list[Problem]]:

@@ -32,7 +32,6 @@ from adaptune.data.formats import (
     input_pieces,
     table_row_examples,
 )
-from adaptune.data.jsonl import sha256_files
 from adaptune.data.problems import DataValidationError, Problem, RecordProblem
 from adaptune.data.records import FileProblem, csv_records, jsonl_records, parquet_records
 from adaptune.data.report import LengthSample, ValidationReport
@@ -40,6 +39,7 @@ from adaptune.data.settings import DataSettings
 from adaptune.data.sources import expand_sources, open_binary
 from adaptune.data.token_counting import TokenCounter, byte_length
 from adaptune.errors import UserError
+from adaptune.hashing import sha256_named_files
 
 DEFAULT_BASE_MODEL = "builtin:tiny-gpt2"
 DEFAULT_MIN_EXAMPLES = DataSettings().min_examples
@@ -522,7 +522,7 @@ def check_dataset(
     """
     settings = settings or DataSettings()
     if counter is None:
-        from adaptune.models.tokenizer import load_fast_tokenizer
+        from adaptune.base_models.tokenizer import load_fast_tokenizer
 
         counter = TokenCounter(load_fast_tokenizer(base_model))
     output = StagedOutput(output_dir) if output_dir is not None else None
@@ -544,7 +544,7 @@ def check_dataset(
             return scan.report, {}
         files = output.commit(drops)
         data_files = [files[s] for s in SPLITS if s in files]
-        scan.report.data_sha256 = sha256_files(data_files)
+        scan.report.data_sha256 = sha256_named_files((p.name, p) for p in data_files)
         return scan.report, files
     finally:
         if output is not None and not scan.report.passed:

@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from peft import PeftConfig, PeftModel
 
-from adaptune.models import load_base_model
-from adaptune.models.loading import BaseModel
+from adaptune.base_models import load_base_model
+from adaptune.base_models.loading import BaseModel
 from adaptune.tuning.loading import is_peft_adapter, load_tuned_model, read_adapter_config
 
 BASE = "base"

@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 
 from adaptune.atomic import write_text_atomic
+from adaptune.base_models.loading import BaseModel
+from adaptune.compute.device import device_for_training
 from adaptune.data.jsonl import read_jsonl, write_jsonl
 from adaptune.errors import UserError
 from adaptune.evaluation.compared_models import (
@@ -28,9 +30,7 @@ from adaptune.evaluation.loss import reference_loss
 from adaptune.evaluation.metrics import score
 from adaptune.evaluation.report import Comparison
 from adaptune.evaluation.settings import EvaluationSettings
-from adaptune.models.loading import BaseModel
 from adaptune.tuning.loading import read_adapter_config
-from adaptune.tuning.loop import device_for_training
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from adaptune.tuning.encoding import encode_prompts
+from adaptune.data.encoding import encode_prompts
 
 MAX_NEW_TOKENS_CAP = 128
 NEW_TOKENS_MARGIN = 4

@@ -7,8 +7,8 @@ import math
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from adaptune.tuning.encoding import encode_pairs
-from adaptune.tuning.loop import LossFunction, eval_loss
+from adaptune.compute.loss import LossFunction, eval_loss
+from adaptune.data.encoding import encode_pairs
 
 LOSS_METRICS = ("eval_loss", "perplexity")
 """Loss metric names (lower is better): mean loss per target token, and ``exp`` of it."""

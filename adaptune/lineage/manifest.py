@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from adaptune.lineage.hashing import sha256_file
+from adaptune.hashing import sha256_file, sha256_json, sha256_text
 
 PACKAGES = (
     "adaptune",
@@ -56,18 +54,18 @@ def package_versions() -> dict[str, str | None]:
 
 def base_model_identity(name: str) -> dict[str, Any]:
     """The base model's name plus a hash of its config (and tokenizer, for built-in models)."""
-    from adaptune.models import builtin
+    from adaptune.base_models import builtin
 
     if builtin.is_builtin(name):
-        from adaptune.models import load_base_model
+        from adaptune.base_models import load_base_model
 
         base = load_base_model(name)
         config = base.model.config.to_json_string(use_diff=False)
         tokenizer = base.tokenizer.backend_tokenizer.to_str()
         return {
             "name": name,
-            "config_sha256": hashlib.sha256(config.encode()).hexdigest(),
-            "tokenizer_sha256": hashlib.sha256(tokenizer.encode()).hexdigest(),
+            "config_sha256": sha256_text(config),
+            "tokenizer_sha256": sha256_text(tokenizer),
         }
     config_file = Path(name) / "config.json"
     return {
@@ -91,10 +89,7 @@ def fingerprint(params: dict[str, Any], data: dict[str, str | None], spec_sha256
     relevant = {k: v for k, v in params.items() if k != "run_id"}
     for key in data:  # the data's content, not where it lies, is what matters
         relevant.pop(key, None)
-    blob = json.dumps(
-        {"params": relevant, "data": data, "spec": spec_sha256}, sort_keys=True, default=str
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return sha256_json({"params": relevant, "data": data, "spec": spec_sha256})
 
 
 def build_manifest(run_id: str, compiled: Path, params: dict[str, Any]) -> dict[str, Any]:

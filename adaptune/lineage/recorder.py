@@ -13,7 +13,7 @@ from datetime import datetime, time
 from pathlib import Path
 from typing import Any
 
-from adaptune.lineage.hashing import adapter_sha256, sha256_tree
+from adaptune.hashing import adapter_sha256, sha256_tree
 from adaptune.lineage.store import MetadataStore
 from adaptune.runner.local import task_outputs
 

@@ -11,11 +11,12 @@ from typing import Any
 import yaml
 
 from adaptune.atomic import write_json_atomic
-from adaptune.lineage.hashing import adapter_sha256
+from adaptune.hashing import adapter_sha256
 from adaptune.lineage.manifest import build_manifest
 from adaptune.lineage.recorder import RunRecorder
 from adaptune.lineage.store import MetadataStore
-from adaptune.runner.local import LocalRun, new_run_id, run_pipeline
+from adaptune.run_ids import new_run_id
+from adaptune.runner.local import LocalRun, run_pipeline
 
 WATCH_SECONDS = 1.0
 

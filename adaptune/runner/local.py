@@ -8,23 +8,21 @@ from __future__ import annotations
 
 import io
 import json
-import secrets
 import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
 
 from adaptune.atomic import write_text_atomic
+from adaptune.run_ids import new_run_id
 from adaptune.step_errors import parse_error_line
 
 PIPELINE_SUBDIR = "pipeline"
-TYPE_CASTS = {"NUMBER_INTEGER": int, "NUMBER_DOUBLE": float, "STRING": str, "BOOLEAN": bool}
 
 
 @dataclass
@@ -44,22 +42,6 @@ class LocalRun:
     succeeded: bool
     error: str | None = None
     failed_step: str | None = None
-
-
-def new_run_id() -> str:
-    """A sortable, unique run id: UTC time plus random hex."""
-    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
-
-
-def declared_parameters(compiled: Path) -> dict[str, Any]:
-    """The compiled pipeline's parameters and their defaults (None for required ones)."""
-    spec = yaml.safe_load(compiled.read_text(encoding="utf-8"))
-    params = {}
-    for name, info in spec["root"]["inputDefinitions"]["parameters"].items():
-        default = info.get("defaultValue")
-        cast = TYPE_CASTS.get(info.get("parameterType", ""))
-        params[name] = cast(default) if cast is not None and default is not None else default
-    return params
 
 
 class _Tee(io.TextIOBase):

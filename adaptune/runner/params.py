@@ -14,7 +14,51 @@ from adaptune.tuning.methods import method_from_dict
 from adaptune.tuning.settings import TrainingSettings
 
 PATH_PARAMS = ("train_data", "eval_data", "registry_dir")
+TYPE_CASTS = {"NUMBER_INTEGER": int, "NUMBER_DOUBLE": float, "STRING": str, "BOOLEAN": bool}
 DICT_PARAMS = ("adapter", "training", "gate", "data", "evaluation", "vertex_deploy")
+
+
+def declared_parameters(compiled: Path) -> dict[str, Any]:
+    """The compiled pipeline's parameters and their defaults (None for required ones).
+
+    Raises:
+        UserError: If the file is missing or is not a compiled pipeline.
+    """
+    try:
+        spec = yaml.safe_load(compiled.read_text(encoding="utf-8"))
+        definitions = spec["root"]["inputDefinitions"]["parameters"]
+    except FileNotFoundError:
+        raise UserError(f"compiled pipeline not found: {compiled} (run: make compile)") from None
+    except (yaml.YAMLError, KeyError, TypeError):
+        raise UserError(f"{compiled}: not a compiled pipeline") from None
+    params = {}
+    for name, info in definitions.items():
+        default = info.get("defaultValue")
+        cast = TYPE_CASTS.get(info.get("parameterType", ""))
+        params[name] = cast(default) if cast is not None and default is not None else default
+    return params
+
+
+def pipeline_params(
+    compiled: Path, config_path: Path | None, overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """Every parameter of the compiled pipeline: its defaults < the config file < ``overrides``.
+
+    The one resolution ``adaptune run``, ``vertex submit`` and ``vertex schedule create`` use.
+
+    Args:
+        compiled: The compiled pipeline YAML.
+        config_path: A YAML file of parameters; relative paths in it are resolved against its
+            directory.
+        overrides: Values from flags (None means not given); relative paths are resolved
+            against the current directory.
+
+    Raises:
+        UserError: On a missing file, unknown, missing or invalid parameters.
+    """
+    config = load_config(config_path) if config_path else {}
+    base_dir = config_path.resolve().parent if config_path else Path.cwd()
+    return resolve_params(declared_parameters(compiled), config, overrides, base_dir)
 
 
 def load_config(path: Path) -> dict[str, Any]:

@@ -26,9 +26,9 @@ from pathlib import Path
 import torch
 from peft import PeftModel
 
+from adaptune.base_models import BaseModel, load_base_model
 from adaptune.errors import UserError
 from adaptune.evaluation.generation import generate
-from adaptune.models import BaseModel, load_base_model
 from adaptune.registry import RegisteredVersion, read_aliases
 from adaptune.serving.generation_options import GenerationOptions
 from adaptune.tuning.loading import adapter_kind, load_tuned_model

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
+from adaptune.base_models import load_base_model
 from adaptune.evaluation.generation import generate
-from adaptune.models import load_base_model
 from adaptune.registry import RegisteredVersion, parse_model_ref, resolve_version
 from adaptune.serving.adapters import AdapterPool, explained_load_errors
 from adaptune.serving.generation_options import GenerationOptions

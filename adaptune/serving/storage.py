@@ -8,12 +8,12 @@ registry is read directly, and its aliases are followed live.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from adaptune.atomic import staged_directory
+from adaptune.base_models.remote import cache_root
 from adaptune.errors import UserError
-from adaptune.models.remote import cache_root
+from adaptune.hashing import sha256_text
 
 
 def local_registry(location: str) -> Path:
@@ -24,7 +24,7 @@ def local_registry(location: str) -> Path:
     """
     if not location.startswith("gs://"):
         return Path(location)
-    from adaptune.data.sources import gcs_filesystem
+    from adaptune.gcs import gcs_filesystem
 
     fs = gcs_filesystem()
     prefix = location.removeprefix("gs://").rstrip("/")
@@ -34,7 +34,7 @@ def local_registry(location: str) -> Path:
         raise UserError(f"registry {location}: cannot list it ({exc})") from None
     if not files:
         raise UserError(f"registry {location}: nothing there")
-    target = cache_root().parent / "registries" / hashlib.sha256(prefix.encode()).hexdigest()[:16]
+    target = cache_root().parent / "registries" / sha256_text(prefix)[:16]
     with staged_directory(target) as staging:
         for path in files:
             local = staging / path[len(prefix) :].lstrip("/")

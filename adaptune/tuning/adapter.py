@@ -9,13 +9,14 @@ from typing import Any
 import torch
 
 from adaptune.atomic import staged_directory, write_bytes_atomic, write_json_atomic
+from adaptune.base_models import load_base_model
+from adaptune.compute.device import device_for_training
+from adaptune.data.encoding import Encoded, encode_pairs
 from adaptune.data.jsonl import read_jsonl
 from adaptune.errors import UserError
-from adaptune.models import load_base_model
 from adaptune.tuning.distributed import barrier, current_workers
-from adaptune.tuning.encoding import Encoded, encode_pairs
 from adaptune.tuning.loading import apply_method, load_tuned_model, save_adapter
-from adaptune.tuning.loop import TrainingResult, device_for_training, train, trainable_state
+from adaptune.tuning.loop import TrainingResult, train, trainable_state
 from adaptune.tuning.loss_curve import plot_loss_png, training_report_html
 from adaptune.tuning.methods import AdapterMethod
 from adaptune.tuning.sanity import check_not_noop, check_reload, probe_logits

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from adaptune.data.encoding import Encoded, collate
 from adaptune.errors import UserError
-from adaptune.tuning.encoding import Encoded, collate
 
 RELOAD_TOLERANCE_FP32 = 1e-4
 RELOAD_TOLERANCE_BF16 = 2e-2

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from adaptune.data.encoding import DEFAULT_MAX_LENGTH
 from adaptune.errors import UserError
 from adaptune.settings_dict import from_pipeline_dict
 
@@ -57,7 +58,9 @@ class TrainingSettings:
     warmup_fraction: float = field(default=0.05, metadata={"help": "Share of steps warming up."})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm."})
     seed: int = field(default=0, metadata={"help": "Random seed."})
-    max_length: int = field(default=256, metadata={"help": "Most tokens per example."})
+    max_length: int = field(
+        default=DEFAULT_MAX_LENGTH, metadata={"help": "Most tokens per example."}
+    )
     max_batch_tokens: int = field(
         default=4096, metadata={"help": "Most padded tokens per forward pass (0: no limit)."}
     )

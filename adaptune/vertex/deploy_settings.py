@@ -10,12 +10,11 @@ request to the container's predict route.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from adaptune.errors import UserError
 from adaptune.settings_dict import from_pipeline_dict
-from components.images import IMAGE
 
 INT_FIELDS = ("traffic_percentage", "accelerator_count", "min_replicas", "max_replicas")
 SERVE_COMMAND = ("adaptune", "serve")
@@ -40,7 +39,8 @@ class VertexDeploySettings:
         accelerator_count: Accelerators per replica (needs ``accelerator_type``).
         min_replicas: Replicas always running.
         max_replicas: Upper bound for autoscaling.
-        serving_image: Container image serving the adapter (``adaptune serve``).
+        serving_image: Container image serving the adapter (``adaptune serve``); empty: the
+            image the caller names (the compile profile's in a pipeline, the CLI's default).
         artifact_prefix: ``gs://`` directory the version's files are staged under (empty: the
             pipeline root's ``models/``).
     """
@@ -52,7 +52,7 @@ class VertexDeploySettings:
     accelerator_count: int = 0
     min_replicas: int = 1
     max_replicas: int = 1
-    serving_image: str = IMAGE
+    serving_image: str = ""
     artifact_prefix: str = ""
 
     def __post_init__(self) -> None:
@@ -68,8 +68,6 @@ class VertexDeploySettings:
             )
         if not self.machine_type:
             raise UserError("machine_type must not be empty")
-        if not self.serving_image:
-            raise UserError("serving_image must not be empty")
         if not _is_int(self.min_replicas) or self.min_replicas < 1:
             raise UserError(f"min_replicas must be at least 1, got {self.min_replicas!r}")
         if not _is_int(self.max_replicas) or self.max_replicas < self.min_replicas:
@@ -96,6 +94,17 @@ class VertexDeploySettings:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON and the pipeline."""
         return asdict(self)
+
+    def with_serving_image(self, default: str) -> VertexDeploySettings:
+        """These settings, with ``default`` as the serving image unless one is set.
+
+        Raises:
+            UserError: If neither names an image.
+        """
+        image = self.serving_image or default
+        if not image:
+            raise UserError("serving_image must not be empty")
+        return replace(self, serving_image=image)
 
     def endpoint_name(self, model: str) -> str:
         """The endpoint's display name for registry model ``model``."""

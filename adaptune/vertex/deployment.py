@@ -9,7 +9,6 @@ the error says which resources already exist.
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from adaptune.atomic import write_json_atomic
 from adaptune.errors import UserError
-from adaptune.lineage.hashing import sha256_file
+from adaptune.hashing import sha256_named_files
 from adaptune.registry.index import INDEX_FILE
 from adaptune.vertex import endpoints, model_registry, staging
 from adaptune.vertex.deploy_settings import VertexDeploySettings
@@ -82,10 +81,8 @@ def version_files(version_dir: Path) -> dict[str, Path]:
 
 def artifact_uri(root: str, version: RegisteredVersion, files: dict[str, Path]) -> str:
     """``<root>/<model>/v<N>/<digest>``: the digest covers every file's path and content."""
-    digest = hashlib.sha256()
-    for name, path in files.items():
-        digest.update(f"{name}\0{sha256_file(path)}\n".encode())
-    return f"{root.rstrip('/')}/{version.model}/v{version.version}/{digest.hexdigest()[:16]}"
+    digest = sha256_named_files(files.items())[:16]
+    return f"{root.rstrip('/')}/{version.model}/v{version.version}/{digest}"
 
 
 def stage_version(client: storage.Client, version: RegisteredVersion, root: str) -> str:
@@ -150,6 +147,8 @@ def deploy_to_vertex(
     """
     from google.cloud.aiplatform import utils
 
+    if not settings.serving_image:
+        raise UserError("serving_image must not be empty")
     if settings.accelerator_type:
         try:
             utils.validate_accelerator_type(settings.accelerator_type)

@@ -6,19 +6,18 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adaptune import __version__
 from adaptune.errors import UserError
+from adaptune.run_ids import check_run_id
 from adaptune.vertex.settings import VertexSettings, check_labels
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
     from google.cloud import aiplatform
 
-JOB_ID_PATTERN = re.compile(r"^[a-z][-a-z0-9]{0,127}$")
 SUCCEEDED_SUFFIXES = ("SUCCEEDED",)
 TERMINAL_SUFFIXES = ("SUCCEEDED", "FAILED", "CANCELLED", "EXPIRED", "PARTIALLY_SUCCEEDED")
 STATE_PREFIXES = ("PIPELINE_STATE_", "JOB_STATE_")
@@ -38,27 +37,6 @@ def is_terminal(state: str) -> bool:
     Unlike the SDK's ``has_ended``, EXPIRED and PARTIALLY_SUCCEEDED count as ended too.
     """
     return short_state(state) in TERMINAL_SUFFIXES
-
-
-def new_run_id(now: datetime | None = None, suffix: str = "") -> str:
-    """A run id that is also a valid Vertex job id: ``adaptune-YYYYMMDD-HHMMSS[-suffix]``."""
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
-    run_id = f"adaptune-{stamp}" + (f"-{suffix}" if suffix else "")
-    return check_run_id(run_id)
-
-
-def check_run_id(run_id: str) -> str:
-    """Return ``run_id`` if Vertex accepts it as a job id.
-
-    Raises:
-        UserError: Otherwise.
-    """
-    if not JOB_ID_PATTERN.match(run_id):
-        raise UserError(
-            f"run id {run_id!r}: lowercase letters, digits and -, starting with a letter, "
-            "at most 128 characters"
-        )
-    return run_id
 
 
 def label_value(text: str) -> str:

@@ -6,13 +6,12 @@ at ``/gcs/BUCKET`` (Cloud Storage FUSE), so a staged ``gs://B/P`` is passed as `
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adaptune.errors import UserError
-from adaptune.lineage.hashing import sha256_file
+from adaptune.hashing import sha256_file, sha256_named_files
 
 if TYPE_CHECKING:
     from google.cloud import storage
@@ -28,7 +27,7 @@ class StagedInputs:
     Attributes:
         params: The parameters, with input files and the registry on ``/gcs/`` paths.
         uploads: For each staged parameter, the ``gs://`` URI it was uploaded to.
-        data_sha256: sha256 of the local input files' bytes (train, then eval); empty when no
+        data_sha256: sha256 of the local input files (``adaptune.hashing``); empty when no
             input was a local file.
     """
 
@@ -76,7 +75,6 @@ def plan_inputs(params: dict[str, Any], pipeline_root: str) -> tuple[dict[str, P
     out = dict(params)
     files: dict[str, Path] = {}
     uploads: dict[str, str] = {}
-    digest = hashlib.sha256()
     for name in INPUT_PARAMS:
         value = str(params.get(name) or "")
         if not value or value.startswith(FUSE_ROOT):
@@ -88,7 +86,6 @@ def plan_inputs(params: dict[str, Any], pipeline_root: str) -> tuple[dict[str, P
         if not path.is_file():
             raise UserError(f"{name}: file not found: {path}")
         sha = sha256_file(path)
-        digest.update(sha.encode())
         uri = f"{root}/inputs/{sha[:16]}/{path.name}"
         files[name] = path
         uploads[name] = uri
@@ -99,7 +96,9 @@ def plan_inputs(params: dict[str, Any], pipeline_root: str) -> tuple[dict[str, P
             out["registry_dir"] = to_fuse_path(registry)
         elif not registry.startswith(FUSE_ROOT):
             out["registry_dir"] = to_fuse_path(f"{root}/registry")
-    return files, StagedInputs(out, uploads, digest.hexdigest() if files else "")
+    return files, StagedInputs(
+        out, uploads, sha256_named_files((p.name, p) for p in files.values()) if files else ""
+    )
 
 
 def upload_inputs(

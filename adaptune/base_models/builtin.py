@@ -20,7 +20,7 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
-from adaptune.models.builtin_tokenizer import (  # noqa: F401 - re-exported
+from adaptune.base_models.builtin_tokenizer import (  # noqa: F401 - re-exported
     BOS,
     BUILTIN_PREFIX,
     EOS,

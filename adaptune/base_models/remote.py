@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 
 from adaptune.atomic import staged_directory
 from adaptune.errors import UserError
+from adaptune.hashing import sha256_json
 
 DONE_MARKER = ".adaptune-complete"
 
@@ -28,7 +27,7 @@ def fetch_checkpoint(uri: str) -> Path:
     Raises:
         UserError: If nothing is found at ``uri`` or it holds no ``config.json``.
     """
-    from adaptune.data.sources import gcs_filesystem
+    from adaptune.gcs import gcs_filesystem
 
     fs = gcs_filesystem()
     prefix = uri.removeprefix("gs://").rstrip("/")
@@ -43,7 +42,7 @@ def fetch_checkpoint(uri: str) -> Path:
         (p, info.get("size"), info.get("md5Hash") or info.get("crc32c") or info.get("etag"))
         for p, info in files.items()
     )
-    key = hashlib.sha256(json.dumps([prefix, identity], default=str).encode()).hexdigest()[:24]
+    key = sha256_json([prefix, identity])[:24]
     target = cache_root() / key
     if (target / DONE_MARKER).is_file():
         return target

@@ -1,6 +1,7 @@
 """The built-in models' tokenizer, trained in code, without importing torch or transformers.
 
-Counting tokens (data validation) needs only this; :func:`adaptune.models.builtin.build_tokenizer`
+Counting tokens (data validation) needs only this;
+:func:`adaptune.base_models.builtin.build_tokenizer`
 wraps it for the models.
 """
 
@@ -25,7 +26,9 @@ def train_builtin_tokenizer() -> Tokenizer:
     Returns:
         A ``tokenizers.Tokenizer`` with pad, eos and bos as special tokens.
     """
-    corpus = resources.files("adaptune.models").joinpath("builtin_corpus.txt").read_text("utf-8")
+    corpus = (
+        resources.files("adaptune.base_models").joinpath("builtin_corpus.txt").read_text("utf-8")
+    )
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()

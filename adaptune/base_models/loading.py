@@ -12,9 +12,9 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from adaptune.base_models import builtin
+from adaptune.base_models.tokenizer import checkpoint_dir, family_from_dir, tokenizer_from_dir
 from adaptune.errors import UserError
-from adaptune.models import builtin
-from adaptune.models.tokenizer import checkpoint_dir, family_from_dir, tokenizer_from_dir
 
 Family = Literal["causal", "seq2seq"]
 

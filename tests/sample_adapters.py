@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from peft import get_peft_model
 
-from adaptune.models import load_base_model
+from adaptune.base_models import load_base_model
 from adaptune.tuning.loading import save_adapter
 from adaptune.tuning.methods import LoraMethod
 

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 
 from tokenizers import Tokenizer
 
-from adaptune.errors import UserError
-from adaptune.models.builtin_tokenizer import (
+from adaptune.base_models.builtin_tokenizer import (
     BUILTIN_NAMES,
     BUILTIN_PREFIX,
     train_builtin_tokenizer,
 )
+from adaptune.errors import UserError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -35,7 +35,7 @@ def checkpoint_dir(name: str) -> Path | None:
             raise UserError(f"unknown built-in model {name!r}; choose one of {known}")
         return None
     if name.startswith("gs://"):
-        from adaptune.models.remote import fetch_checkpoint
+        from adaptune.base_models.remote import fetch_checkpoint
 
         return fetch_checkpoint(name)
     path = Path(name)
@@ -79,7 +79,7 @@ def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
     """
     path = checkpoint_dir(name)
     if path is None:
-        from adaptune.models.builtin import build_tokenizer
+        from adaptune.base_models.builtin import build_tokenizer
 
         return build_tokenizer()
     return tokenizer_from_dir(path, name)
@@ -102,7 +102,7 @@ def model_family(name: str) -> str:
     """``causal`` or ``seq2seq`` for base model ``name``, read from its config only."""
     path = checkpoint_dir(name)
     if path is None:
-        from adaptune.models.builtin import BUILTIN_MODELS
+        from adaptune.base_models.builtin import BUILTIN_MODELS
 
         return BUILTIN_MODELS[name.removeprefix(BUILTIN_PREFIX)].family
     return family_from_dir(path, name)

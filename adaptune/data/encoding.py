@@ -8,6 +8,8 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 IGNORE_INDEX = -100
+DEFAULT_MAX_LENGTH = 256
+"""Most tokens per example unless ``training.max_length`` says otherwise."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Device placement and the target-token loss, below both tuning and evaluation."""
