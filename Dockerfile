@@ -13,8 +13,10 @@ ARG VARIANT=cpu
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 HF_HUB_OFFLINE=1
 WORKDIR /opt/adaptune
 
-RUN pip install --index-url "https://download.pytorch.org/whl/${VARIANT}" torch==2.13.0
 COPY pyproject.toml README.md ./
+# torch's pin lives in pyproject.toml only; its wheel comes from the index for VARIANT.
+RUN pip install --index-url "https://download.pytorch.org/whl/${VARIANT}" \
+        "$(grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')"
 COPY adaptune ./adaptune
 COPY components ./components
 COPY pipelines ./pipelines

@@ -156,30 +156,21 @@ def _run_and_summarise(
     if_changed: bool,
     experiment: str | None = None,
 ) -> dict[str, Any]:
-    from adaptune.hashing import sha256_file
-    from adaptune.lineage.manifest import data_hashes, fingerprint
-    from adaptune.lineage.store import MetadataStore
-    from adaptune.lineage.tracking import last_successful_run, run_tracked
-    from adaptune.runner.summary import build_summary, print_summary
+    from adaptune.runner.run import run_local, unchanged_since
+    from adaptune.runner.summary import print_summary
 
     if if_changed:
-        store = MetadataStore(runs_dir)
-        last = last_successful_run(store)
-        store.close()
-        current = fingerprint(params, data_hashes(params), sha256_file(compiled))
-        if last and last.get("fingerprint") == current:
+        last = unchanged_since(compiled, params, runs_dir)
+        if last:
             click.echo(
-                f"unchanged since run {last['run_id']} (same data content and "
-                "parameters): nothing to do"
+                f"unchanged since run {last} (same data content and parameters): nothing to do"
             )
             sys.exit(0)
-    tracked = run_tracked(
-        compiled, params, runs_dir, summarise=build_summary, experiment=experiment
-    )
-    print_summary(tracked.summary)
-    if not tracked.run.succeeded:
+    result = run_local(compiled, params, runs_dir, experiment)
+    print_summary(result.summary)
+    if not result.succeeded:
         sys.exit(1)
-    return tracked.manifest
+    return result.manifest
 
 
 @main.command("export-merged")
@@ -247,7 +238,7 @@ def runs_list(runs_dir: Path, experiment: str | None) -> None:
             (r.get("start_time") or "")[:19],
             r.get("model_name") or "",
             f"{metrics.get('exact_match', float('nan')):.4f}" if metrics else "",
-            {True: "deploy", False: "no"}.get(gate.get("deploy"), ""),
+            {True: "passed", False: "failed"}.get(gate.get("passed"), ""),
             registry.get("model_ref") or "",
         )
     Console(width=max(160, Console().width)).print(table)

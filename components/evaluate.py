@@ -11,7 +11,7 @@ from components.images import IMAGE
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def evaluate(
     formatted: Input[Dataset],
-    adapter: Input[Model],
+    trained_adapter: Input[Model],
     base_model: str,
     prompt_template: str,
     gate: dict,
@@ -35,7 +35,7 @@ def evaluate(
 
     Args:
         formatted: Prompt/target pairs from format_text_to_text.
-        adapter: The adapter from tune_adapter.
+        trained_adapter: The adapter from tune_adapter.
         base_model: The base model the adapter was trained on.
         prompt_template: The template the eval prompts were made with.
         gate: Gate settings; its metric is the primary metric returned as a parameter.
@@ -65,7 +65,7 @@ def evaluate(
         metric = GateSettings.from_dict(gate).metric
         challenge = evaluate_challenger(
             Path(formatted.path) / "eval.jsonl",
-            Path(adapter.path),
+            Path(trained_adapter.path),
             base_model,
             prompt_template,
             Path(registry_dir),

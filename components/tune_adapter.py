@@ -13,10 +13,10 @@ def tune_adapter(
     formatted: Input[Dataset],
     data_sha256: str,
     base_model: str,
-    adapter_config: dict,
+    adapter: dict,
     training: dict,
     seed: int,
-    adapter: Output[Model],
+    trained_adapter: Output[Model],
     training_metrics: Output[Metrics],
     training_report: Output[HTML],
 ) -> NamedTuple("Outputs", first_loss=float, final_loss=float):
@@ -28,10 +28,10 @@ def tune_adapter(
         formatted: Prompt/target pairs from format_text_to_text.
         data_sha256: Hash of the validated data (keys the cache on content).
         base_model: builtin:tiny-gpt2, builtin:tiny-t5 or a checkpoint directory.
-        adapter_config: The method and its settings, e.g. {"method": "lora", "r": 8}.
+        adapter: The method and its settings, e.g. {"method": "lora", "r": 8}.
         training: Steps or epochs, learning rate, batch size, eval, checkpoint and stop rules.
         seed: Random seed (overrides training.seed).
-        adapter: The adapter directory (PEFT format, except for last_layers).
+        trained_adapter: The adapter directory (PEFT format, except for last_layers).
         training_metrics: Loss, eval loss, steps, tokens and wall time; its file holds the
             loss per step.
         training_report: Loss curves and settings as an HTML page.
@@ -51,13 +51,13 @@ def tune_adapter(
 
     with reported("tune_adapter"):
         settings = TrainingSettings.from_dict({**training, "seed": seed})
-        out = Path(adapter.path)
+        out = Path(trained_adapter.path)
         result = tune(
             Path(formatted.path) / "train.jsonl",
             out,
             base_model,
             settings,
-            method_from_dict(adapter_config),
+            method_from_dict(adapter),
             Path(formatted.path) / "eval.jsonl",
             out.with_name(out.name + "-checkpoints"),
         )
@@ -67,11 +67,11 @@ def tune_adapter(
         Path(training_metrics.path),
         {"losses": result.training.state.losses, "eval_losses": result.training.state.eval_losses},
     )
-    adapter.metadata.update(
+    trained_adapter.metadata.update(
         {
             "base_model": base_model,
             "data_sha256": data_sha256,
-            "method": adapter_config.get("method", "lora"),
+            "method": adapter.get("method", "lora"),
         }
     )
     write_text_atomic(Path(training_report.path), result.report_html)

@@ -1,16 +1,23 @@
-"""The adapter tuning DAG: validate → format → tune → evaluate → gate → deploy (if it passes).
+"""The adapter tuning DAG: validate → format → tune → evaluate → gate → release (if it passes).
+
+The release is a sub-DAG you can see: register the version (and promote it) → ask whether a
+Vertex AI deploy was requested → deploy to Vertex AI. A run without Vertex shows that last task
+skipped, not a green task that did nothing.
 
 Defaults mirror the library's (a test keeps them in sync); nothing here reads the environment.
 """
 
 from kfp import dsl
 
-from components.deploy import deploy
+from components.deploy_to_vertex import deploy_to_vertex
 from components.evaluate import evaluate
 from components.format_text_to_text import format_text_to_text
-from components.should_deploy import should_deploy
+from components.images import IMAGE
+from components.passes_gate import passes_gate
+from components.register_version import register_version
 from components.tune_adapter import tune_adapter
 from components.validate_dataset import validate_dataset
+from components.wants_vertex_deploy import wants_vertex_deploy
 
 PIPELINE_NAME = "adapter-tuning"
 DEFAULT_PROMPT_TEMPLATE = "{input_text}\n### Response:\n"
@@ -89,7 +96,7 @@ def adapter_tuning(
     run_id: str = "",
     vertex_deploy: dict = {},  # noqa: B006 (a kfp default, never mutated)
 ):
-    """Tune, evaluate and (if the gate passes) deploy an adapter as the production version.
+    """Tune, evaluate and (if the gate passes) register an adapter as the production version.
 
     Args:
         train_data: Training data: a file, glob or gs:// URI; JSONL (Vertex text, Gemini chat,
@@ -116,10 +123,11 @@ def adapter_tuning(
         model_name: Name of the model in the registry.
         registry_dir: Registry root directory.
         run_id: Run id stored with the version; the pipeline job name when empty.
-        vertex_deploy: Empty to deploy to the local registry only; else project, location
+        vertex_deploy: Empty for the local registry only; else project, location
             (pipeline_root or artifact_prefix) and endpoint, traffic_percentage, machine_type,
             accelerator_type, accelerator_count, min_replicas, max_replicas, serving_image to
-            also serve the version on a Vertex AI endpoint.
+            also deploy the promoted version to a Vertex AI endpoint (serving_image defaults to
+            the compile profile's image).
     """
     validation = validate_dataset(
         train_data=train_data, eval_data=eval_data, base_model=base_model, data=data
@@ -138,14 +146,14 @@ def adapter_tuning(
         formatted=formatting.outputs["formatted"],
         data_sha256=data_sha256,
         base_model=base_model,
-        adapter_config=adapter,
+        adapter=adapter,
         training=training,
         seed=seed,
     )
     tuning.set_retry(num_retries=2)  # a retried task resumes from its last checkpoint
     scoring = evaluate(
         formatted=formatting.outputs["formatted"],
-        adapter=tuning.outputs["adapter"],
+        trained_adapter=tuning.outputs["trained_adapter"],
         base_model=base_model,
         prompt_template=prompt_template,
         gate=gate,
@@ -154,7 +162,7 @@ def adapter_tuning(
         registry_dir=registry_dir,
     )
     scoring.set_caching_options(False)  # it reads the registry's production version
-    gate_check = should_deploy(
+    gate_check = passes_gate(
         tuned_score=scoring.outputs["tuned_score"],
         base_score=scoring.outputs["base_score"],
         production_score=scoring.outputs["production_score"],
@@ -162,10 +170,10 @@ def adapter_tuning(
         gate=gate,
     )
     gate_check.set_caching_options(False)
-    # The gate's bool is its single "Output": kfp.local resolves only that name in a condition.
+    # Each decision is its task's single "Output": kfp.local resolves only that name in dsl.If.
     with dsl.If(gate_check.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
-        registration = deploy(
-            adapter=tuning.outputs["adapter"],
+        registration = register_version(
+            trained_adapter=tuning.outputs["trained_adapter"],
             eval_metrics=scoring.outputs["eval_metrics"],
             model_name=model_name,
             registry_dir=registry_dir,
@@ -176,6 +184,18 @@ def adapter_tuning(
             pipeline_job_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
             gate_reason=gate_check.outputs["reason"],
             production_version=scoring.outputs["production_version"],
-            vertex_deploy=vertex_deploy,
         )
         registration.set_caching_options(False)
+        vertex_check = wants_vertex_deploy(
+            vertex_deploy=vertex_deploy, promoted=registration.outputs["promoted"]
+        )
+        vertex_check.set_caching_options(False)
+        with dsl.If(vertex_check.outputs["Output"] == True, name="vertex-deploy"):  # noqa: E712
+            deployment = deploy_to_vertex(
+                model_name=model_name,
+                registry_dir=registry_dir,
+                version=registration.outputs["version"],
+                vertex_deploy=vertex_deploy,
+                serving_image=IMAGE,  # the compile profile puts its own image here
+            )
+            deployment.set_caching_options(False)

@@ -2,7 +2,8 @@
 
 Compilation reads no environment: the same source and profile always give the same YAML. The
 ``local`` profile (the default) writes the committed ``compiled/``; another profile names its own
-image in every executor and gives the tuning task its accelerator, CPU and memory limits.
+image in every executor (and as the image the Vertex AI deploy serves with), and gives the tasks
+that need one (``adaptune.runner.dag``) their accelerator, CPU and memory limits.
 """
 
 import argparse
@@ -10,13 +11,12 @@ import ast
 import re
 from pathlib import Path
 
-from google.protobuf import json_format
 from kfp.compiler import compiler_utils
 from kfp.compiler import pipeline_spec_builder as builder
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from pipelines.adapter_tuning import adapter_tuning
-from pipelines.profiles import DEFAULT_PROFILE, PROFILES, TUNE_TASK, Profile, get_profile
+from pipelines.profiles import DEFAULT_PROFILE, PROFILES, Profile, get_profile
 
 PIPELINES = {"adapter_tuning.yaml": adapter_tuning}
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "compiled"
@@ -51,27 +51,52 @@ def normalise_header(text: str) -> str:
     return "".join(line + "\n" for line in header) + "".join(lines[body:])
 
 
+SERVING_IMAGE_INPUT = "serving_image"
+
+
+def dag_tasks(
+    spec: pipeline_spec_pb2.PipelineSpec,
+) -> dict[str, pipeline_spec_pb2.PipelineTaskSpec]:
+    """Every task of the spec by name: the root DAG's and those of its sub-DAGs (``dsl.If``)."""
+    tasks = dict(spec.root.dag.tasks)
+    for component in spec.components.values():
+        if component.HasField("dag"):
+            tasks.update(component.dag.tasks)
+    return {name: task for name, task in tasks.items() if not name.startswith("condition-")}
+
+
 def apply_profile(
     spec: pipeline_spec_pb2.PipelineSpec, profile: Profile
 ) -> pipeline_spec_pb2.PipelineSpec:
-    """Return a copy of ``spec`` with the profile's image and tuning-task resources.
+    """Return a copy of ``spec`` with the profile's image and the resources of its GPU tasks.
 
     The fields are the ones KFP writes for ``set_container_image``, ``set_cpu_limit``,
     ``set_memory_limit``, ``set_accelerator_type`` and ``set_accelerator_limit`` with constant
-    values (a test compares them with KFP's own output). Nothing is set that the profile leaves
-    empty, so the ``local`` profile returns the spec unchanged.
+    values (a test compares them with KFP's own output). The profile's image is also the
+    constant ``serving_image`` input of the Vertex AI deploy task, so a GPU profile deploys its
+    CUDA image. Nothing is set that the profile leaves empty, so the ``local`` profile returns
+    the spec unchanged.
     """
+    from google.protobuf import json_format
+
+    from adaptune.runner.dag import TASKS
+
     spec = pipeline_spec_pb2.PipelineSpec.FromString(spec.SerializeToString())
+    tasks = dag_tasks(spec)
     config = json_format.ParseDict(
         json_format.MessageToDict(spec.deployment_spec),
         pipeline_spec_pb2.PipelineDeploymentConfig(),
     )
     for executor in config.executors.values():
         executor.container.image = profile.image
-    if TUNE_TASK in spec.root.dag.tasks:
-        component = spec.root.dag.tasks[TUNE_TASK].component_ref.name
-        label = spec.components[component].executor_label
-        _set_resources(config.executors[label].container.resources, profile)
+    for task in TASKS:
+        if task.accelerator and task.name in tasks:
+            label = spec.components[tasks[task.name].component_ref.name].executor_label
+            _set_resources(config.executors[label].container.resources, profile)
+    for task in tasks.values():
+        serving = task.inputs.parameters.get(SERVING_IMAGE_INPUT)
+        if serving is not None and serving.HasField("runtime_value"):
+            serving.runtime_value.constant.string_value = profile.image
     spec.deployment_spec.Clear()
     spec.deployment_spec.update(json_format.MessageToDict(config))
     return spec

@@ -11,7 +11,6 @@ from dataclasses import dataclass, replace
 from components.images import IMAGE as CPU_IMAGE
 
 CUDA_IMAGE = f"{CPU_IMAGE}-cuda"
-TUNE_TASK = "tune-adapter"
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from adaptune.data.formatting import DEFAULT_TEMPLATE
 from adaptune.data.settings import DataSettings
 from adaptune.evaluation.gate import GateSettings
 from adaptune.evaluation.settings import EvaluationSettings
+from adaptune.runner import dag
 from adaptune.tuning.methods import LoraMethod
 from adaptune.tuning.settings import TrainingSettings
 from pipelines import adapter_tuning as pipeline_module
@@ -34,19 +35,50 @@ def test_compiling_twice_is_byte_identical(tmp_path):
     assert a.read_bytes() == b.read_bytes()
 
 
-def test_compiled_yaml_parses_and_has_the_dag():
+def _leaf_tasks(spec: dict) -> dict[str, tuple[dict, list[str]]]:
+    """Every task with its component and the display names of the dsl.If groups around it."""
+    found = {}
+
+    def walk(tasks: dict, groups: list[str]) -> None:
+        for name, task in tasks.items():
+            component = spec["components"][task["componentRef"]["name"]]
+            if "dag" in component:
+                walk(component["dag"]["tasks"], [*groups, task["taskInfo"]["name"]])
+            else:
+                found[name] = (component, groups)
+
+    walk(spec["root"]["dag"]["tasks"], [])
+    return found
+
+
+def test_the_task_table_is_the_compiled_dag():
     spec = yaml.safe_load(COMPILED.read_text())
-    tasks = spec["root"]["dag"]["tasks"]
-    assert {
-        "validate-dataset",
-        "format-text-to-text",
-        "tune-adapter",
-        "evaluate",
-        "should-deploy",
-        "condition-1",
-    } <= set(tasks)
-    condition = tasks["condition-1"]["triggerPolicy"]["condition"]
-    assert "should-deploy-Output" in condition
+    leaves = _leaf_tasks(spec)
+    assert {t.name for t in dag.TASKS} == set(leaves), "a task added, removed or renamed"
+    for task in dag.TASKS:
+        component, groups = leaves[task.name]
+        declared = component.get("outputDefinitions", {})
+        outputs = set(declared.get("artifacts", {})) | set(declared.get("parameters", {}))
+        assert set(task.outputs) == outputs, task.name
+        assert set(task.listed) <= set(declared.get("artifacts", {})), task.name
+        assert list(task.condition) == groups, task.name
+        inputs = component.get("inputDefinitions", {}).get("parameters", {})
+        assert set(task.reads_data) <= set(inputs), task.name
+
+
+def test_the_release_is_a_visible_sub_dag():
+    spec = yaml.safe_load(COMPILED.read_text())
+    root = spec["root"]["dag"]["tasks"]
+    (gate_group,) = [t for t in root.values() if t["taskInfo"]["name"] == dag.GATE_PASSED]
+    assert "passes-gate-Output" in gate_group["triggerPolicy"]["condition"]
+    inner = spec["components"][gate_group["componentRef"]["name"]]["dag"]["tasks"]
+    assert {"register-version", "wants-vertex-deploy"} <= set(inner)
+    (vertex_group,) = [t for t in inner.values() if t["taskInfo"]["name"] == dag.VERTEX_DEPLOY]
+    assert "wants-vertex-deploy-Output" in vertex_group["triggerPolicy"]["condition"]
+    deploy = spec["components"][vertex_group["componentRef"]["name"]]["dag"]["tasks"]
+    assert list(deploy) == ["deploy-to-vertex"]
+    serving = deploy["deploy-to-vertex"]["inputs"]["parameters"]["serving_image"]
+    assert serving["runtimeValue"]["constant"] == "ghcr.io/adaptune/adaptune:0.1.0"
     for executor in spec["deploymentSpec"]["executors"].values():
         assert "pip install" not in " ".join(executor["container"]["command"])
 
@@ -70,6 +102,13 @@ def test_tuning_task_is_retried_so_it_can_resume():
     assert spec["root"]["dag"]["tasks"]["tune-adapter"]["retryPolicy"]["maxRetryCount"] == 2
 
 
+def _deploy_task(spec: dict) -> dict:
+    for component in spec["components"].values():
+        if "deploy-to-vertex" in component.get("dag", {}).get("tasks", {}):
+            return component["dag"]["tasks"]["deploy-to-vertex"]
+    raise AssertionError("no deploy-to-vertex task")
+
+
 def test_gpu_profile_names_its_image_everywhere_and_gives_the_tune_task_a_gpu(tmp_path):
     from pipelines.profiles import get_profile
 
@@ -77,8 +116,11 @@ def test_gpu_profile_names_its_image_everywhere_and_gives_the_tune_task_a_gpu(tm
     (path,) = compile_all(tmp_path, get_profile("vertex-gpu", image))
     spec = yaml.safe_load(path.read_text())
     executors = spec["deploymentSpec"]["executors"]
-    assert len(executors) == 6
+    assert len(executors) == 8
     assert {e["container"]["image"] for e in executors.values()} == {image}
+    # The Vertex AI deploy serves with the profile's (CUDA) image, not the local CPU one.
+    serving = _deploy_task(spec)["inputs"]["parameters"]["serving_image"]
+    assert serving["runtimeValue"]["constant"] == image
     tune_label = spec["components"]["comp-tune-adapter"]["executorLabel"]
     resources = executors[tune_label]["container"]["resources"]
     assert resources["accelerator"]["resourceType"] == "NVIDIA_L4"
@@ -92,6 +134,7 @@ def test_gpu_profile_names_its_image_everywhere_and_gives_the_tune_task_a_gpu(tm
     for executor in executors.values():
         executor["container"]["image"] = "ghcr.io/adaptune/adaptune:0.1.0"
     del executors[tune_label]["container"]["resources"]
+    serving["runtimeValue"]["constant"] = "ghcr.io/adaptune/adaptune:0.1.0"
     assert spec == local
 
 
@@ -99,7 +142,7 @@ def test_profile_fields_match_what_kfp_writes_for_the_task_methods(tmp_path):
     from kfp import compiler, dsl
 
     from pipelines.compile import apply_profile
-    from pipelines.profiles import TUNE_TASK, Profile
+    from pipelines.profiles import Profile
 
     @dsl.component(base_image="python:3.11", install_kfp_package=False)
     def tune_adapter() -> str:
@@ -119,7 +162,7 @@ def test_profile_fields_match_what_kfp_writes_for_the_task_methods(tmp_path):
         task.set_accelerator_limit(2)
 
     profile = Profile("t", "img:1", "NVIDIA_TESLA_T4", 2, "4", "16G")
-    assert TUNE_TASK in plain.pipeline_spec.root.dag.tasks
+    assert dag.TUNE.name in plain.pipeline_spec.root.dag.tasks
     ours = apply_profile(plain.pipeline_spec, profile)
     expected = tmp_path / "kfp.yaml"
     compiler.Compiler().compile(by_kfp, str(expected))

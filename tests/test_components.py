@@ -7,12 +7,13 @@ import pytest
 from kfp.dsl import HTML, Dataset, Metrics, Model
 
 from adaptune.registry import read_aliases
-from components.deploy import deploy
 from components.evaluate import evaluate
 from components.format_text_to_text import format_text_to_text
-from components.should_deploy import should_deploy
+from components.passes_gate import passes_gate
+from components.register_version import register_version
 from components.tune_adapter import tune_adapter
 from components.validate_dataset import validate_dataset
+from components.wants_vertex_deploy import wants_vertex_deploy
 
 
 def _artifact(cls, path: Path):
@@ -73,7 +74,7 @@ def test_validate_failure_exits_with_a_clear_message(tmp_path, capsys):
     assert not (tmp_path / "d").exists() and not (tmp_path / "report.html").exists()
 
 
-def test_tune_evaluate_gate_deploy(trained_adapter, tmp_path):
+def test_tune_evaluate_gate_register(trained_adapter, tmp_path):
     formatted = _artifact(Dataset, trained_adapter["formatted"])
     adapter = _artifact(Model, tmp_path / "adapter")
     training_metrics = _artifact(Metrics, tmp_path / "training_metrics")
@@ -82,10 +83,10 @@ def test_tune_evaluate_gate_deploy(trained_adapter, tmp_path):
         formatted=formatted,
         data_sha256="abc",
         base_model="builtin:tiny-gpt2",
-        adapter_config={"method": "lora", "r": 8.0, "alpha": 16.0},
+        adapter={"method": "lora", "r": 8.0, "alpha": 16.0},
         training={"steps": 60.0, "eval_every": 20.0, "checkpoint_every": 25.0},
         seed=0,
-        adapter=adapter,
+        trained_adapter=adapter,
         training_metrics=training_metrics,
         training_report=report,
     )
@@ -104,7 +105,7 @@ def test_tune_evaluate_gate_deploy(trained_adapter, tmp_path):
         eval_metrics = _artifact(Metrics, tmp_path / f"eval_metrics{round_}")
         scores = evaluate.python_func(
             formatted=formatted,
-            adapter=adapter,
+            trained_adapter=adapter,
             base_model="builtin:tiny-gpt2",
             prompt_template="{input_text}",
             gate=gate,
@@ -119,7 +120,7 @@ def test_tune_evaluate_gate_deploy(trained_adapter, tmp_path):
         assert scores.base_score == eval_metrics.metadata["base_exact_match"]
         assert "<table" in Path(tmp_path / f"eval{round_}.html").read_text()
         reason_file = tmp_path / f"reason{round_}"
-        decision = should_deploy.python_func(
+        decision = passes_gate.python_func(
             tuned_score=scores.tuned_score,
             base_score=scores.base_score,
             production_score=scores.production_score,
@@ -128,9 +129,9 @@ def test_tune_evaluate_gate_deploy(trained_adapter, tmp_path):
             reason=str(reason_file),
         )
         assert decision is True
-        assert reason_file.read_text().startswith("deploy:")
-        registered = deploy.python_func(
-            adapter=adapter,
+        assert reason_file.read_text().startswith("passed:")
+        registered = register_version.python_func(
+            trained_adapter=adapter,
             eval_metrics=eval_metrics,
             model_name="router",
             registry_dir=str(registry),
@@ -141,7 +142,6 @@ def test_tune_evaluate_gate_deploy(trained_adapter, tmp_path):
             pipeline_job_name=f"job-{round_}",
             gate_reason="ok",
             production_version=scores.production_version,
-            vertex_deploy={},
         )
         return scores, eval_metrics, registered, reason_file.read_text()
 
@@ -149,11 +149,8 @@ def test_tune_evaluate_gate_deploy(trained_adapter, tmp_path):
     scores, _, registered, reason = champion_challenger(1)
     assert (scores.production_version, scores.production_score) == (0, 0.0)
     assert "no production version" in reason
-    assert (registered.version, registered.model_ref, registered.vertex_model) == (
-        1,
-        "router@v1",
-        "",
-    )
+    assert (registered.version, registered.model_ref) == (1, "router@v1")
+    assert (registered.promoted, registered.note) == (True, "")
     meta = json.loads((registry / "router/v1/version.json").read_text())
     assert meta["run_id"] == "job-1" and meta["data_sha256"] == "abc"
     assert meta["metrics"]["tuned_exact_match"] == scores.tuned_score
@@ -172,7 +169,7 @@ def test_tune_evaluate_gate_deploy(trained_adapter, tmp_path):
 def test_gate_says_no_with_a_reason(tmp_path):
     reason = tmp_path / "reason"
     assert (
-        should_deploy.python_func(
+        passes_gate.python_func(
             tuned_score=0.5,
             base_score=0.0,
             production_score=0.9,
@@ -184,3 +181,27 @@ def test_gate_says_no_with_a_reason(tmp_path):
     )
     assert "0.5000 < threshold 0.9900" in reason.read_text()
     assert "tuned 0.5000 < production v3 0.9000 - tolerance 0.0000" in reason.read_text()
+
+
+def test_vertex_deploy_is_asked_only_with_settings_and_a_promoted_version(tmp_path):
+    reason = tmp_path / "reason"
+    settings = {"project": "p", "location": "europe-west4", "endpoint": "router"}
+    asked = wants_vertex_deploy.python_func
+    assert asked(vertex_deploy={}, promoted=True, reason=str(reason)) is False
+    assert "local registry only" in reason.read_text()
+    assert asked(vertex_deploy=settings, promoted=False, reason=str(reason)) is False
+    assert "not promoted" in reason.read_text()
+    assert asked(vertex_deploy=settings, promoted=True, reason=str(reason)) is True
+    assert reason.read_text() == "deploy to Vertex AI (p/europe-west4)"
+
+
+def test_vertex_deploy_settings_are_checked_before_the_deploy_branch(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        wants_vertex_deploy.python_func(
+            vertex_deploy={"project": "p", "traffic": 10},
+            promoted=True,
+            reason=str(tmp_path / "reason"),
+        )
+    assert exit_.value.code == 1
+    assert "unknown Vertex deploy setting(s) ['traffic']" in capsys.readouterr().err
+

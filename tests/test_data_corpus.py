@@ -122,6 +122,7 @@ def ten_mb_line(tmp_path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_10_mb_single_line_fails_cleanly(ten_mb_line, tmp_path):
     result = CliRunner().invoke(main, ["validate", str(ten_mb_line)])
     assert result.exit_code == 1

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import BUCKET, COMPILED
 
-from adaptune.runner.local import run_pipeline
 from adaptune.runner.params import declared_parameters, resolve_params
-from adaptune.runner.summary import build_summary
+from adaptune.runner.run import run_local
 
 pytestmark = pytest.mark.pipeline
 
@@ -46,13 +45,13 @@ def test_chat_data_on_gs_runs_through_the_dag(gcs, tmp_path):
         "gate": {"threshold": 1.01},
     }
     params = resolve_params(declared_parameters(COMPILED), {}, values, tmp_path)
-    run = run_pipeline(COMPILED, params, tmp_path / "runs")
+    run = run_local(COMPILED, params, tmp_path / "runs")
     assert run.succeeded, run.error
-    summary = build_summary(run, params)
+    summary = run.summary
     assert summary["records"] == {"train": 48, "eval": 0}
     assert summary["examples"]["train"] + summary["examples"]["eval"] == 48
     assert summary["examples"]["eval"] > 0
-    assert summary["gate"]["deploy"] is False
+    assert summary["gate"]["passed"] is False
     formatted = Path(summary["outputs"]["formatted data"])
     pairs = [
         json.loads(line)

@@ -3,7 +3,7 @@ import itertools
 import pytest
 
 from adaptune.errors import UserError
-from adaptune.evaluation.gate import GateSettings, should_deploy
+from adaptune.evaluation.gate import GateSettings, passes_gate
 
 GATE = GateSettings(threshold=0.6, min_improvement=0.1, tolerance=0.05)
 
@@ -18,10 +18,10 @@ def test_truth_table(clears_threshold, beats_base, has_production, keeps_up):
     production = None
     if has_production:
         production = tuned + (0.03 if keeps_up else 0.08)  # within / beyond the 0.05 tolerance
-    decision = should_deploy(tuned, base, GATE, production, "router@v3")
+    decision = passes_gate(tuned, base, GATE, production, "router@v3")
     expected = clears_threshold and beats_base and (keeps_up or not has_production)
-    assert decision.deploy is expected
-    assert decision.reason.startswith("deploy: " if expected else "not deployed: ")
+    assert decision.passed is expected
+    assert decision.reason.startswith("passed: " if expected else "failed: ")
     assert ("< threshold" in decision.reason) is (not clears_threshold)
     assert ("< min_improvement" in decision.reason) is (not beats_base)
     assert ("< router@v3" in decision.reason) is (has_production and not keeps_up)
@@ -31,16 +31,16 @@ def test_truth_table(clears_threshold, beats_base, has_production, keeps_up):
 
 def test_boundaries_are_inclusive():
     gate = GateSettings(threshold=0.5, min_improvement=0.25, tolerance=0.25)
-    assert should_deploy(0.5, 0.25, gate, production=0.75).deploy
+    assert passes_gate(0.5, 0.25, gate, production=0.75).passed
     # not exactly representable: 0.7 - 0.6 is 0.0999..., 0.8 - 0.1 is 0.7000...1
     inexact = GateSettings(threshold=0.7, min_improvement=0.1, tolerance=0.1)
-    assert should_deploy(0.7, 0.6, inexact, production=0.8).deploy
-    assert not should_deploy(0.7, 0.6001, inexact, production=0.8).deploy
+    assert passes_gate(0.7, 0.6, inexact, production=0.8).passed
+    assert not passes_gate(0.7, 0.6001, inexact, production=0.8).passed
 
 
 def test_reason_names_every_number():
-    decision = should_deploy(0.7, 0.2, GATE, production=0.9, production_ref="router@v3")
-    assert decision.reason == ("not deployed: tuned 0.7000 < router@v3 0.9000 - tolerance 0.0500")
+    decision = passes_gate(0.7, 0.2, GATE, production=0.9, production_ref="router@v3")
+    assert decision.reason == ("failed: tuned 0.7000 < router@v3 0.9000 - tolerance 0.0500")
 
 
 @pytest.mark.parametrize(

@@ -113,11 +113,12 @@ def test_run_reproduce_lineage_and_if_changed(tmp_path):
     compare = _cli("runs", "compare", run_a, run_b, "--runs-dir", str(tmp_path / "runs"))
     assert "no differences" in compare.output
 
-    # lineage from the deployed version down to the data file's sha256
+    # lineage from the registered version down to the data file's sha256
     lineage = _cli("lineage", "router@v2", "--runs-dir", str(tmp_path / "runs"), "--json")
     chain = json.loads(lineage.output)
     assert chain["type"] == "registry_version" and chain["properties"]["version"] == 2
-    assert chain["produced_by"]["task"] == "deploy" and chain["produced_by"]["run_id"] == run_b
+    assert chain["produced_by"]["task"] == "register-version"
+    assert chain["produced_by"]["run_id"] == run_b
     files = {f["uri"]: f["sha256"] for f in _data_files(chain)}
     assert files[str(train.resolve())] == sha256_file(train)
     tree = _cli("lineage", "router", "--runs-dir", str(tmp_path / "runs"))
@@ -142,7 +143,7 @@ def test_run_reproduce_lineage_and_if_changed(tmp_path):
                                 "--json").output)
     new_files = {f["uri"]: f["sha256"] for f in _data_files(new_chain)}
     assert new_files[str(train.resolve())] == sha256_file(train) != files[str(train.resolve())]
-    dataset = new_chain["produced_by"]["inputs"]["adapter"]["produced_by"]["inputs"]
+    dataset = new_chain["produced_by"]["inputs"]["trained_adapter"]["produced_by"]["inputs"]
     assert dataset["formatted"]["uri"].startswith(str(tmp_path / "runs" / runs[0]["run_id"]))
 
 
@@ -162,9 +163,11 @@ def test_two_concurrent_runs_both_land_intact(tmp_path):
     assert len(runs) == 2 and {r["status"] for r in runs} == {"succeeded"}
     store = MetadataStore(tmp_path / "runs")
     for run in runs:
-        tasks = {e["type"] for e in store.executions(run["run_id"])}
-        assert tasks == {"validate-dataset", "format-text-to-text", "tune-adapter", "evaluate",
-                         "should-deploy", "deploy"}
+        tasks = {e["type"]: e["status"] for e in store.executions(run["run_id"])}
+        assert tasks == {"validate-dataset": "succeeded", "format-text-to-text": "succeeded",
+                         "tune-adapter": "succeeded", "evaluate": "succeeded",
+                         "passes-gate": "succeeded", "register-version": "succeeded",
+                         "wants-vertex-deploy": "succeeded", "deploy-to-vertex": "skipped"}
     versions = {a.properties["version"] for a in store.find_artifacts("registry_version")}
     assert versions == {1, 2}
     assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -12,9 +12,8 @@ from peft import PeftModel
 from adaptune.base_models import load_base_model
 from adaptune.cli import main
 from adaptune.registry import list_versions, read_aliases
-from adaptune.runner.local import run_pipeline
 from adaptune.runner.params import declared_parameters, resolve_params
-from adaptune.runner.summary import build_summary
+from adaptune.runner.run import run_local
 from adaptune.serving.app import create_app
 from adaptune.serving.settings import ServeSettings
 
@@ -33,14 +32,14 @@ def _params(tmp_path: Path, **overrides) -> dict:
     return resolve_params(declared_parameters(COMPILED), {}, values, tmp_path)
 
 
-def test_sample_run_deploys_a_loadable_adapter(tmp_path):
+def test_sample_run_registers_a_loadable_adapter(tmp_path):
     params = _params(tmp_path)
-    run = run_pipeline(COMPILED, params, tmp_path / "runs")
+    run = run_local(COMPILED, params, tmp_path / "runs")
     assert run.succeeded, run.error
-    summary = build_summary(run, params)
+    summary = run.summary
     assert summary["records"] == {"train": 400, "eval": 80}
     assert summary["metrics"]["tuned"]["exact_match"] > summary["metrics"]["base"]["exact_match"]
-    assert summary["gate"]["deploy"] is True
+    assert summary["gate"]["passed"] is True
     assert summary["registry"]["model_ref"] == "router@v1"
     (version,) = list_versions(tmp_path / "registry", "router")
     assert version.metadata["run_id"] == run.run_id
@@ -53,12 +52,19 @@ def test_sample_run_deploys_a_loadable_adapter(tmp_path):
         version.path / "adapter_model.safetensors"
     ).read_bytes()
     saved = json.loads((run.run_dir / "summary.json").read_text())
-    assert saved["gate"]["reason"].startswith("deploy:")
+    assert saved["gate"]["reason"].startswith("passed:")
+    # The release sub-DAG: registered and promoted; without vertex_deploy the Vertex AI deploy
+    # is skipped, visibly, not a green task that did nothing.
+    statuses = {t["task"]: t["status"] for t in saved["tasks"]}
+    assert statuses["register-version"] == statuses["wants-vertex-deploy"] == "succeeded"
+    assert statuses["deploy-to-vertex"] == "skipped"
+    assert "local registry only" in saved["vertex"]["reason"]
+    assert saved["vertex"]["deployed"] is False
     assert "no production version" in saved["gate"]["reason"]
     assert version.metadata["prompt_template"] == params["prompt_template"]
     assert read_aliases(tmp_path / "registry", "router") == {"production": 1}
 
-    # The deployed version, served: the endpoint answers an eval prompt as the evaluation did.
+    # The registered version, served: the endpoint answers an eval prompt as the evaluation did.
     first = json.loads(Path(summary["outputs"]["predictions"]).read_text().splitlines()[0])
     raw_input = first["prompt"].removesuffix("\n### Response:\n")
     with TestClient(create_app(ServeSettings(registry_dir=tmp_path / "registry"))) as client:
@@ -69,32 +75,36 @@ def test_sample_run_deploys_a_loadable_adapter(tmp_path):
     assert reply.json()["predictions"][0]["content"] == first["tuned"]
     assert reply.json()["modelVersionId"] == "1"
 
-    # A weaker challenger (2 steps) beats base but not production v1: nothing is deployed.
+    # A weaker challenger (2 steps) beats base but not production v1: nothing is registered.
     weak = _params(
         tmp_path, training={"steps": 2}, gate={"threshold": 0.0, "min_improvement": -1.0}
     )
-    second = run_pipeline(COMPILED, weak, tmp_path / "runs")
+    second = run_local(COMPILED, weak, tmp_path / "runs")
     assert second.succeeded, second.error
-    challenger = build_summary(second, weak)
+    challenger = second.summary
     assert challenger["production"]["version"] == 1
     assert challenger["production"]["metrics"]["exact_match"] == pytest.approx(
         summary["metrics"]["tuned"]["exact_match"]
     )
-    assert challenger["gate"]["deploy"] is False
+    assert challenger["gate"]["passed"] is False
     assert "< production v1" in challenger["gate"]["reason"]
     assert challenger["registry"] is None
     assert [v.version for v in list_versions(tmp_path / "registry", "router")] == [1]
     assert read_aliases(tmp_path / "registry", "router") == {"production": 1}
 
 
-def test_unreachable_threshold_skips_deploy_and_records_why(tmp_path):
+def test_unreachable_threshold_skips_the_release_and_records_why(tmp_path):
     params = _params(tmp_path, gate={"threshold": 1.01})
-    run = run_pipeline(COMPILED, params, tmp_path / "runs")
+    run = run_local(COMPILED, params, tmp_path / "runs")
     assert run.succeeded, run.error
-    summary = build_summary(run, params)
-    assert summary["gate"]["deploy"] is False
+    summary = run.summary
+    assert summary["gate"]["passed"] is False
     assert "< threshold 1.0100" in summary["gate"]["reason"]
     assert summary["registry"] is None
+    statuses = {t["task"]: t["status"] for t in summary["tasks"]}
+    assert statuses["passes-gate"] == "succeeded"
+    release = ("register-version", "wants-vertex-deploy", "deploy-to-vertex")
+    assert {statuses[t] for t in release} == {"skipped"}
     assert not list_versions(tmp_path / "registry", "router")
     saved = json.loads((run.run_dir / "summary.json").read_text())
     assert saved["gate"]["reason"] == summary["gate"]["reason"]

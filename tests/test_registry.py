@@ -10,12 +10,12 @@ import pytest
 
 from adaptune.errors import UserError
 from adaptune.registry import (
-    deploy_version,
     list_models,
     list_versions,
     promote,
     read_aliases,
     read_index,
+    register_and_promote,
     register_version,
     resolve_version,
     rollback,
@@ -56,7 +56,7 @@ def test_versions_are_numbered_immutable_and_carry_metadata(adapter, tmp_path):
     assert not (first.path / "adapter_model.safetensors").stat().st_mode & 0o222
     assert sorted(p.name for p in (reg / "router").iterdir()) == [".lock", "index.json", "v1", "v2"]
     assert list_models(reg) == ["router"]
-    assert read_aliases(reg, "router") == {}, "registering alone does not deploy"
+    assert read_aliases(reg, "router") == {}, "registering alone does not promote"
 
 
 def test_a_directory_that_is_not_ours_is_kept_and_its_number_skipped(adapter, tmp_path):
@@ -85,7 +85,7 @@ def test_a_directory_without_adapter_files_is_rejected(tmp_path):
     assert not list_versions(tmp_path / "reg", "router")
 
 
-def test_deploy_promote_and_rollback_move_the_aliases(adapter, tmp_path):
+def test_register_promote_and_rollback_move_the_aliases(adapter, tmp_path):
     reg = tmp_path / "reg"
     for run in ("r1", "r2", "r3"):
         register_version(reg, "router", adapter, {"run_id": run}, promote=True)
@@ -100,9 +100,9 @@ def test_deploy_promote_and_rollback_move_the_aliases(adapter, tmp_path):
     assert resolve_version(reg, "router", "previous").version == 3
     history = read_index(reg, "router").history
     assert [(h["action"], h["version"]) for h in history] == [
-        ("deploy", 1),
-        ("deploy", 2),
-        ("deploy", 3),
+        ("register", 1),
+        ("register", 2),
+        ("register", 3),
         ("rollback", 2),
         ("rollback", 3),
         ("promote", 1),
@@ -167,7 +167,7 @@ KILL_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.parametrize("where", ["copy", "metadata", "commit", "index-replace"])
-def test_a_deploy_killed_mid_write_leaves_the_registry_unchanged(adapter, tmp_path, where):
+def test_a_registration_killed_mid_write_leaves_the_registry_unchanged(adapter, tmp_path, where):
     reg = tmp_path / "reg"
     register_version(reg, "router", adapter, {"run_id": "r1"}, promote=True)
     before = snapshot(reg)
@@ -182,7 +182,7 @@ def test_a_deploy_killed_mid_write_leaves_the_registry_unchanged(adapter, tmp_pa
     assert resolve_version(reg, "router").metadata["run_id"] == "r1"
     after = snapshot(reg)
     assert {k: v for k, v in after.items() if k in before} == before
-    # The next deploy clears what the killed one left and takes the next number.
+    # The next registration clears what the killed one left and takes the next number.
     version = register_version(reg, "router", adapter, {"run_id": "r2"}, promote=True)
     assert version.version == 2
     assert sorted(p.name for p in (reg / "router").iterdir()) == [".lock", "index.json", "v1", "v2"]
@@ -203,7 +203,7 @@ DEPLOY_SCRIPT = textwrap.dedent(
 )
 
 
-def test_concurrent_deploys_serialise(adapter, tmp_path):
+def test_concurrent_registrations_serialise(adapter, tmp_path):
     reg = tmp_path / "reg"
     writers, each = 4, 3
     procs = [
@@ -221,7 +221,7 @@ def test_concurrent_deploys_serialise(adapter, tmp_path):
     assert index.versions == list(range(1, writers * each + 1))
     runs = {v.metadata["run_id"] for v in list_versions(reg, "router")}
     assert runs == {f"w{w}-{i}" for w in range(writers) for i in range(each)}
-    # Each deploy saw the one before it: the history is one unbroken chain of production.
+    # Each registration saw the one before it: the history is one unbroken chain of production.
     history = index.history
     assert len(history) == writers * each
     for earlier, later in itertools.pairwise(history):
@@ -231,14 +231,14 @@ def test_concurrent_deploys_serialise(adapter, tmp_path):
     assert on_disk["versions"] == index.versions
 
 
-def test_a_deploy_evaluated_against_a_moved_production_is_registered_not_promoted(
+def test_a_version_evaluated_against_a_moved_production_is_registered_not_promoted(
     adapter, tmp_path
 ):
-    first = deploy_version(tmp_path, "router", adapter, {}, evaluated_against=0)
-    second = deploy_version(tmp_path, "router", adapter, {}, evaluated_against=1)
+    first = register_and_promote(tmp_path, "router", adapter, {}, evaluated_against=0)
+    second = register_and_promote(tmp_path, "router", adapter, {}, evaluated_against=1)
     assert (first.promoted, second.promoted) == (True, True)
-    # evaluated while v1 served, but v2 was deployed meanwhile: the comparison is stale
-    late = deploy_version(tmp_path, "router", adapter, {}, evaluated_against=1)
+    # evaluated while v1 served, but v2 was promoted meanwhile: the comparison is stale
+    late = register_and_promote(tmp_path, "router", adapter, {}, evaluated_against=1)
     assert not late.promoted
     assert late.note.startswith("not promoted: production moved from v1 to v2")
     assert late.version.version == 3
@@ -277,12 +277,12 @@ def test_models_list_skips_directories_that_are_not_models(adapter, tmp_path):
     assert list_models(tmp_path) == ["router"]
 
 
-def test_a_retried_deploy_of_the_same_run_returns_its_version_not_a_copy(adapter, tmp_path):
-    first = deploy_version(tmp_path, "router", adapter, {"run_id": "job-7"}, evaluated_against=0)
+def test_a_retried_registration_of_the_same_run_returns_its_version_not_a_copy(adapter, tmp_path):
+    first = register_and_promote(tmp_path, "router", adapter, {"run_id": "job-7"}, 0)
     # the task is retried after its commit: evaluated against none again, yet no duplicate
-    again = deploy_version(tmp_path, "router", adapter, {"run_id": "job-7"}, evaluated_against=0)
+    again = register_and_promote(tmp_path, "router", adapter, {"run_id": "job-7"}, 0)
     assert (again.version.version, again.promoted) == (first.version.version, True)
     assert [v.version for v in list_versions(tmp_path, "router")] == [1]
     # another run with the same adapter is a new version
-    other = deploy_version(tmp_path, "router", adapter, {"run_id": "job-8"}, evaluated_against=1)
+    other = register_and_promote(tmp_path, "router", adapter, {"run_id": "job-8"}, 1)
     assert other.version.version == 2 and other.promoted

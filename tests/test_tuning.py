@@ -223,6 +223,7 @@ def _tune_process(tmp_path: Path, out: str, checkpoints: str | None = None) -> s
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_killed_runs_resume_to_a_byte_identical_adapter(tmp_path):
     _write(tmp_path, ROWS)
     _write(tmp_path, ROWS[:8], "eval.jsonl")
@@ -355,6 +356,7 @@ def test_merged_export_matches_the_adapter(tmp_path):
 
 # --- data-parallel -----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_two_process_data_parallel_equals_one_process_with_accumulation(tmp_path):
     rows = [{"prompt": f"Ticket {i}: " + ("refund my order " if i % 2 else "it crashes ")
              * (1 + i % 5) + "\nTeam:", "target": "billing" if i % 2 else "technical"}

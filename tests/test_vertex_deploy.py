@@ -19,8 +19,10 @@ from test_vertex_cli import adc, env  # noqa: F401  (fixtures)
 from test_vertex_fakes import (  # noqa: F401  (fixtures)
     BUCKET,
     KMS,
+    LOCATION,
     PARENT,
     PROJECT,
+    SA,
     cloud,
     fake_vertex,
     gcs_emulator,
@@ -349,3 +351,64 @@ def test_deploy_settings_from_a_pipeline_dict():
         VertexDeploySettings(traffic_percentage=True)
     with pytest.raises(UserError, match="no quotes"):
         VertexDeploySettings(endpoint='a"b')
+
+
+@pytest.fixture
+def metadata_server(monkeypatch):
+    """ADC for task subprocesses: a fake metadata server, as on a Vertex AI worker."""
+    from fake_metadata import FakeMetadata
+
+    server = FakeMetadata(PROJECT, SA).start()
+    monkeypatch.setenv("GCE_METADATA_HOST", server.host)
+    monkeypatch.setenv("GCE_METADATA_IP", server.host)
+    yield server
+    server.stop()
+
+
+@pytest.mark.pipeline
+def test_the_release_sub_dag_deploys_the_promoted_version_to_vertex(
+    cloud,  # noqa: F811
+    metadata_server,
+    tmp_path,
+):
+    from conftest import COMPILED, SAMPLE
+
+    from adaptune.runner.params import pipeline_params
+    from adaptune.runner.run import run_local
+
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join((SAMPLE / "train.jsonl").read_text().splitlines(True)[:64]))
+    vertex_deploy = {
+        "project": PROJECT,
+        "location": LOCATION,
+        "api_endpoint": cloud["vertex"].endpoint,
+        "pipeline_root": f"gs://{BUCKET}/root",
+        "endpoint": "router",
+    }
+    params = pipeline_params(
+        COMPILED,
+        None,
+        {
+            "train_data": str(train),
+            "training": {"steps": 2},
+            "evaluation": {"report_examples": 2},
+            "gate": {"threshold": 0.0, "min_improvement": -1.0},
+            "model_name": MODEL,
+            "registry_dir": str(tmp_path / "registry"),
+            "vertex_deploy": vertex_deploy,
+        },
+    )
+    result = run_local(COMPILED, params, tmp_path / "runs")
+    assert result.succeeded, result.error
+    statuses = {t["task"]: t["status"] for t in result.summary["tasks"]}
+    assert set(statuses.values()) == {"succeeded"}, statuses
+    assert "deploy-to-vertex" in statuses
+    vertex = result.summary["vertex"]
+    assert vertex["deployed"] is True and vertex["reason"].startswith("deploy to Vertex AI")
+    assert vertex["endpoint"].endswith("/endpoints/" + vertex["endpoint"].rsplit("/", 1)[1])
+    (upload,) = cloud["vertex"].calls("POST", "models:upload")
+    # The local profile's image serves it: the compile profile passed it to the task.
+    assert upload.body["model"]["containerSpec"]["imageUri"] == IMAGE
+    assert upload.body["model"]["labels"]["adaptune-run-id"] == result.run_id
+    assert cloud["vertex"].calls("POST", ":deployModel")
+    assert metadata_server.tokens_issued > 0, "the task found its credentials through ADC"

@@ -1,1 +1,1 @@
-"""Evaluation: batched generation, text metrics, and the deploy gate."""
+"""Evaluation: batched generation, text metrics, and the gate."""

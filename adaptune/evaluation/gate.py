@@ -1,4 +1,7 @@
-"""The deploy gate: a small pure decision with a reason, fed to ``dsl.If`` as a bool."""
+"""The gate: a small pure decision with a reason, fed to ``dsl.If`` as a bool.
+
+A tuned model that passes is registered as a new version and promoted to production.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from adaptune.settings_dict import from_pipeline_dict
 
 @dataclass(frozen=True)
 class GateSettings:
-    """When a tuned model may be deployed.
+    """When a tuned model passes (and becomes the production version).
 
     Attributes:
         metric: The primary metric compared (one of ``exact_match``, ``rouge_l``, ``bleu``).
@@ -52,11 +55,11 @@ class GateDecision:
     """The gate's answer.
 
     Attributes:
-        deploy: Whether to deploy.
+        passed: Whether the tuned model passed (it is then registered and promoted).
         reason: Why, with the numbers compared.
     """
 
-    deploy: bool
+    passed: bool
     reason: str
 
 
@@ -72,14 +75,14 @@ def _check(ok: bool, left: str, right: str) -> tuple[bool, str]:
     return ok, f"{left} {'>=' if ok else '<'} {right}"
 
 
-def should_deploy(
+def passes_gate(
     tuned: float,
     base: float,
     gate: GateSettings,
     production: float | None = None,
     production_ref: str = "production",
 ) -> GateDecision:
-    """Deploy iff the tuned model clears the threshold, beats base, and keeps up with production.
+    """Pass iff the tuned model clears the threshold, beats base, and keeps up with production.
 
     The three conditions: ``tuned >= threshold``; ``tuned - base >= min_improvement``; and,
     when a production version exists, ``tuned >= production - tolerance``.
@@ -120,5 +123,5 @@ def should_deploy(
         )
     failed = [text for ok, text in checks if not ok]
     if failed:
-        return GateDecision(False, "not deployed: " + "; ".join(failed))
-    return GateDecision(True, "deploy: " + "; ".join(text for _, text in checks))
+        return GateDecision(False, "failed: " + "; ".join(failed))
+    return GateDecision(True, "passed: " + "; ".join(text for _, text in checks))

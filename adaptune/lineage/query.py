@@ -21,7 +21,7 @@ def find_version(store: MetadataStore, model: str, version: int | None) -> int:
         found = [a for a in found if a.properties.get("version") == version]
     if not found:
         which = f"{model}@v{version}" if version is not None else model
-        raise UserError(f"no recorded deploy of {which} in {store.path}")
+        raise UserError(f"no recorded registration of {which} in {store.path}")
     return max(found, key=lambda a: a.properties["version"]).id
 
 
@@ -117,7 +117,7 @@ def compare_runs(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, A
                 "params": {k: v for k, v in m.get("params", {}).items() if k != "run_id"},
                 "data": m.get("data_sha256") or {},
                 "metrics": m.get("metrics") or {},
-                "gate": {"deploy": (m.get("gate") or {}).get("deploy")},
+                "gate": {"passed": (m.get("gate") or {}).get("passed")},
                 "adapter_sha256": m.get("adapter_sha256"),
             }
         )

@@ -3,11 +3,11 @@
 from adaptune.registry.aliases import promote, read_aliases, rollback
 from adaptune.registry.index import list_models, read_index
 from adaptune.registry.local import (
-    Deployment,
     RegisteredVersion,
-    deploy_version,
+    Registration,
     find_production,
     list_versions,
+    register_and_promote,
     register_version,
     resolve_version,
 )
@@ -15,10 +15,9 @@ from adaptune.registry.refs import ALIASES, check_model_name, parse_model_ref
 
 __all__ = [
     "ALIASES",
-    "Deployment",
     "RegisteredVersion",
+    "Registration",
     "check_model_name",
-    "deploy_version",
     "find_production",
     "list_models",
     "list_versions",
@@ -26,6 +25,7 @@ __all__ = [
     "promote",
     "read_aliases",
     "read_index",
+    "register_and_promote",
     "register_version",
     "resolve_version",
     "rollback",

@@ -1,7 +1,7 @@
 """The ``production`` and ``previous`` aliases: promote a version, roll back to the one before.
 
 Every change goes through the model's locked index (``index.py``), so it is atomic and
-serialised with deploys, and is appended to the index's history for audit.
+serialised with registrations, and is appended to the index's history for audit.
 """
 
 from __future__ import annotations

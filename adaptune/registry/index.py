@@ -2,11 +2,11 @@
 
 ``<registry>/<model>/index.json`` is the registry's commit point. A version directory is part of
 the registry only once the index lists it, and the index is replaced atomically (write, then
-rename), so a deploy interrupted at any moment leaves the registry as it was: at worst an
+rename), so a registration interrupted at any moment leaves the registry as it was: at worst an
 unlisted directory marked pending, which the next writer removes. A registry written before the
 index existed (version directories only) reads as if its index listed every complete version.
 Writers hold ``<model>/.lock`` (a file lock) from reading the index to replacing it, so
-concurrent deploys and promotions serialise.
+concurrent registrations and promotions serialise.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def locked_index(registry_dir: Path, model: str, create: bool = False) -> Iterat
     Args:
         registry_dir: Root of the registry.
         model: Model name (validated).
-        create: Create the model's directory when missing (a first deploy); otherwise a
+        create: Create the model's directory when missing (a first registration); otherwise a
             missing model is an error and nothing is created.
 
     Raises:

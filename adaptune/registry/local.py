@@ -123,8 +123,8 @@ def _next_number(directory: Path, taken: list[int]) -> int:
 
 
 @dataclass(frozen=True)
-class Deployment:
-    """What a deploy did.
+class Registration:
+    """What registering a gated version did.
 
     Attributes:
         version: The registered version.
@@ -159,10 +159,10 @@ def _register(
     adapter_dir: Path,
     metadata: dict[str, Any],
     promote: Callable[[ModelIndex], str | None] | None,
-) -> Deployment:
+) -> Registration:
     """Copy, number, commit; ``promote(index)`` says why not to promote (None: promote).
 
-    A run that registers the same adapter again (its deploy task retried after the commit)
+    A run that registers the same adapter again (its register task retried after the commit)
     gets its earlier version back rather than a duplicate.
     """
     directory = model_dir(registry_dir, model)
@@ -182,7 +182,7 @@ def _register(
             ):
                 promoted = index.aliases.get("production") == earlier.version
                 note = "" if promoted else f"{earlier.ref} was registered by this run before"
-                return Deployment(earlier, promoted, note)
+                return Registration(earlier, promoted, note)
             number = _next_number(directory, index.versions)
             record = {
                 **metadata,
@@ -197,11 +197,11 @@ def _register(
             index.versions.append(number)
             note = "not asked to promote" if promote is None else promote(index)
             if note is None:
-                move_production(index, number, "deploy")
+                move_production(index, number, "register")
         # Committed: the index lists it. A kill before this line leaves only a harmless mark.
         (final / PENDING_FILE).unlink(missing_ok=True)
         version = RegisteredVersion(model, number, final, record)
-        return Deployment(version, note is None, note or "")
+        return Registration(version, note is None, note or "")
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -235,17 +235,17 @@ def register_version(
     return _register(registry_dir, model, adapter_dir, metadata, always).version
 
 
-def deploy_version(
+def register_and_promote(
     registry_dir: Path,
     model: str,
     adapter_dir: Path,
     metadata: dict[str, Any],
     evaluated_against: int,
-) -> Deployment:
+) -> Registration:
     """Register a version that passed the gate and make it production, all or nothing.
 
     The gate compared the new version with production ``evaluated_against`` (0: none). If
-    another deploy moved ``production`` since, that comparison no longer holds: the version is
+    another run moved ``production`` since, that comparison no longer holds: the version is
     still registered (it can be promoted by hand) but ``production`` stays where it is.
 
     Args:

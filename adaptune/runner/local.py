@@ -7,7 +7,6 @@ Each run gets ``<runs_root>/<run-id>/``: ``params.yaml`` (the resolved parameter
 from __future__ import annotations
 
 import io
-import json
 import sys
 import warnings
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from adaptune.run_ids import new_run_id
 from adaptune.step_errors import parse_error_line
 
 PIPELINE_SUBDIR = "pipeline"
+LOG_FILE = "run.log"
 
 
 @dataclass
@@ -111,7 +111,7 @@ def run_pipeline(
         raise_on_error=True,
     )
     pipeline = components.load_component_from_file(str(compiled))
-    log_path = run_dir / "run.log"
+    log_path = run_dir / LOG_FILE
     try:
         with _teed_stdout(log_path), warnings.catch_warnings():
             # The image is ours and this environment is what it holds; kfp.local warns anyway.
@@ -127,33 +127,3 @@ def run_pipeline(
             failed_step=error["step"] if error else None,
         )
     return LocalRun(run_id, run_dir, succeeded=True)
-
-
-def task_outputs(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """Each task's output parameters and artifacts, read from kfp.local's executor outputs.
-
-    Returns:
-        Task name to ``{"parameters": {...}, "artifacts": {name: {"uri", "metadata"}}}``;
-        tasks that did not run are absent.
-    """
-    tasks: dict[str, dict[str, Any]] = {}
-    for path in sorted((run_dir / PIPELINE_SUBDIR).glob("*/*/executor_output.json")):
-        data = json.loads(path.read_text(encoding="utf-8"))
-        artifacts = {
-            name: {
-                "uri": a["artifacts"][0].get("uri", ""),
-                "metadata": a["artifacts"][0].get("metadata", {}),
-            }
-            for name, a in data.get("artifacts", {}).items()
-            if a.get("artifacts")
-        }
-        parameters = dict(data.get("parameterValues", {}))
-        artifact_uris = {Path(a["uri"]) for a in artifacts.values()}
-        for extra in path.parent.iterdir():  # OutputPath(str) parameters are plain files
-            if extra.is_file() and extra != path and extra not in artifact_uris:
-                parameters.setdefault(extra.name, extra.read_text(encoding="utf-8"))
-        tasks[path.parent.name] = {
-            "parameters": parameters,
-            "artifacts": artifacts,
-        }
-    return tasks

@@ -7,16 +7,30 @@ prints nothing but the pipeline's own task logs: the CLI decides what to show.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from adaptune.atomic import write_json_atomic
 from adaptune.errors import UserError
-from adaptune.hashing import sha256_file
-from adaptune.lineage.manifest import data_hashes, fingerprint
+from adaptune.hashing import adapter_sha256, sha256_file
+from adaptune.lineage.manifest import build_manifest, data_hashes, fingerprint
+from adaptune.lineage.recorder import RunRecorder
 from adaptune.lineage.store import MetadataStore
+from adaptune.run_ids import new_run_id
+from adaptune.runner import dag
+from adaptune.runner.local import LOG_FILE, LocalRun, run_pipeline
+from adaptune.runner.summary import build_summary
+from adaptune.runner.task_records import RunState, read_task_records
 
 MANIFEST_FILE = "manifest.json"
+WATCH_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,10 @@ def run_local(
 ) -> RunResult:
     """Run the compiled pipeline with kfp.local, recording lineage and writing the summary.
 
+    The manifest is written first (what is about to run); each task is recorded in the
+    metadata store as it finishes; at the end the summary and the manifest's results are
+    written and the run is marked succeeded or failed.
+
     Args:
         compiled: The compiled pipeline YAML.
         params: Every pipeline parameter (see ``runner.params.pipeline_params``).
@@ -56,22 +74,98 @@ def run_local(
     Returns:
         The finished run, whether it succeeded or failed.
     """
-    from adaptune.lineage.tracking import run_tracked
-    from adaptune.runner.summary import build_summary
-
-    tracked = run_tracked(
-        compiled, params, runs_root, summarise=build_summary, experiment=experiment
-    )
-    run = tracked.run
+    run_id = new_run_id()
+    run_dir = (Path(runs_root) / run_id).resolve()
+    spec = yaml.safe_load(compiled.read_text(encoding="utf-8"))
+    full = {**params, "run_id": run_id}
+    manifest = build_manifest(run_id, compiled, full)
+    store = MetadataStore(runs_root)
+    try:
+        store.start_run(
+            run_id,
+            {
+                "fingerprint": manifest["fingerprint"],
+                "run_dir": str(run_dir),
+                "data_sha256": manifest["data_sha256"],
+                "model_name": params.get("model_name"),
+                "gate_metric": (params.get("gate") or {}).get("metric"),
+            },
+        )
+        if experiment:
+            store.add_run_to(run_id, "experiment", experiment)
+            manifest["experiment"] = experiment
+        data_files = {
+            p: (str(full[p]), digest) for p, digest in manifest["data_sha256"].items() if digest
+        }
+        recorder = RunRecorder(store, run_id, run_dir / LOG_FILE, data_files)
+        started = datetime.now().astimezone()
+        with _recording_while_running(recorder, run_dir, spec, full, started):
+            run = run_pipeline(compiled, params, runs_root, run_id=run_id)
+        state = RunState(started, datetime.now().astimezone(), run.succeeded, _task_of(run))
+        tasks = read_task_records(run_dir, spec, full, state)
+        ids = recorder.record(tasks.values())
+        summary = build_summary(run, full, tasks)
+        adapter = summary["outputs"].get("adapter")
+        results = {
+            "status": "succeeded" if run.succeeded else "failed",
+            "error": run.error,
+            "metrics": summary.get("metrics"),
+            "production": summary.get("production"),
+            "data_sha256_normalised": summary.get("data_sha256"),
+            "gate": summary.get("gate"),
+            "registry": summary.get("registry"),
+            "vertex": summary.get("vertex"),
+            "adapter_sha256": adapter_sha256(Path(adapter)) if adapter else None,
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        manifest |= results
+        write_json_atomic(run_dir / MANIFEST_FILE, manifest)
+        store.finish_run(
+            run_id,
+            results["status"],
+            **{k: v for k, v in results.items() if k != "status"},
+            artifacts=len(ids),
+        )
+    finally:
+        store.close()
     return RunResult(
-        run.run_id,
-        run.run_dir,
-        run.succeeded,
-        run.error,
-        run.failed_step,
-        tracked.manifest,
-        tracked.summary,
+        run_id, run.run_dir, run.succeeded, run.error, run.failed_step, manifest, summary
     )
+
+
+def _task_of(run: LocalRun) -> str | None:
+    """The task a failed step ran in: step ``validate_dataset`` is task ``validate-dataset``."""
+    if run.failed_step is None:
+        return None
+    name = run.failed_step.replace("_", "-")
+    return name if name in dag.BY_NAME else None
+
+
+@contextmanager
+def _recording_while_running(
+    recorder: RunRecorder,
+    run_dir: Path,
+    spec: dict[str, Any],
+    params: dict[str, Any],
+    started: datetime,
+) -> Iterator[None]:
+    """Record the tasks that finished, every ``WATCH_SECONDS``, until the block ends."""
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(WATCH_SECONDS):
+            if run_dir.is_dir():
+                recorder.record(
+                    read_task_records(run_dir, spec, params, RunState(started)).values()
+                )
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
 
 
 def unchanged_since(compiled: Path, params: dict[str, Any], runs_root: Path) -> str | None:

@@ -12,32 +12,34 @@ from rich.table import Table
 from adaptune.atomic import write_json_atomic
 from adaptune.evaluation.loss import LOSS_METRICS
 from adaptune.evaluation.metrics import METRICS
-from adaptune.runner.local import LocalRun, task_outputs
+from adaptune.lineage.recorder import OutputArtifact, TaskRecord
+from adaptune.runner import dag
+from adaptune.runner.dag import DagTask
+from adaptune.runner.local import LocalRun
 
-OUTPUTS = {
-    "validated data": ("validate-dataset", "dataset"),
-    "formatted data": ("format-text-to-text", "formatted"),
-    "adapter": ("tune-adapter", "adapter"),
-    "training report": ("tune-adapter", "training_report"),
-    "predictions": ("evaluate", "predictions"),
-    "eval report": ("evaluate", "report"),
-}
 SHOWN_METRICS = (*METRICS, *LOSS_METRICS)
 
 
-def build_summary(run: LocalRun, params: dict[str, Any]) -> dict[str, Any]:
-    """Collect the facts of a run from its task outputs into one JSON-able dict."""
-    tasks = task_outputs(run.run_dir)
+def build_summary(
+    run: LocalRun, params: dict[str, Any], tasks: dict[str, TaskRecord]
+) -> dict[str, Any]:
+    """Collect the facts of a run from its task records into one JSON-able dict."""
 
-    def param(task: str, name: str) -> Any:
-        return tasks.get(task, {}).get("parameters", {}).get(name)
+    def param(task: DagTask, name: str) -> Any:
+        record = tasks.get(task.name)
+        return record.outputs.get(name) if record else None
 
-    def artifact(task: str, name: str) -> dict[str, Any]:
-        return tasks.get(task, {}).get("artifacts", {}).get(name, {})
+    def artifact(task: DagTask, name: str) -> OutputArtifact | None:
+        record = tasks.get(task.name)
+        return record.artifacts.get(name) if record else None
 
-    eval_metrics = artifact("evaluate", "eval_metrics").get("metadata", {})
-    training = artifact("tune-adapter", "training_metrics").get("metadata", {})
-    gate_ran = "should-deploy" in tasks
+    def ran(task: DagTask) -> bool:
+        return task.name in tasks and tasks[task.name].status == "succeeded"
+
+    metrics_artifact = artifact(dag.EVALUATE, "eval_metrics")
+    eval_metrics = metrics_artifact.metadata if metrics_artifact else {}
+    training_artifact = artifact(dag.TUNE, "training_metrics")
+    production_version = param(dag.EVALUATE, "production_version")
     summary: dict[str, Any] = {
         "run_id": run.run_id,
         "run_dir": str(run.run_dir),
@@ -45,16 +47,20 @@ def build_summary(run: LocalRun, params: dict[str, Any]) -> dict[str, Any]:
         "failed_step": run.failed_step,
         "error": run.error,
         "params": params,
-        "data_sha256": param("validate-dataset", "data_sha256"),
+        "tasks": [
+            {"task": t.name, "status": t.status, "start_time": t.start_time, "end_time": t.end_time}
+            for t in tasks.values()
+        ],
+        "data_sha256": param(dag.VALIDATE, "data_sha256"),
         "records": {
-            "train": param("validate-dataset", "train_records"),
-            "eval": param("validate-dataset", "eval_records"),
+            "train": param(dag.VALIDATE, "train_records"),
+            "eval": param(dag.VALIDATE, "eval_records"),
         },
         "examples": {
-            "train": param("format-text-to-text", "train_examples"),
-            "eval": param("format-text-to-text", "eval_examples"),
+            "train": param(dag.FORMAT, "train_examples"),
+            "eval": param(dag.FORMAT, "eval_examples"),
         },
-        "training": training,
+        "training": training_artifact.metadata if training_artifact else {},
         "metrics": {
             model: {m: eval_metrics.get(f"{model}_{m}") for m in SHOWN_METRICS}
             for model in ("base", "tuned")
@@ -63,35 +69,44 @@ def build_summary(run: LocalRun, params: dict[str, Any]) -> dict[str, Any]:
         else {},
         # What the run was compared with: registry state, not a property of the run's model.
         "production": {
-            "version": param("evaluate", "production_version"),
+            "version": production_version,
             "metrics": {m: eval_metrics.get(f"production_{m}") for m in SHOWN_METRICS},
         }
-        if param("evaluate", "production_version")
+        if production_version
         else None,
         "gate": {
-            "deploy": param("should-deploy", "Output"),
-            "reason": param("should-deploy", "reason"),
+            "metric": (params.get("gate") or {}).get("metric"),
+            "passed": param(dag.GATE, "Output"),
+            "reason": param(dag.GATE, "reason"),
         }
-        if gate_ran
+        if ran(dag.GATE)
         else None,
         "registry": {
-            "model_ref": param("deploy", "model_ref"),
-            "version": param("deploy", "version"),
-            "promoted": param("deploy", "promoted"),
-            "note": param("deploy", "note"),
-            "vertex_model": param("deploy", "vertex_model") or None,
+            "model_ref": param(dag.REGISTER, "model_ref"),
+            "version": param(dag.REGISTER, "version"),
+            "promoted": param(dag.REGISTER, "promoted"),
+            "note": param(dag.REGISTER, "note"),
             "path": str(
                 Path(params["registry_dir"])
                 / params["model_name"]
-                / f"v{param('deploy', 'version')}"
+                / f"v{param(dag.REGISTER, 'version')}"
             ),
         }
-        if "deploy" in tasks
+        if ran(dag.REGISTER)
+        else None,
+        "vertex": {
+            "deployed": ran(dag.DEPLOY),
+            "reason": param(dag.WANTS_VERTEX, "reason"),
+            "model": param(dag.DEPLOY, "vertex_model"),
+            "endpoint": param(dag.DEPLOY, "vertex_endpoint"),
+        }
+        if ran(dag.WANTS_VERTEX)
         else None,
         "outputs": {
-            label: artifact(task, name).get("uri")
-            for label, (task, name) in OUTPUTS.items()
-            if artifact(task, name)
+            label: found.uri
+            for task in dag.TASKS
+            for name, label in task.listed.items()
+            if (found := artifact(task, name))
         }
         | {"run log": str(run.run_dir / "run.log"), "parameters": str(run.run_dir / "params.yaml")},
     }
@@ -152,7 +167,7 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         console.print(table)
     gate = summary["gate"]
     if gate:
-        style = "bold green" if gate["deploy"] else "bold yellow"
+        style = "bold green" if gate["passed"] else "bold yellow"
         console.print(f"gate: [{style}]{escape(gate['reason'])}[/]")
     registry = summary["registry"]
     if registry:
@@ -163,10 +178,11 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         )
         where = _short(registry["path"])
         console.print(f"registry: [bold]{registry['model_ref']}[/] {status}, at {where}")
-        if registry.get("vertex_model"):
-            console.print(f"vertex: deployed as {registry['vertex_model']}")
-    elif gate and not gate["deploy"]:
-        console.print("registry: no new version (deploy branch skipped)")
+    elif gate and not gate["passed"]:
+        console.print("registry: no new version (register branch skipped)")
+    vertex = summary.get("vertex")
+    if vertex and vertex["deployed"]:
+        console.print(f"vertex: deployed as {vertex['model']} on {vertex['endpoint']}")
     console.print("outputs:")
     for label, path in summary["outputs"].items():
         console.print(f"  {label:16} {_short(path)}", markup=False, highlight=False)

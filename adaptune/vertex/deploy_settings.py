@@ -143,3 +143,26 @@ def split_pipeline_dict(values: dict[str, Any] | None) -> tuple[dict[str, Any], 
     values = dict(values or {})
     where = {k: values.pop(k) for k in VERTEX_KEYS if k in values}
     return where, values
+
+
+def wants_vertex_deploy(vertex_deploy: dict[str, Any] | None, promoted: bool) -> tuple[bool, str]:
+    """Whether the pipeline's release goes on to a Vertex AI endpoint, and why (or why not).
+
+    Only a version that became production is deployed: one registered but not promoted (its
+    comparison went stale) is not sent anywhere.
+
+    Args:
+        vertex_deploy: The pipeline's ``vertex_deploy`` dict; empty for the local registry only.
+        promoted: Whether the registered version is now production.
+
+    Raises:
+        UserError: If the dict has unknown keys or invalid values.
+    """
+    if not vertex_deploy:
+        return False, "no vertex_deploy settings: the version is in the local registry only"
+    where, how = split_pipeline_dict(vertex_deploy)
+    VertexDeploySettings.from_dict(how)
+    if not promoted:
+        return False, "the version was registered but not promoted: nothing to deploy"
+    target = f"{where.get('project', '?')}/{where.get('location', '?')}"
+    return True, f"deploy to Vertex AI ({target})"

@@ -200,3 +200,32 @@ def deploy_to_vertex(
         endpoint_created=endpoint_created,
         already_deployed=deployed.already_deployed,
     )
+
+
+def deploy_registered_version(
+    registry_dir: Path,
+    model: str,
+    version: int,
+    vertex_deploy: dict[str, Any],
+    serving_image: str,
+) -> VertexDeployment:
+    """The pipeline's deploy step: serve ``model@v<version>`` as ``vertex_deploy`` says.
+
+    Args:
+        registry_dir: Registry root.
+        model: Registry model name.
+        version: The version the register step made.
+        vertex_deploy: The pipeline's dict: project, location (and the other
+            ``VertexSettings`` keys) plus the ``VertexDeploySettings``.
+        serving_image: The compile profile's image, used unless the dict names one.
+
+    Raises:
+        UserError: On invalid settings or a failed deploy (naming what exists).
+    """
+    from adaptune.registry.local import resolve_version
+    from adaptune.vertex.deploy_settings import split_pipeline_dict
+
+    registered = resolve_version(registry_dir, model, f"v{version}")
+    where, how = split_pipeline_dict(vertex_deploy)
+    settings = VertexDeploySettings.from_dict(how).with_serving_image(serving_image)
+    return deploy_to_vertex(registered, VertexSettings(**where), settings)

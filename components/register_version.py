@@ -1,4 +1,4 @@
-"""Component: register the adapter as the new production version (and serve it on Vertex AI)."""
+"""Component: register the adapter as a new immutable version and promote it to production."""
 
 from typing import NamedTuple
 
@@ -9,8 +9,8 @@ from components.images import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def deploy(
-    adapter: Input[Model],
+def register_version(
+    trained_adapter: Input[Model],
     eval_metrics: Input[Metrics],
     model_name: str,
     registry_dir: str,
@@ -21,25 +21,15 @@ def deploy(
     pipeline_job_name: str,
     gate_reason: str,
     production_version: int,
-    vertex_deploy: dict,
-) -> NamedTuple(
-    "Outputs",
-    version=int,
-    model_ref=str,
-    promoted=bool,
-    note=str,
-    vertex_model=str,
-    vertex_endpoint=str,
-):
+) -> NamedTuple("Outputs", version=int, model_ref=str, promoted=bool, note=str):
     """Register the adapter as the next version of model_name and make it production.
 
     The registration and the alias move are one atomic write. When another run moved production
     since this one was evaluated, the comparison is stale: the version is registered but not
-    promoted (and not sent to Vertex AI). With vertex_deploy set, a promoted version is also
-    uploaded to the Vertex AI Model Registry and deployed to the named endpoint.
+    promoted.
 
     Args:
-        adapter: The adapter from tune_adapter.
+        trained_adapter: The adapter from tune_adapter.
         eval_metrics: Scores stored with the version.
         model_name: Registry model name.
         registry_dir: Registry root directory.
@@ -48,30 +38,26 @@ def deploy(
         data_sha256: Hash of the training data.
         run_id: Run id; the pipeline job name when empty.
         pipeline_job_name: The pipeline job's name.
-        gate_reason: Why the gate allowed the deploy.
-        production_version: The production version evaluated against (0: none).
-        vertex_deploy: Empty for the local registry only; else project, location and the
-            Vertex deploy settings (endpoint, traffic_percentage, machine_type, ...).
+        gate_reason: Why the gate passed.
+        production_version: The production version the gate compared with (0: none).
 
     Returns:
         version: The new version number.
         model_ref: model_name@vN.
         promoted: Whether production now points at it.
         note: Why it was not promoted ("" when it was).
-        vertex_model: The Vertex model version deployed ("" without vertex_deploy).
-        vertex_endpoint: The Vertex endpoint it serves on ("" without vertex_deploy).
     """
     from collections import namedtuple
     from pathlib import Path
 
-    from adaptune.registry.release import release
+    from adaptune.registry import register_and_promote
     from adaptune.step_errors import reported
 
-    with reported("deploy"):
-        done = release(
+    with reported("register_version"):
+        done = register_and_promote(
             Path(registry_dir),
             model_name,
-            Path(adapter.path),
+            Path(trained_adapter.path),
             {
                 "base_model": base_model,
                 "prompt_template": prompt_template,
@@ -81,18 +67,7 @@ def deploy(
                 "gate_reason": gate_reason,
             },
             evaluated_against=production_version,
-            vertex_deploy=vertex_deploy,
         )
-    version = done.deployment.version
-    outputs = namedtuple(
-        "Outputs",
-        ["version", "model_ref", "promoted", "note", "vertex_model", "vertex_endpoint"],
-    )
-    return outputs(
-        version.version,
-        version.ref,
-        done.deployment.promoted,
-        done.deployment.note,
-        done.vertex.model_version if done.vertex else "",
-        done.vertex.endpoint if done.vertex else "",
-    )
+    print(f"registered {done.version.ref}" + ("" if done.promoted else f"; {done.note}"))
+    outputs = namedtuple("Outputs", ["version", "model_ref", "promoted", "note"])
+    return outputs(done.version.version, done.version.ref, done.promoted, done.note)

@@ -1,4 +1,4 @@
-"""Component: the deploy gate, a bool (for dsl.If) and a reason."""
+"""Component: the gate, a bool (for dsl.If) and a reason."""
 
 from kfp import dsl
 
@@ -6,7 +6,7 @@ from components.images import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def should_deploy(
+def passes_gate(
     tuned_score: float,
     base_score: float,
     production_score: float,
@@ -14,11 +14,11 @@ def should_deploy(
     gate: dict,
     reason: dsl.OutputPath(str),
 ) -> bool:
-    """Deploy iff tuned clears the threshold, beats base and keeps up with production.
+    """Pass iff tuned clears the threshold, beats base and keeps up with production.
 
-    The decision is the single return value (output "Output"): kfp.local resolves a dsl.If
-    condition on a task output only when the output is named "Output", and silently treats any
-    other as False.
+    A passing model is registered and promoted. The decision is the single return value
+    (output "Output"): kfp.local resolves a dsl.If condition on a task output only when the
+    output is named "Output", and silently treats any other as False.
 
     Args:
         tuned_score: The tuned model's primary metric.
@@ -29,13 +29,13 @@ def should_deploy(
         reason: The comparison behind the decision, in words.
 
     Returns:
-        Whether the deploy branch runs.
+        Whether the register branch runs.
     """
     from adaptune.evaluation.gate import GateSettings
-    from adaptune.evaluation.gate import should_deploy as decide
+    from adaptune.evaluation.gate import passes_gate as decide
     from adaptune.step_errors import reported
 
-    with reported("should_deploy"):
+    with reported("passes_gate"):
         decision = decide(
             tuned_score,
             base_score,
@@ -46,4 +46,4 @@ def should_deploy(
     print(decision.reason)
     with open(reason, "w", encoding="utf-8") as f:
         f.write(decision.reason)
-    return decision.deploy
+    return decision.passed

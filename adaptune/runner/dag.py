@@ -1,0 +1,119 @@
+"""The DAG's tasks, in one table: each task's name, what it produces, and its role.
+
+``pipelines/adapter_tuning.py`` defines the DAG; this table says what the rest of the product
+relies on about it: the summary reads outputs by these names, the run's lineage record links
+the data files and the registry version through the roles below, and the compile profiles give
+the tasks marked ``accelerator`` their GPU. A test checks the table against the compiled YAML
+(every task, in every sub-DAG, and every output name), so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DagTask:
+    """One task of the compiled DAG.
+
+    Attributes:
+        name: The task's name in the compiled YAML (and its output directory's, locally).
+        outputs: Every output the task's component declares (artifacts and parameters),
+            each with what it is in words.
+        listed: The artifact outputs the run summary lists, by output name, with their label.
+        reads_data: The pipeline parameters naming data files the task reads (the lineage
+            record links those files to it).
+        registers: Whether the task registers a registry version (its ``version`` output;
+            the lineage record adds the version as its output).
+        accelerator: Whether a GPU profile gives the task its accelerator.
+        condition: The ``dsl.If`` groups the task runs in, outermost first (empty: always runs
+            unless an earlier task fails).
+    """
+
+    name: str
+    outputs: dict[str, str]
+    listed: dict[str, str] = field(default_factory=dict)
+    reads_data: tuple[str, ...] = ()
+    registers: bool = False
+    accelerator: bool = False
+    condition: tuple[str, ...] = ()
+
+
+VALIDATE = DagTask(
+    "validate-dataset",
+    {
+        "dataset": "the normalised examples (train.jsonl, eval.jsonl, dropped.jsonl)",
+        "report": "the validation report (HTML)",
+        "data_sha256": "sha256 of the normalised data",
+        "train_records": "valid training examples",
+        "eval_records": "valid eval examples",
+    },
+    listed={"dataset": "validated data"},
+    reads_data=("train_data", "eval_data"),
+)
+FORMAT = DagTask(
+    "format-text-to-text",
+    {
+        "formatted": "prompt/target pairs (train.jsonl, eval.jsonl)",
+        "train_examples": "training pairs",
+        "eval_examples": "eval pairs",
+    },
+    listed={"formatted": "formatted data"},
+)
+TUNE = DagTask(
+    "tune-adapter",
+    {
+        "trained_adapter": "the adapter (PEFT format)",
+        "training_metrics": "loss, eval loss, steps, tokens and wall time",
+        "training_report": "loss curves and settings (HTML)",
+        "first_loss": "loss at the first step",
+        "final_loss": "mean loss over the last steps",
+    },
+    listed={"trained_adapter": "adapter", "training_report": "training report"},
+    accelerator=True,
+)
+EVALUATE = DagTask(
+    "evaluate",
+    {
+        "predictions": "prompt, reference and each model's output (JSONL)",
+        "report": "metrics and examples (HTML)",
+        "eval_metrics": "every metric of every model",
+        "tuned_score": "the tuned model's gate metric",
+        "base_score": "the base model's gate metric",
+        "production_score": "the production version's gate metric",
+        "production_version": "the production version compared with (0: none)",
+    },
+    listed={"predictions": "predictions", "report": "eval report"},
+)
+GATE = DagTask(
+    "passes-gate",
+    {"Output": "whether the gate passed", "reason": "the comparisons behind it"},
+)
+GATE_PASSED = "gate-passed"
+REGISTER = DagTask(
+    "register-version",
+    {
+        "version": "the new version number",
+        "model_ref": "model_name@vN",
+        "promoted": "whether production now points at it",
+        "note": "why it was not promoted",
+    },
+    registers=True,
+    condition=(GATE_PASSED,),
+)
+VERTEX_DEPLOY = "vertex-deploy"
+WANTS_VERTEX = DagTask(
+    "wants-vertex-deploy",
+    {"Output": "whether to deploy to Vertex AI", "reason": "why, or why not"},
+    condition=(GATE_PASSED,),
+)
+DEPLOY = DagTask(
+    "deploy-to-vertex",
+    {
+        "vertex_model": "the Vertex AI model version",
+        "vertex_endpoint": "the Vertex AI endpoint serving it",
+    },
+    condition=(GATE_PASSED, VERTEX_DEPLOY),
+)
+TASKS = (VALIDATE, FORMAT, TUNE, EVALUATE, GATE, REGISTER, WANTS_VERTEX, DEPLOY)
+BY_NAME = {task.name: task for task in TASKS}

@@ -1,0 +1,93 @@
+"""Task records of a local run, read from kfp.local's files: statuses, times, inputs, outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import yaml
+from conftest import COMPILED
+
+from adaptune.runner.task_records import EXECUTOR_OUTPUT, RunState, read_task_records
+
+SPEC = yaml.safe_load(COMPILED.read_text())
+PARAMS = {
+    "train_data": "/data/train.jsonl",
+    "eval_data": "",
+    "registry_dir": "/registry",
+    "model_name": "router",
+    "run_id": "adaptune-20261231-235900-abcdef",
+}
+
+
+def _finish(root: Path, task: str, when: datetime, parameters: dict, artifacts=()) -> None:
+    task_dir = root / "pipeline" / "adapter-tuning-1" / task
+    task_dir.mkdir(parents=True)
+    output = {"parameterValues": parameters, "artifacts": {}}
+    for name in artifacts:
+        (task_dir / name).mkdir()
+        output["artifacts"][name] = {"artifacts": [{"uri": str(task_dir / name), "metadata": {}}]}
+    (task_dir / EXECUTOR_OUTPUT).write_text(json.dumps(output))
+    os.utime(task_dir / EXECUTOR_OUTPUT, (when.timestamp(), when.timestamp()))
+
+
+def test_times_carry_the_full_date_across_midnight(tmp_path):
+    start = datetime(2026, 12, 31, 23, 59, 0).astimezone()
+    _finish(tmp_path, "validate-dataset", start + timedelta(seconds=30), {"data_sha256": "ab"},
+            ["dataset", "report"])
+    _finish(tmp_path, "format-text-to-text", start + timedelta(seconds=90), {}, ["formatted"])
+    records = read_task_records(tmp_path, SPEC, PARAMS, RunState(start))
+    validate, formatting = records["validate-dataset"], records["format-text-to-text"]
+    assert validate.start_time == start.isoformat(timespec="milliseconds")
+    assert validate.end_time.startswith("2026-12-31T23:59:30")
+    # the next task started when the one before it ended, and ended on the next day
+    assert formatting.start_time == validate.end_time
+    assert formatting.end_time.startswith("2027-01-01T00:00:30")
+    assert validate.status == formatting.status == "succeeded"
+    assert validate.inputs == {"train_data": "data.train_data"}, "eval_data is empty"
+    assert formatting.inputs == {"dataset": "validate-dataset.dataset"}
+    assert formatting.parameters["data_sha256"] == "ab"
+    assert set(validate.artifacts) == {"dataset", "report"}
+    assert "tune-adapter" not in records, "not started: nothing is known of it yet"
+
+
+def test_a_failed_step_and_the_tasks_after_it(tmp_path):
+    start = datetime(2026, 12, 1, 9, 0, 0).astimezone()
+    _finish(tmp_path, "validate-dataset", start + timedelta(seconds=5), {}, ["dataset"])
+    ended = start + timedelta(seconds=9)
+    state = RunState(start, ended, succeeded=False, failed_task="format-text-to-text")
+    records = read_task_records(tmp_path, SPEC, PARAMS, state)
+    assert list(records) == ["validate-dataset", "format-text-to-text"]
+    failed = records["format-text-to-text"]
+    assert failed.status == "failed"
+    assert failed.start_time == records["validate-dataset"].end_time
+    assert failed.end_time == ended.isoformat(timespec="milliseconds")
+
+
+def test_a_skipped_branch_is_recorded_as_skipped(tmp_path):
+    start = datetime(2026, 12, 1, 9, 0, 0).astimezone()
+    for offset, task in enumerate(
+        ("validate-dataset", "format-text-to-text", "tune-adapter", "evaluate", "passes-gate"),
+        start=1,
+    ):
+        _finish(tmp_path, task, start + timedelta(seconds=offset), {"Output": False})
+    state = RunState(start, start + timedelta(seconds=9), succeeded=True)
+    records = read_task_records(tmp_path, SPEC, PARAMS, state)
+    skipped = [name for name, record in records.items() if record.status == "skipped"]
+    assert skipped == ["register-version", "wants-vertex-deploy", "deploy-to-vertex"]
+
+
+def test_a_registering_task_outputs_its_registry_version(tmp_path):
+    start = datetime(2026, 12, 1, 9, 0, 0).astimezone()
+    _finish(tmp_path, "register-version", start + timedelta(seconds=1), {"version": 3})
+    records = read_task_records(tmp_path, SPEC, PARAMS, RunState(start))
+    version = records["register-version"].artifacts["registry_version"]
+    assert version.kind == "registry_version"
+    assert version.uri == str(Path("/registry/router/v3").resolve())
+    assert version.metadata == {"model": "router", "version": 3}
+    assert records["register-version"].inputs == {
+        "eval_metrics": "evaluate.eval_metrics",
+        "trained_adapter": "tune-adapter.trained_adapter",
+    }
