@@ -146,3 +146,26 @@ def test_a_forbidden_import_is_caught(tmp_path, file, source, expected):
     (tmp_path / file).write_text(source)
     (problem,) = layer_violations(tmp_path)
     assert expected in problem and file in problem
+
+
+def test_the_readme_layout_names_every_package_and_nothing_else():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Layout\n", 1)[1].split("\n## ", 1)[0]
+    named = {
+        row.split("`")[1].rstrip("/")
+        for row in section.splitlines()
+        if row.startswith("| `") and row.split("`")[1].endswith("/")
+    }
+    packages = {
+        f"adaptune/{p.parent.name}"
+        for p in (REPO / "adaptune").glob("*/__init__.py")
+    }
+    folders = {
+        p.name
+        for p in REPO.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and any(p.rglob("*.*"))
+        and p.name not in ("build", "dist", "runs", "registry")
+        and not p.name.endswith(".egg-info")
+    }
+    assert named == packages | folders - {"adaptune"}
+    assert "| `adaptune/*.py` |" in section, "the foundation modules have their row"
