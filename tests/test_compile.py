@@ -60,7 +60,7 @@ def test_the_task_table_is_the_compiled_dag():
         declared = component.get("outputDefinitions", {})
         outputs = set(declared.get("artifacts", {})) | set(declared.get("parameters", {}))
         assert set(task.outputs) == outputs, task.name
-        assert set(task.listed) <= set(declared.get("artifacts", {})), task.name
+        assert set(task.listed) | set(task.kinds) <= set(declared.get("artifacts", {})), task.name
         assert list(task.condition) == groups, task.name
         inputs = component.get("inputDefinitions", {}).get("parameters", {})
         assert set(task.reads_data) <= set(inputs), task.name

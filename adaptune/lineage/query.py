@@ -71,7 +71,7 @@ def render_tree(
 ) -> Tree:
     """A rich Tree of a lineage dict, from the model down to the data files.
 
-    An artifact reached a second time (the adapter feeds both evaluation and deploy) is shown
+    An artifact reached a second time (the adapter feeds both evaluation and registration) is shown
     once, then referred to.
     """
     shown = set() if shown is None else shown

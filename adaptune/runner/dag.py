@@ -21,6 +21,7 @@ class DagTask:
         outputs: Every output the task's component declares (artifacts and parameters),
             each with what it is in words.
         listed: The artifact outputs the run summary lists, by output name, with their label.
+        kinds: Artifact outputs whose type in the lineage store is not their output name.
         reads_data: The pipeline parameters naming data files the task reads (the lineage
             record links those files to it).
         registers: Whether the task registers a registry version (its ``version`` output;
@@ -33,6 +34,7 @@ class DagTask:
     name: str
     outputs: dict[str, str]
     listed: dict[str, str] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)
     reads_data: tuple[str, ...] = ()
     registers: bool = False
     accelerator: bool = False
@@ -70,6 +72,7 @@ TUNE = DagTask(
         "final_loss": "mean loss over the last steps",
     },
     listed={"trained_adapter": "adapter", "training_report": "training report"},
+    kinds={"trained_adapter": "adapter"},
     accelerator=True,
 )
 EVALUATE = DagTask(

@@ -44,7 +44,8 @@ def build_summary(
         "run_id": run.run_id,
         "run_dir": str(run.run_dir),
         "status": "succeeded" if run.succeeded else "failed",
-        "failed_step": run.failed_step,
+        "failed_step": run.failed_step
+        or next((t.name for t in tasks.values() if t.status == "failed"), None),
         "error": run.error,
         "params": params,
         "tasks": [

@@ -19,7 +19,6 @@ from adaptune.runner.dag import BY_NAME, TASKS
 from adaptune.runner.local import PIPELINE_SUBDIR
 
 EXECUTOR_OUTPUT = "executor_output.json"
-ARTIFACT_KINDS = {("tune-adapter", "trained_adapter"): "adapter"}
 
 
 @dataclass(frozen=True)
@@ -197,7 +196,7 @@ def _with_io(
     artifacts: dict[str, OutputArtifact] = {}
     if found:
         for output, a in found[1].items():
-            kind = ARTIFACT_KINDS.get((name, output), output)
+            kind = table.kinds.get(output, output) if table else output
             artifacts[output] = OutputArtifact(a["uri"], kind, a["metadata"])
         if table and table.registers:
             artifacts["registry_version"] = _registry_version(params, found[0])
