@@ -200,10 +200,10 @@ def test_a_failed_deploy_says_what_exists_and_a_rerun_finishes_it(cloud, version
 
 
 def _deploy_cli(*args: str):
-    return CliRunner().invoke(main, ["deploy-vertex", *args])
+    return CliRunner().invoke(main, ["vertex", "deploy", *args])
 
 
-def test_deploy_vertex_command_takes_the_production_version(env, adc, versions, monkeypatch):  # noqa: F811
+def test_vertex_deploy_command_takes_the_production_version(env, adc, versions, monkeypatch):  # noqa: F811
     monkeypatch.setenv("ADAPTUNE_PIPELINE_ROOT", f"gs://{BUCKET}/cli")
     registry, _, second = versions
     promote(registry, MODEL, "v2")
@@ -242,7 +242,7 @@ def test_lineage_reads_a_deployed_version_back(env, adc, versions):  # noqa: F81
     run_id = first.metadata["run_id"]
     model_id = result.model.rsplit("/", 1)[-1]
 
-    local = CliRunner().invoke(main, ["lineage", f"{model_id}@1", "--vertex"])
+    local = CliRunner().invoke(main, ["vertex", "lineage", f"{model_id}@1"])
     assert local.exit_code == 0, local.output
     chain = json.loads(local.output)
     assert chain["pipeline_job"] is None  # trained by a local run: no Vertex job to follow
@@ -250,7 +250,7 @@ def test_lineage_reads_a_deployed_version_back(env, adc, versions):  # noqa: F81
 
     job = f"{PARENT}/pipelineJobs/{run_id}"
     fake.resources[job] = {"name": job, "state": "PIPELINE_STATE_SUCCEEDED"}
-    on_vertex = CliRunner().invoke(main, ["lineage", f"{model_id}@1", "--vertex"])
+    on_vertex = CliRunner().invoke(main, ["vertex", "lineage", f"{model_id}@1"])
     assert on_vertex.exit_code == 0, on_vertex.output
     chain = json.loads(on_vertex.output)
     assert chain["model"]["labels"]["adaptune-run-id"] == run_id
