@@ -8,6 +8,7 @@ import json
 import pytest
 from click.testing import CliRunner
 from conftest import COMPILED, REPO, SAMPLE
+from test_cli import PARAM_FLAGS, captured_run  # noqa: F401  (fixture)
 from test_vertex_fakes import (  # noqa: F401  (fixtures)
     BUCKET,
     KMS,
@@ -311,3 +312,33 @@ def test_lineage_of_a_vertex_model_without_adaptune_labels_is_refused(env, adc):
     result = CliRunner().invoke(main, ["vertex", "lineage", "other"])
     assert result.exit_code == 2
     assert "not deployed by adaptune" in result.output
+
+
+# Parameters staging rewrites for Vertex (local paths → /gcs/, the job id); the rest must be
+# exactly what `adaptune run` resolves from the same flags.
+STAGED = ("train_data", "eval_data", "registry_dir", "run_id")
+
+
+def test_run_submit_and_schedule_resolve_the_same_flags_alike(
+    env, adc, monkeypatch, tmp_path, captured_run  # noqa: F811
+):
+    monkeypatch.setenv("ADAPTUNE_PIPELINE_ROOT", f"gs://{BUCKET}/same")
+    flags = ["--train-data", str(SAMPLE / "train.jsonl"), *PARAM_FLAGS]
+    ran = CliRunner().invoke(main, ["run", *flags, "--runs-dir", str(tmp_path)])
+    assert ran.exit_code == 0, ran.output
+    local = {k: v for k, v in captured_run[0]["params"].items() if k not in STAGED}
+    assert local["seed"] == 3 and local["adapter"]["r"] == 4 and local["training"]["steps"] == 7
+
+    dry = CliRunner().invoke(main, ["vertex", "submit", "--dry-run", *flags])
+    assert dry.exit_code == 0, dry.output
+    submitted = json.loads(dry.output)["pipelineJob"]["runtimeConfig"]["parameterValues"]
+    assert {k: v for k, v in submitted.items() if k not in STAGED} == local
+
+    created = CliRunner().invoke(
+        main, ["vertex", "schedule", "create", "--cron", "TZ=Etc/UTC 0 3 * * 1", *flags]
+    )
+    assert created.exit_code == 0, created.output
+    (create,) = env["vertex"].calls("POST", f"{PARENT}/schedules")
+    job = create.body["createPipelineJobRequest"]["pipelineJob"]
+    scheduled = job["runtimeConfig"]["parameterValues"]
+    assert {k: v for k, v in scheduled.items() if k not in STAGED} == local

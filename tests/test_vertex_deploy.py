@@ -35,6 +35,7 @@ from adaptune.vertex import staging
 from adaptune.vertex.deploy_settings import VertexDeploySettings
 from adaptune.vertex.deployment import deploy_to_vertex
 from components.images import IMAGE
+from pipelines.profiles import DEFAULT_PROFILE, PROFILES
 
 MODEL = "support-router"
 
@@ -212,6 +213,8 @@ def test_vertex_deploy_command_takes_the_production_version(env, adc, versions, 
     deployed = json.loads(result.output)
     (upload,) = env["vertex"].calls("POST", "/models:upload")
     assert upload.body["model"]["labels"]["adaptune-registry-version"] == str(second.version)
+    # the CLI names the serving image: the default profile's unless --serving-image says
+    assert upload.body["model"]["containerSpec"]["imageUri"] == PROFILES[DEFAULT_PROFILE].image
     assert upload.body["model"]["artifactUri"] == deployed["artifact_uri"]
     assert deployed["artifact_uri"].startswith(f"gs://{BUCKET}/cli/models/{MODEL}/v2/")
     assert deployed["model_version"] == f"{deployed['model']}@1"
@@ -226,8 +229,12 @@ def test_vertex_deploy_command_takes_the_production_version(env, adc, versions, 
         "40",
         "--machine-type",
         "n1-standard-8",
+        "--serving-image",
+        "europe-docker.pkg.dev/p/r/adaptune:custom",
     )
     assert earlier.exit_code == 0, earlier.output
+    container = env["vertex"].calls("POST", "/models:upload")[1].body["model"]["containerSpec"]
+    assert container["imageUri"] == "europe-docker.pkg.dev/p/r/adaptune:custom"
     assert f"{MODEL}@v1 → {deployed['model']}@2 (uploaded)" in earlier.output
     deploy = env["vertex"].calls("POST", ":deployModel")[1]
     assert deploy.body["trafficSplit"] == {"0": 40, deployed["deployed_model_id"]: 60}
