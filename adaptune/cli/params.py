@@ -105,7 +105,6 @@ PARAMETER_OPTIONS = [
         "repeatable; the flags above apply on top).",
     ),
 ]
-PARAMETER_FLAGS = ("config_path", "assignments", *SCALAR_FLAGS, *KEY_FLAGS, *MAPPING_FLAGS)
 
 parameter_options = apply_options(PARAMETER_OPTIONS)
 
