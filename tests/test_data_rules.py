@@ -196,7 +196,7 @@ def test_settings_reject_unknown_keys_and_bad_values_and_accept_struct_floats():
 def test_the_cli_reports_bad_options_with_exit_2(tmp_path):
     path = str(GOOD / "vertex_text.jsonl")
     result = CliRunner().invoke(main, ["validate", path, "--data", "{nope"])
-    assert result.exit_code == 2 and "--data is not valid JSON" in result.output
+    assert result.exit_code == 2 and "Invalid value for '--data': not valid JSON" in result.output
     result = CliRunner().invoke(main, ["validate", path, "--data", '{"colour": 1}'])
     assert result.exit_code == 2 and "unknown data setting" in result.output
     result = CliRunner().invoke(main, ["validate", path, "--base-model", str(tmp_path)])
@@ -334,7 +334,7 @@ def test_run_refuses_bad_data_settings_before_anything_runs(tmp_path):
     result = CliRunner().invoke(main, [*args, "--data", '{"formt": "csv"}'])
     assert result.exit_code == 2 and "unknown data setting(s) ['formt']" in result.output
     result = CliRunner().invoke(main, [*args, "--data", "[1"])
-    assert result.exit_code == 2 and "--data is not valid JSON" in result.output
+    assert result.exit_code == 2 and "Invalid value for '--data': not valid JSON" in result.output
     assert not runs.exists()
 
 

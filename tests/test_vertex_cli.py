@@ -8,6 +8,7 @@ import json
 import pytest
 from click.testing import CliRunner
 from conftest import COMPILED, REPO, SAMPLE
+from test_cli import PARAM_FLAGS, captured_run  # noqa: F401  (fixture)
 from test_vertex_fakes import (  # noqa: F401  (fixtures)
     BUCKET,
     KMS,
@@ -58,6 +59,7 @@ def test_dry_run_prints_the_request_and_calls_nothing(tmp_path, monkeypatch):
     result = CliRunner().invoke(
         main,
         [
+            "vertex",
             "submit",
             "--dry-run",
             "--vertex-config",
@@ -98,6 +100,7 @@ def test_dry_run_with_the_gpu_profile_sends_the_profile_image(tmp_path):
     result = CliRunner().invoke(
         main,
         [
+            "vertex",
             "submit",
             "--dry-run",
             "--project",
@@ -139,7 +142,8 @@ def test_user_errors_are_one_line_and_exit_2(monkeypatch, args, message):
     for key in ("PROJECT", "PIPELINE_ROOT", "VERTEX_CONFIG"):
         monkeypatch.delenv(f"ADAPTUNE_{key}", raising=False)
     result = CliRunner().invoke(
-        main, ["submit", "--dry-run", "--train-data", str(SAMPLE / "train.jsonl"), *args]
+        main,
+        ["vertex", "submit", "--dry-run", "--train-data", str(SAMPLE / "train.jsonl"), *args],
     )
     assert result.exit_code == 2
     assert message in result.output
@@ -151,6 +155,7 @@ def test_submit_command_stages_and_creates_the_job(env, adc, monkeypatch):
     result = CliRunner().invoke(
         main,
         [
+            "vertex",
             "submit",
             "--train-data",
             str(SAMPLE / "train.jsonl"),
@@ -179,6 +184,7 @@ def test_submit_to_a_missing_bucket_is_a_clear_error(env, adc):
     result = CliRunner().invoke(
         main,
         [
+            "vertex",
             "submit",
             "--pipeline-root",
             "gs://no-such-bucket/root",
@@ -196,7 +202,9 @@ def test_status_wait_exits_1_when_the_job_expires(env, adc):
     name = f"{PARENT}/pipelineJobs/adaptune-old"
     fake.resources[name] = {"name": name, "state": "PIPELINE_STATE_RUNNING"}
     fake.script(name, {"state": "PIPELINE_STATE_RUNNING"}, {"state": "JOB_STATE_EXPIRED"})
-    result = CliRunner().invoke(main, ["status", "adaptune-old", "--wait", "--poll", "0"])
+    result = CliRunner().invoke(
+        main, ["vertex", "status", "adaptune-old", "--wait", "--poll", "0"]
+    )
     # The SDK parses EXPIRED (missing from its PipelineState) as UNSPECIFIED; the raw state
     # is read instead, and it ends the wait.
     assert result.exit_code == 1, result.output
@@ -228,7 +236,7 @@ def test_status_shows_each_task(env, adc):
             ]
         },
     }
-    result = CliRunner().invoke(main, ["status", "adaptune-done"])
+    result = CliRunner().invoke(main, ["vertex", "status", "adaptune-done"])
     assert result.exit_code == 0, result.output
     for text in ("adaptune-done", "SUCCEEDED", "validate-dataset", "deploy", "SKIPPED"):
         assert text in result.output
@@ -240,6 +248,7 @@ def test_schedule_commands(env, adc, monkeypatch):
     created = runner.invoke(
         main,
         [
+            "vertex",
             "schedule",
             "create",
             "--cron",
@@ -255,15 +264,15 @@ def test_schedule_commands(env, adc, monkeypatch):
     assert create.body["cron"] == "TZ=Etc/UTC 0 3 * * 1"
     assert create.body["maxConcurrentRunCount"] == "1"
     schedule_id = created.output.strip().rsplit("/", 1)[-1]
-    listed = runner.invoke(main, ["schedule", "list"])
+    listed = runner.invoke(main, ["vertex", "schedule", "list"])
     assert listed.exit_code == 0 and "weekly" in listed.output and "ACTIVE" in listed.output
-    assert runner.invoke(main, ["schedule", "pause", schedule_id]).exit_code == 0
+    assert runner.invoke(main, ["vertex", "schedule", "pause", schedule_id]).exit_code == 0
     assert env["vertex"].resources[f"{PARENT}/schedules/{schedule_id}"]["state"] == "PAUSED"
-    assert runner.invoke(main, ["schedule", "resume", schedule_id]).exit_code == 0
-    assert runner.invoke(main, ["schedule", "delete", schedule_id]).exit_code == 0
-    missing = runner.invoke(main, ["schedule", "pause", schedule_id])
+    assert runner.invoke(main, ["vertex", "schedule", "resume", schedule_id]).exit_code == 0
+    assert runner.invoke(main, ["vertex", "schedule", "delete", schedule_id]).exit_code == 0
+    missing = runner.invoke(main, ["vertex", "schedule", "pause", schedule_id])
     assert missing.exit_code == 2 and "schedule not found" in missing.output
-    bad = runner.invoke(main, ["schedule", "create", "--cron", "weekly"])
+    bad = runner.invoke(main, ["vertex", "schedule", "create", "--cron", "weekly"])
     assert bad.exit_code == 2 and "expected 5 fields" in bad.output
 
 
@@ -285,7 +294,7 @@ def test_lineage_of_a_vertex_model_version_reads_its_labels(env, adc):
         "labels": {"adaptune-run-id": "adaptune-20261126-010203",
                    "adaptune-data-sha256": "ab" * 16},
     }
-    result = CliRunner().invoke(main, ["lineage", "router", "--vertex"])
+    result = CliRunner().invoke(main, ["vertex", "lineage", "router"])
     assert result.exit_code == 0, result.output
     chain = json.loads(result.output)
     assert chain["model"]["name"] == model
@@ -300,6 +309,36 @@ def test_lineage_of_a_vertex_model_without_adaptune_labels_is_refused(env, adc):
     fake = env["vertex"]
     model = f"{PARENT}/models/other"
     fake.resources[model] = {"name": model, "versionId": "1", "labels": {}}
-    result = CliRunner().invoke(main, ["lineage", "other", "--vertex"])
+    result = CliRunner().invoke(main, ["vertex", "lineage", "other"])
     assert result.exit_code == 2
     assert "not deployed by adaptune" in result.output
+
+
+# Parameters staging rewrites for Vertex (local paths → /gcs/, the job id); the rest must be
+# exactly what `adaptune run` resolves from the same flags.
+STAGED = ("train_data", "eval_data", "registry_dir", "run_id")
+
+
+def test_run_submit_and_schedule_resolve_the_same_flags_alike(
+    env, adc, monkeypatch, tmp_path, captured_run  # noqa: F811
+):
+    monkeypatch.setenv("ADAPTUNE_PIPELINE_ROOT", f"gs://{BUCKET}/same")
+    flags = ["--train-data", str(SAMPLE / "train.jsonl"), *PARAM_FLAGS]
+    ran = CliRunner().invoke(main, ["run", *flags, "--runs-dir", str(tmp_path)])
+    assert ran.exit_code == 0, ran.output
+    local = {k: v for k, v in captured_run[0]["params"].items() if k not in STAGED}
+    assert local["seed"] == 3 and local["adapter"]["r"] == 4 and local["training"]["steps"] == 7
+
+    dry = CliRunner().invoke(main, ["vertex", "submit", "--dry-run", *flags])
+    assert dry.exit_code == 0, dry.output
+    submitted = json.loads(dry.output)["pipelineJob"]["runtimeConfig"]["parameterValues"]
+    assert {k: v for k, v in submitted.items() if k not in STAGED} == local
+
+    created = CliRunner().invoke(
+        main, ["vertex", "schedule", "create", "--cron", "TZ=Etc/UTC 0 3 * * 1", *flags]
+    )
+    assert created.exit_code == 0, created.output
+    (create,) = env["vertex"].calls("POST", f"{PARENT}/schedules")
+    job = create.body["createPipelineJobRequest"]["pipelineJob"]
+    scheduled = job["runtimeConfig"]["parameterValues"]
+    assert {k: v for k, v in scheduled.items() if k not in STAGED} == local

@@ -37,6 +37,7 @@ from adaptune.vertex import staging
 from adaptune.vertex.deploy_settings import VertexDeploySettings
 from adaptune.vertex.deployment import deploy_to_vertex
 from components.images import IMAGE
+from pipelines.profiles import DEFAULT_PROFILE, PROFILES
 
 MODEL = "support-router"
 
@@ -202,10 +203,10 @@ def test_a_failed_deploy_says_what_exists_and_a_rerun_finishes_it(cloud, version
 
 
 def _deploy_cli(*args: str):
-    return CliRunner().invoke(main, ["deploy-vertex", *args])
+    return CliRunner().invoke(main, ["vertex", "deploy", *args])
 
 
-def test_deploy_vertex_command_takes_the_production_version(env, adc, versions, monkeypatch):  # noqa: F811
+def test_vertex_deploy_command_takes_the_production_version(env, adc, versions, monkeypatch):  # noqa: F811
     monkeypatch.setenv("ADAPTUNE_PIPELINE_ROOT", f"gs://{BUCKET}/cli")
     registry, _, second = versions
     promote(registry, MODEL, "v2")
@@ -214,6 +215,8 @@ def test_deploy_vertex_command_takes_the_production_version(env, adc, versions, 
     deployed = json.loads(result.output)
     (upload,) = env["vertex"].calls("POST", "/models:upload")
     assert upload.body["model"]["labels"]["adaptune-registry-version"] == str(second.version)
+    # the CLI names the serving image: the default profile's unless --serving-image says
+    assert upload.body["model"]["containerSpec"]["imageUri"] == PROFILES[DEFAULT_PROFILE].image
     assert upload.body["model"]["artifactUri"] == deployed["artifact_uri"]
     assert deployed["artifact_uri"].startswith(f"gs://{BUCKET}/cli/models/{MODEL}/v2/")
     assert deployed["model_version"] == f"{deployed['model']}@1"
@@ -228,8 +231,12 @@ def test_deploy_vertex_command_takes_the_production_version(env, adc, versions, 
         "40",
         "--machine-type",
         "n1-standard-8",
+        "--serving-image",
+        "europe-docker.pkg.dev/p/r/adaptune:custom",
     )
     assert earlier.exit_code == 0, earlier.output
+    container = env["vertex"].calls("POST", "/models:upload")[1].body["model"]["containerSpec"]
+    assert container["imageUri"] == "europe-docker.pkg.dev/p/r/adaptune:custom"
     assert f"{MODEL}@v1 → {deployed['model']}@2 (uploaded)" in earlier.output
     deploy = env["vertex"].calls("POST", ":deployModel")[1]
     assert deploy.body["trafficSplit"] == {"0": 40, deployed["deployed_model_id"]: 60}
@@ -244,7 +251,7 @@ def test_lineage_reads_a_deployed_version_back(env, adc, versions):  # noqa: F81
     run_id = first.metadata["run_id"]
     model_id = result.model.rsplit("/", 1)[-1]
 
-    local = CliRunner().invoke(main, ["lineage", f"{model_id}@1", "--vertex"])
+    local = CliRunner().invoke(main, ["vertex", "lineage", f"{model_id}@1"])
     assert local.exit_code == 0, local.output
     chain = json.loads(local.output)
     assert chain["pipeline_job"] is None  # trained by a local run: no Vertex job to follow
@@ -252,7 +259,7 @@ def test_lineage_reads_a_deployed_version_back(env, adc, versions):  # noqa: F81
 
     job = f"{PARENT}/pipelineJobs/{run_id}"
     fake.resources[job] = {"name": job, "state": "PIPELINE_STATE_SUCCEEDED"}
-    on_vertex = CliRunner().invoke(main, ["lineage", f"{model_id}@1", "--vertex"])
+    on_vertex = CliRunner().invoke(main, ["vertex", "lineage", f"{model_id}@1"])
     assert on_vertex.exit_code == 0, on_vertex.output
     chain = json.loads(on_vertex.output)
     assert chain["model"]["labels"]["adaptune-run-id"] == run_id

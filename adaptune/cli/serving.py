@@ -5,25 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
-from adaptune.commands.failure import fail
+from adaptune.cli.errors import reports_errors
+from adaptune.cli.options import apply_options, registry_dir_option, serve_registry_dir_option
 from adaptune.errors import UserError
 from adaptune.serving.generation_options import GenerationOptions
 from adaptune.serving.settings import TOKEN_ENV
 
-REGISTRY_ENV = "ADAPTUNE_REGISTRY_DIR"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-registry_option = click.option(
-    "--registry-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    envvar=REGISTRY_ENV,
-    help=f"Model registry directory (env {REGISTRY_ENV}) [default: registry].",
-)
 
 
 def _count_option(flag: str, default: int, help_text: str, minimum: int = 1) -> Callable:
@@ -32,36 +23,23 @@ def _count_option(flag: str, default: int, help_text: str, minimum: int = 1) -> 
     )
 
 
-decoding_options = [
-    _count_option("--max-new-tokens", 64, "Most tokens generated per answer."),
-    click.option(
-        "--temperature",
-        type=click.FloatRange(0, 2),
-        default=0.0,
-        show_default=True,
-        help="0 decodes greedily; above 0 samples.",
-    ),
-    click.option("--raw", is_flag=True, help="Send the prompt as it is, without the template."),
-]
-
-
-Command = TypeVar("Command", bound=Callable[..., Any])
-
-
-def _decoding(func: Command) -> Command:
-    for option in reversed(decoding_options):
-        func = option(func)
-    return func
+decoding_options = apply_options(
+    [
+        _count_option("--max-new-tokens", 64, "Most tokens generated per answer."),
+        click.option(
+            "--temperature",
+            type=click.FloatRange(0, 2),
+            default=0.0,
+            show_default=True,
+            help="0 decodes greedily; above 0 samples.",
+        ),
+        click.option("--raw", is_flag=True, help="Send the prompt as it is, without the template."),
+    ]
+)
 
 
 @click.command()
-@click.option(
-    "--registry-dir",
-    default=None,
-    envvar=REGISTRY_ENV,
-    help=f"Model registry: a directory, or gs:// (copied at start) (env {REGISTRY_ENV}; else "
-    "AIP_STORAGE_URI; else ./registry).",
-)
+@serve_registry_dir_option
 @click.option(
     "--host",
     default=None,
@@ -110,6 +88,7 @@ def _decoding(func: Command) -> Command:
     default="info",
     show_default=True,
 )
+@reports_errors
 def serve(
     registry_dir: str | None,
     host: str | None,
@@ -133,22 +112,19 @@ def serve(
     from adaptune.serving.settings import ServeSettings, VertexEnvironment
     from adaptune.serving.storage import local_registry
 
-    try:
-        vertex = VertexEnvironment.from_environ()
-        location = registry_dir or vertex.storage_uri or "registry"
-        settings = ServeSettings(
-            registry_dir=local_registry(location),
-            token=token or None,
-            default_model=default_model,
-            **limits,
-            predict_route=vertex.predict_route,
-            health_route=vertex.health_route,
-            deployed_model_id=vertex.deployed_model_id,
-        )
-        if not settings.registry_dir.is_dir():
-            raise UserError(f"registry {settings.registry_dir} is not a directory")
-    except UserError as exc:
-        fail(str(exc))
+    vertex = VertexEnvironment.from_environ()
+    location = registry_dir or vertex.storage_uri or "registry"
+    settings = ServeSettings(
+        registry_dir=local_registry(location),
+        token=token or None,
+        default_model=default_model,
+        **limits,
+        predict_route=vertex.predict_route,
+        health_route=vertex.health_route,
+        deployed_model_id=vertex.deployed_model_id,
+    )
+    if not settings.registry_dir.is_dir():
+        raise UserError(f"registry {settings.registry_dir} is not a directory")
     address = vertex.host(host)
     if address not in LOOPBACK and settings.token is None and not vertex.on_vertex:
         click.echo(
@@ -168,8 +144,8 @@ def serve(
 @click.command()
 @click.argument("model_ref")
 @click.argument("prompt")
-@registry_option
-@_decoding
+@registry_dir_option
+@decoding_options
 @click.option(
     "--url",
     default=None,
@@ -178,10 +154,11 @@ def serve(
 @click.option(
     "--token", envvar=TOKEN_ENV, default=None, help=f"Bearer token for --url (env {TOKEN_ENV})."
 )
+@reports_errors
 def predict(
     model_ref: str,
     prompt: str,
-    registry_dir: Path | None,
+    registry_dir: Path,
     max_new_tokens: int,
     temperature: float,
     raw: bool,
@@ -190,21 +167,16 @@ def predict(
 ) -> None:
     """Print the tuned model's answer to PROMPT (MODEL, MODEL@vN or MODEL@previous)."""
     options = GenerationOptions(max_new_tokens, temperature)
-    try:
-        if url:
-            from adaptune.serving.client import predict_remote
+    if url:
+        from adaptune.serving.client import predict_remote
 
-            body = predict_remote(url, model_ref, [prompt], options, raw=raw, token=token)
-            answer, served = body["predictions"][0]["content"], body.get("deployedModelId", "")
-        else:
-            from adaptune.serving.local_predict import predict_in_process
+        body = predict_remote(url, model_ref, [prompt], options, raw=raw, token=token)
+        answer, served = body["predictions"][0]["content"], body.get("deployedModelId", "")
+    else:
+        from adaptune.serving.local_predict import predict_in_process
 
-            version, answers = predict_in_process(
-                registry_dir or Path("registry"), model_ref, [prompt], options, raw=raw
-            )
-            answer, served = answers[0], version.ref
-    except UserError as exc:
-        fail(str(exc))
+        version, answers = predict_in_process(registry_dir, model_ref, [prompt], options, raw=raw)
+        answer, served = answers[0], version.ref
     click.echo(f"# {served}", err=True)
     click.echo(answer)
 
@@ -214,12 +186,13 @@ def predict(
 @click.option(
     "--prompt", "prompts", multiple=True, required=True, help="A prompt to try (repeat for more)."
 )
-@registry_option
-@_decoding
+@registry_dir_option
+@decoding_options
+@reports_errors
 def compare(
     model_ref: str,
     prompts: tuple[str, ...],
-    registry_dir: Path | None,
+    registry_dir: Path,
     max_new_tokens: int,
     temperature: float,
     raw: bool,
@@ -232,12 +205,9 @@ def compare(
     from adaptune.serving.local_predict import compare_base_and_tuned
 
     options = GenerationOptions(max_new_tokens, temperature)
-    try:
-        version, base, tuned = compare_base_and_tuned(
-            registry_dir or Path("registry"), model_ref, list(prompts), options, raw=raw
-        )
-    except UserError as exc:
-        fail(str(exc))
+    version, base, tuned = compare_base_and_tuned(
+        registry_dir, model_ref, list(prompts), options, raw=raw
+    )
     table = Table(title=f"{version.ref} vs its base model", show_lines=True)
     table.add_column("prompt", overflow="fold")
     table.add_column(f"base ({version.metadata.get('base_model', 'base')})", overflow="fold")

@@ -1,4 +1,7 @@
-"""``adaptune models list|show|promote|rollback``: the registry from the command line."""
+"""``adaptune models list|show|promote|rollback``: the registry from the command line.
+
+``promote`` and ``rollback`` are also top-level commands (``adaptune promote MODEL@vN``).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from adaptune.commands.failure import fail
-from adaptune.commands.options import REGISTRY_DIR_OPTION
+from adaptune.cli.errors import reports_errors
+from adaptune.cli.options import json_output_option, registry_dir_option
 from adaptune.errors import UserError
 
 # The registry and rich are imported in the commands, so `adaptune --help` stays quick.
@@ -32,8 +35,9 @@ def models() -> None:
 
 
 @models.command("list")
-@REGISTRY_DIR_OPTION
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@registry_dir_option
+@json_output_option
+@reports_errors
 def models_list(registry_dir: Path, as_json: bool) -> None:
     """Every model with its versions and where its aliases point."""
     from rich.console import Console
@@ -41,17 +45,14 @@ def models_list(registry_dir: Path, as_json: bool) -> None:
 
     from adaptune.registry import list_models, list_versions, read_aliases
 
-    try:
-        rows = [
-            {
-                "model": name,
-                "versions": [v.version for v in list_versions(registry_dir, name)],
-                "aliases": read_aliases(registry_dir, name),
-            }
-            for name in list_models(registry_dir)
-        ]
-    except UserError as exc:
-        fail(str(exc))
+    rows = [
+        {
+            "model": name,
+            "versions": [v.version for v in list_versions(registry_dir, name)],
+            "aliases": read_aliases(registry_dir, name),
+        }
+        for name in list_models(registry_dir)
+    ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -74,8 +75,9 @@ def models_list(registry_dir: Path, as_json: bool) -> None:
 
 @models.command("show")
 @click.argument("model_ref")
-@REGISTRY_DIR_OPTION
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@registry_dir_option
+@json_output_option
+@reports_errors
 def models_show(model_ref: str, registry_dir: Path, as_json: bool) -> None:
     """One model's versions (MODEL) or one version's metadata (MODEL@vN, MODEL@production)."""
     from rich.console import Console
@@ -83,23 +85,20 @@ def models_show(model_ref: str, registry_dir: Path, as_json: bool) -> None:
 
     from adaptune.registry import list_versions, parse_model_ref, read_aliases, resolve_version
 
-    try:
-        name, ref = parse_model_ref(model_ref)
-        aliases = read_aliases(registry_dir, name)
-        if ref is not None:
-            version = resolve_version(registry_dir, name, ref)
-            record = {
-                **version.metadata,
-                "aliases": _aliases_of(aliases, version.version),
-                "path": str(version.path),
-            }
-            click.echo(json.dumps(record, indent=2, default=str))
-            return
-        versions = list_versions(registry_dir, name)
-        if not versions:
-            raise UserError(f"no model {name!r} in registry {registry_dir}")
-    except UserError as exc:
-        fail(str(exc))
+    name, ref = parse_model_ref(model_ref)
+    aliases = read_aliases(registry_dir, name)
+    if ref is not None:
+        version = resolve_version(registry_dir, name, ref)
+        record = {
+            **version.metadata,
+            "aliases": _aliases_of(aliases, version.version),
+            "path": str(version.path),
+        }
+        click.echo(json.dumps(record, indent=2, default=str))
+        return
+    versions = list_versions(registry_dir, name)
+    if not versions:
+        raise UserError(f"no model {name!r} in registry {registry_dir}")
     if as_json:
         payload = {"model": name, "aliases": aliases, "versions": [v.metadata for v in versions]}
         click.echo(json.dumps(payload, indent=2, default=str))
@@ -130,31 +129,27 @@ def _print_aliases(name: str, aliases: dict[str, int]) -> None:
 
 @models.command("promote")
 @click.argument("model_ref")
-@REGISTRY_DIR_OPTION
+@registry_dir_option
+@reports_errors
 def models_promote(model_ref: str, registry_dir: Path) -> None:
     """Serve MODEL@vN: production moves to it, previous to what served before."""
     from adaptune.registry import parse_model_ref, promote
 
-    try:
-        name, ref = parse_model_ref(model_ref)
-        if ref is None:
-            raise UserError(f"say which version to promote: {name}@vN")
-        _print_aliases(name, promote(registry_dir, name, ref))
-    except UserError as exc:
-        fail(str(exc))
+    name, ref = parse_model_ref(model_ref)
+    if ref is None:
+        raise UserError(f"say which version to promote: {name}@vN")
+    _print_aliases(name, promote(registry_dir, name, ref))
 
 
 @models.command("rollback")
 @click.argument("model")
-@REGISTRY_DIR_OPTION
+@registry_dir_option
+@reports_errors
 def models_rollback(model: str, registry_dir: Path) -> None:
     """Serve the previous version again (a second rollback undoes the first)."""
     from adaptune.registry import parse_model_ref, rollback
 
-    try:
-        name, ref = parse_model_ref(model)
-        if ref is not None:
-            raise UserError(f"rollback takes a model name, not a version: {name}")
-        _print_aliases(name, rollback(registry_dir, name))
-    except UserError as exc:
-        fail(str(exc))
+    name, ref = parse_model_ref(model)
+    if ref is not None:
+        raise UserError(f"rollback takes a model name, not a version: {name}")
+    _print_aliases(name, rollback(registry_dir, name))

@@ -1,4 +1,4 @@
-"""``adaptune deploy-vertex``: serve a registry version on a Vertex AI endpoint."""
+"""``adaptune vertex deploy``: serve a registry version on a Vertex AI endpoint."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ from typing import Any
 
 import click
 
-from adaptune.commands.failure import fail
-from adaptune.commands.options import REGISTRY_DIR_OPTION
-from adaptune.commands.vertex_options import VERTEX_OPTIONS, apply_options, vertex_settings
+from adaptune.cli.errors import reports_errors
+from adaptune.cli.options import registry_dir_option
+from adaptune.cli.vertex.options import (
+    labels_option,
+    pipeline_root_option,
+    vertex_options,
+    vertex_settings,
+)
 from adaptune.errors import UserError
-from adaptune.vertex.google_errors import google_errors
 
 CONFIG_KEY = "vertex_deploy"
 DEPLOY_FLAGS = (
@@ -26,34 +30,35 @@ DEPLOY_FLAGS = (
     "serving_image",
     "artifact_prefix",
 )
-VERTEX_FLAGS = ("project", "location", "api_endpoint", "pipeline_root", "kms_key", "labels")
 
 
 def deploy_settings(config_path: Path | None, flags: dict[str, Any]) -> Any:
     """``VertexDeploySettings`` from the ``--config`` file with the flags given on top.
 
     The file holds the settings as a mapping, or a pipeline config whose ``vertex_deploy``
-    mapping holds them.
+    mapping holds them. Without a serving image, adaptune's default profile's image serves.
 
     Raises:
         UserError: On unknown keys or invalid values.
     """
     from adaptune.runner.params import load_config
     from adaptune.vertex.deploy_settings import VertexDeploySettings
+    from pipelines.profiles import DEFAULT_PROFILE, PROFILES
 
     values = load_config(config_path) if config_path else {}
     if CONFIG_KEY in values:
         values = values[CONFIG_KEY] or {}
         if not isinstance(values, dict):
             raise UserError(f"{config_path}: {CONFIG_KEY} must be a mapping")
-    values = {**values, **{k: v for k, v in flags.items() if v is not None}}
-    return VertexDeploySettings.from_dict(values)
+    values = {**values, **{k: flags[k] for k in DEPLOY_FLAGS if flags.get(k) is not None}}
+    settings = VertexDeploySettings.from_dict(values)
+    return settings.with_serving_image(PROFILES[DEFAULT_PROFILE].image)
 
 
-@click.command("deploy-vertex")
+@click.command("deploy")
 @click.argument("model_ref")
-@apply_options(VERTEX_OPTIONS)
-@REGISTRY_DIR_OPTION
+@vertex_options
+@registry_dir_option
 @click.option(
     "--config",
     "config_path",
@@ -77,17 +82,13 @@ def deploy_settings(config_path: Path | None, flags: dict[str, Any]) -> Any:
     "--artifact-prefix",
     help="gs:// directory to stage the files in (default: PIPELINE_ROOT/models).",
 )
-@click.option("--pipeline-root", help="gs:// pipeline root [$ADAPTUNE_PIPELINE_ROOT].")
+@pipeline_root_option
 @click.option("--kms-key", help="Cloud KMS key for the model and a new endpoint (CMEK).")
-@click.option("--label", "labels", multiple=True, help="Extra label KEY=VALUE (repeatable).")
+@labels_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def deploy_vertex(
-    model_ref: str,
-    registry_dir: Path,
-    config_path: Path | None,
-    vertex_config: Path | None,
-    as_json: bool,
-    **flags: Any,
+@reports_errors
+def deploy(
+    model_ref: str, registry_dir: Path, config_path: Path | None, as_json: bool, **flags: Any
 ) -> None:
     """Upload MODEL[@vN] from the registry to Vertex AI and deploy it to an endpoint.
 
@@ -97,19 +98,12 @@ def deploy_vertex(
     """
     from adaptune.registry import parse_model_ref, resolve_version
     from adaptune.vertex.deployment import deploy_to_vertex
-    from pipelines.profiles import DEFAULT_PROFILE, PROFILES
 
-    try:
-        vertex = vertex_settings({k: flags[k] for k in VERTEX_FLAGS}, vertex_config)
-        settings = deploy_settings(config_path, {k: flags[k] for k in DEPLOY_FLAGS})
-        settings = settings.with_serving_image(PROFILES[DEFAULT_PROFILE].image)
-        name, ref = parse_model_ref(model_ref)
-        version = resolve_version(registry_dir, name, ref or "production")
-        result = deploy_to_vertex(version, vertex, settings)
-    except UserError as exc:
-        fail(str(exc))
-    except google_errors() as exc:
-        fail(f"Google Cloud refused the request: {exc}")
+    vertex = vertex_settings(flags)
+    settings = deploy_settings(config_path, flags)
+    name, ref = parse_model_ref(model_ref)
+    version = resolve_version(registry_dir, name, ref or "production")
+    result = deploy_to_vertex(version, vertex, settings)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return

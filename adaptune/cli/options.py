@@ -1,0 +1,101 @@
+"""Options and option types several commands share, each declared once."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_COMPILED = REPO_ROOT / "compiled" / "adapter_tuning.yaml"
+REGISTRY_ENV = "ADAPTUNE_REGISTRY_DIR"
+# One meaning of "experiment" for every command; each store adds where the name is recorded.
+EXPERIMENT = "Experiment: a named group of runs you list and compare together."
+
+Func = TypeVar("Func", bound=Callable[..., Any])
+
+
+def apply_options(options: Iterable[Callable[[Func], Func]]) -> Callable[[Func], Func]:
+    """A decorator adding ``options`` to a command, in the order listed (as ``--help`` shows)."""
+    chosen = list(options)
+
+    def decorate(func: Func) -> Func:
+        for option in reversed(chosen):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+class JsonMapping(click.ParamType):
+    """An option's value that is a JSON object, e.g. ``'{"method": "lora", "r": 16}'``.
+
+    Anything else is a usage error (exit 2) naming the option, on one line.
+    """
+
+    name = "json"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Parse ``value`` as a JSON object (a mapping given from Python passes as it is)."""
+        if isinstance(value, dict):
+            return value
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as exc:
+            self.fail(f"not valid JSON: {exc}", param, ctx)
+        if not isinstance(parsed, dict):
+            self.fail(f"must be a JSON object, got {type(parsed).__name__}", param, ctx)
+        return parsed
+
+
+JSON_MAPPING = JsonMapping()
+
+
+def json_mapping_option(flag: str, dest: str, example: str, what: str) -> Callable[[Func], Func]:
+    """An option taking a JSON object: ``what`` and an example value in its help."""
+    return click.option(flag, dest, type=JSON_MAPPING, help=f"{what} as JSON, e.g. '{example}'.")
+
+
+runs_dir_option = click.option(
+    "--runs-dir",
+    type=click.Path(path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+    help="Where run directories and metadata.sqlite live.",
+)
+
+registry_dir_option = click.option(
+    "--registry-dir",
+    type=click.Path(path_type=Path),
+    default=Path("registry"),
+    show_default=True,
+    envvar=REGISTRY_ENV,
+    help=f"Model registry directory (env {REGISTRY_ENV}).",
+)
+
+# `adaptune serve` also takes a gs:// registry and, on Vertex AI, AIP_STORAGE_URI, so its
+# default is decided by the command.
+serve_registry_dir_option = click.option(
+    "--registry-dir",
+    default=None,
+    envvar=REGISTRY_ENV,
+    help=f"Model registry: a directory, or gs:// (copied at start) (env {REGISTRY_ENV}; else "
+    "AIP_STORAGE_URI; else ./registry).",
+)
+
+
+def compiled_option(note: str = "") -> Callable[[Func], Func]:
+    """``--compiled``: the compiled pipeline YAML (``note`` adds to its help)."""
+    return click.option(
+        "--compiled",
+        type=click.Path(path_type=Path),
+        default=DEFAULT_COMPILED,
+        show_default=True,
+        help=f"Compiled pipeline YAML{note}.",
+    )
+
+
+json_output_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
