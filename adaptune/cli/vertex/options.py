@@ -50,7 +50,9 @@ JOB_OPTIONS = [
     click.option("--cache/--no-cache", "enable_caching", default=None, help="Reuse task outputs."),
     labels_option,
     parameter_options,
-    click.option("--run-id", help="Job id (default: adaptune-YYYYMMDD-HHMMSS)."),
+    click.option(
+        "--run-id", help="Run id, also the job id (default: a new adaptune-YYYYMMDD-HHMMSS-xxxxxx)."
+    ),
     compiled_option(" (ignored with --profile)"),
     click.option("--profile", help="Compile with this profile instead (e.g. vertex-gpu)."),
     click.option("--image", help="Component image for --profile (default: the profile's)."),
