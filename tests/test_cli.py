@@ -3,7 +3,6 @@ one parameter resolution for local runs, and the runs table."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -284,16 +283,14 @@ def test_a_failed_run_exits_1(monkeypatch, tmp_path):
     assert result.exit_code == 1 and shown == [{"status": "failed"}]
 
 
-def _record(runs: Path, run_id: str, gate_metric: str | None, passed: bool | None, **props):
+def _record(runs: Path, run_id: str, gate_metric: str, passed: bool | None, **props):
+    """A run in the store as the runner records it: the gate's metric at start, results at end."""
     store = MetadataStore(runs)
-    store.start_run(run_id, {"model_name": "router"})
+    store.start_run(run_id, {"model_name": "router", "gate_metric": gate_metric})
     if passed is not None:
-        store.finish_run(run_id, "succeeded", gate={"deploy": passed, "reason": "..."}, **props)
+        gate = {"metric": gate_metric, "passed": passed, "reason": "..."}
+        store.finish_run(run_id, "succeeded", gate=gate, **props)
     store.close()
-    if gate_metric:
-        (runs / run_id).mkdir(parents=True)
-        manifest = {"run_id": run_id, "params": {"gate": {"metric": gate_metric}}}
-        (runs / run_id / "manifest.json").write_text(json.dumps(manifest))
 
 
 def test_runs_list_names_each_runs_gate_metric(tmp_path):
@@ -302,7 +299,7 @@ def test_runs_list_names_each_runs_gate_metric(tmp_path):
     _record(runs, "run-chrf", "chrf", True, metrics={"tuned": tuned, "base": {}},
             registry={"model_ref": "router@v1"})
     _record(runs, "run-em", "exact_match", False, metrics={"tuned": tuned, "base": {}})
-    _record(runs, "run-live", None, None)
+    _record(runs, "run-live", "bleu", None)
     result = invoke("runs", "list", "--runs-dir", str(runs))
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()

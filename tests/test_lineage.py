@@ -97,6 +97,7 @@ def test_run_reproduce_lineage_and_if_changed(tmp_path):
     listed = _cli("runs", "list", "--experiment", "router-v1", "--runs-dir",
                   str(tmp_path / "runs"))
     assert run_a in listed.output
+    assert "exact_match" in listed.output and "passed" in listed.output, listed.output
 
     # the same inputs again give the same adapter and metrics
     again = _cli("reproduce", run_a, "--runs-dir", str(tmp_path / "runs"))

@@ -10,7 +10,6 @@ import click
 
 from adaptune.cli.errors import reports_errors
 from adaptune.cli.options import EXPERIMENT, runs_dir_option
-from adaptune.errors import UserError
 
 GATE = {True: "passed", False: "failed"}
 
@@ -22,23 +21,14 @@ def open_store(runs_dir: Path) -> Any:
     return MetadataStore(runs_dir)
 
 
-def gate_score(runs_dir: Path, record: dict[str, Any]) -> str:
-    """The metric the run's gate compared and the tuned model's value of it: ``NAME 0.8000``.
+def gate_score(record: dict[str, Any]) -> str:
+    """The metric the run's gate compares and the tuned model's value of it: ``NAME 0.8000``.
 
-    The metric is read from the run's manifest (``params.gate.metric``); a run without a
-    manifest (still running, or killed) or without metrics shows nothing.
+    Empty until the run has metrics (still running, killed, or failed before evaluation).
     """
-    from adaptune.runner.run import read_manifest
-
+    metric = record.get("gate_metric") or (record.get("gate") or {}).get("metric")
     tuned = (record.get("metrics") or {}).get("tuned") or {}
-    if not tuned:
-        return ""
-    try:
-        manifest = read_manifest(runs_dir, record["run_id"])
-    except (UserError, ValueError):
-        return ""
-    metric = ((manifest.get("params") or {}).get("gate") or {}).get("metric")
-    if not metric:
+    if not metric or not tuned:
         return ""
     value = tuned.get(metric)
     return f"{metric} {value:.4f}" if isinstance(value, int | float) else f"{metric} -"
@@ -79,8 +69,8 @@ def runs_list(runs_dir: Path, experiment: str | None) -> None:
             record.get("status", ""),
             (record.get("start_time") or "")[:19],
             record.get("model_name") or "",
-            gate_score(runs_dir, record),
-            GATE.get((record.get("gate") or {}).get("deploy"), ""),
+            gate_score(record),
+            GATE.get((record.get("gate") or {}).get("passed"), ""),
             (record.get("registry") or {}).get("model_ref") or "",
         )
     _print_wide(table)

@@ -266,7 +266,8 @@ class MetadataStore:
     def executions(self, run_id: str) -> list[dict[str, Any]]:
         """The run's task executions in start order."""
         rows = self.db.execute(
-            "SELECT * FROM executions WHERE run_id = ? ORDER BY start_time, id", (run_id,)
+            "SELECT * FROM executions WHERE run_id = ? ORDER BY start_time IS NULL, start_time, id",
+            (run_id,),
         ).fetchall()
         return [dict(r) | {"parameters": json.loads(r["parameters"])} for r in rows]
 
