@@ -1,1 +1,1 @@
-"""Lineage: a local metadata store (after ML Metadata), run manifests and reproduction."""
+"""Lineage: a metadata store (after ML Metadata), run manifests, the task recorder, queries."""

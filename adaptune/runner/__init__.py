@@ -1,1 +1,1 @@
-"""Running the compiled pipeline locally with ``kfp.local``."""
+"""A local run of the compiled pipeline: parameters, kfp.local, task records, summary, lineage."""

@@ -7,6 +7,7 @@ prints nothing but the pipeline's own task logs: the CLI decides what to show.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -191,8 +192,6 @@ def read_manifest(runs_root: Path, run_id: str) -> dict[str, Any]:
     Raises:
         UserError: If the run has none.
     """
-    import json
-
     path = Path(runs_root) / run_id / MANIFEST_FILE
     if not path.is_file():
         raise UserError(f"no manifest for run {run_id!r} in {runs_root}")
