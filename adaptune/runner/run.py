@@ -62,9 +62,9 @@ def run_local(
 ) -> RunResult:
     """Run the compiled pipeline with kfp.local, recording lineage and writing the summary.
 
-    The manifest is written first (what is about to run); each task is recorded in the
-    metadata store as it finishes; at the end the summary and the manifest's results are
-    written and the run is marked succeeded or failed.
+    The manifest (what is about to run) is made before anything runs; each task is recorded
+    in the metadata store as it finishes; at the end the summary and the manifest, with the
+    results, are written and the run is marked succeeded or failed.
 
     Args:
         compiled: The compiled pipeline YAML.
