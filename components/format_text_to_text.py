@@ -17,7 +17,7 @@ def format_text_to_text(
     data: dict,
     training: dict,
     formatted: Output[Dataset],
-) -> NamedTuple("Outputs", train_examples=int, eval_examples=int):
+) -> NamedTuple("Outputs", train_examples=int, eval_examples=int, prompt_style=dict):
     """Turn examples into prompt/target pairs; split eval off by content hash if needed.
 
     Args:
@@ -25,13 +25,15 @@ def format_text_to_text(
         data_sha256: Hash of the validated data (keys the cache on content).
         prompt_template: Text with {input_text} where the input goes.
         base_model: Checks every training pair keeps a target token with its tokenizer.
-        data: Data settings (eval_fraction is used here).
+        data: Data settings (eval_fraction, prompt_format and system_instruction are used here).
         training: Training settings; max_length bounds the target-token check.
         formatted: Directory with train.jsonl and eval.jsonl of prompt/target pairs.
 
     Returns:
         train_examples: Training pairs.
         eval_examples: Eval pairs.
+        prompt_style: How the prompts were made: format (template or chat), template and
+            system_instruction; the registry version records it and the server repeats it.
     """
     from collections import namedtuple
     from pathlib import Path
@@ -42,22 +44,25 @@ def format_text_to_text(
     from adaptune.tuning.settings import TrainingSettings
 
     with reported("format_text_to_text"):
-        eval_fraction = DataSettings.from_dict(data).eval_fraction
+        settings = DataSettings.from_dict(data)
         max_length = TrainingSettings.from_dict(training).max_length
         result = format_pairs(
             Path(dataset.path),
             Path(formatted.path),
             prompt_template,
-            eval_fraction,
+            settings.eval_fraction,
             base_model,
             max_length,
+            settings.prompt_format,
+            settings.system_instruction,
         )
     formatted.metadata.update(
         {
             "data_sha256": data_sha256,
             "split": result.split_source,
+            "prompt_format": result.prompt_style.format,
             **{f"{k}_examples": v for k, v in result.counts.items()},
         }
     )
-    outputs = namedtuple("Outputs", ["train_examples", "eval_examples"])
-    return outputs(result.counts["train"], result.counts["eval"])
+    outputs = namedtuple("Outputs", ["train_examples", "eval_examples", "prompt_style"])
+    return outputs(result.counts["train"], result.counts["eval"], result.prompt_style.to_dict())

@@ -16,6 +16,7 @@ def register_version(
     registry_dir: str,
     base_model: str,
     prompt_template: str,
+    prompt_style: dict,
     data_sha256: str,
     run_id: str,
     pipeline_job_name: str,
@@ -34,7 +35,8 @@ def register_version(
         model_name: Registry model name.
         registry_dir: Registry root directory.
         base_model: The adapter's base model.
-        prompt_template: The template the adapter was tuned with (the server applies it).
+        prompt_template: The template the adapter was tuned with.
+        prompt_style: How its prompts were made (format_text_to_text's): the server repeats it.
         data_sha256: Hash of the training data.
         run_id: Run id; the pipeline job name when empty.
         pipeline_job_name: The pipeline job's name.
@@ -61,6 +63,7 @@ def register_version(
             {
                 "base_model": base_model,
                 "prompt_template": prompt_template,
+                "prompt_style": prompt_style,
                 "data_sha256": data_sha256,
                 "run_id": run_id or pipeline_job_name,
                 "metrics": dict(eval_metrics.metadata),

@@ -71,6 +71,8 @@ DEFAULT_DATA = {
     "max_examples": 0,
     "max_invalid_fraction": 0.0,
     "eval_fraction": 0.2,
+    "prompt_format": "auto",
+    "system_instruction": "",
 }
 
 
@@ -107,7 +109,8 @@ def adapter_tuning(
         prompt_template: Text with {input_text} where the input goes.
         data: Data settings: format, input_column, output_column, max_input_tokens,
             max_output_tokens, length_policy, min_examples, max_examples,
-            max_invalid_fraction, eval_fraction.
+            max_invalid_fraction, eval_fraction, prompt_format (auto, template or chat: the
+            base model's chat template) and system_instruction.
         adapter: Adapter method and settings: method (lora, prompt_tuning, ia3, last_layers)
             plus that method's keys (lora: r, alpha, dropout, target_modules, use_rslora,
             use_dora; prompt_tuning: num_virtual_tokens, init; ia3: target_modules,
@@ -179,6 +182,7 @@ def adapter_tuning(
             registry_dir=registry_dir,
             base_model=base_model,
             prompt_template=prompt_template,
+            prompt_style=formatting.outputs["prompt_style"],
             data_sha256=data_sha256,
             run_id=run_id,
             pipeline_job_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,

@@ -53,6 +53,12 @@ def test_validate_then_format(sample_dir, tmp_path):
     )
     assert (counts.train_examples, counts.eval_examples) == (400, 80)
     assert formatted.metadata["split"] == "file"
+    # the built-in model has no chat template: auto is the template format
+    assert counts.prompt_style == {
+        "format": "template",
+        "template": "{input_text}\nTeam:",
+        "system_instruction": "",
+    }
 
 
 def test_validate_failure_exits_with_a_clear_message(tmp_path, capsys):
@@ -137,6 +143,7 @@ def test_tune_evaluate_gate_register(trained_adapter, tmp_path):
             registry_dir=str(registry),
             base_model="builtin:tiny-gpt2",
             prompt_template="{input_text}",
+            prompt_style={"format": "template", "template": "{input_text}"},
             data_sha256="abc",
             run_id="",
             pipeline_job_name=f"job-{round_}",
@@ -155,6 +162,7 @@ def test_tune_evaluate_gate_register(trained_adapter, tmp_path):
     assert meta["run_id"] == "job-1" and meta["data_sha256"] == "abc"
     assert meta["metrics"]["tuned_exact_match"] == scores.tuned_score
     assert meta["prompt_template"] == "{input_text}"
+    assert meta["prompt_style"]["format"] == "template"
 
     # second run: the same adapter challenges v1, in production, and ties with it
     scores, eval_metrics, registered, reason = champion_challenger(2)

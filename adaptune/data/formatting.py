@@ -1,8 +1,11 @@
 """Formatting validated examples into prompt/target pairs with a train/eval split.
 
-The prompt of an example is its system text (if any) on its own line, then each earlier
-user/model exchange of the context rendered with the template followed by the model's reply,
-then the input rendered with the template. The target is the output.
+In the ``template`` format the prompt of an example is its system text (if any) on its own line,
+then each earlier user/model exchange of the context rendered with the template followed by the
+model's reply, then the input rendered with the template; the target is the output. In the
+``chat`` format both come from the base model's chat template (:mod:`adaptune.data.chat`): the
+target is the assistant turn as rendered (its end-of-turn token included) and ``reference``
+keeps the plain output the evaluation scores against.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from adaptune.data.chat import PromptStyle, conversation, render_chat_pair, resolve_prompt_format
 from adaptune.data.jsonl import read_jsonl, write_jsonl
 from adaptune.data.problems import TARGET_MASKED, DataValidationError, Problem
 from adaptune.data.settings import DataSettings
@@ -31,11 +35,13 @@ class FormatResult:
         counts: Records per split.
         files: ``train`` and ``eval`` JSONL paths; each line has ``prompt`` and ``target``.
         split_source: ``file`` when the eval file was given, ``hash`` when it was split off.
+        prompt_style: How the prompts were made (a registry version records it).
     """
 
     counts: dict[str, int]
     files: dict[str, Path]
     split_source: str
+    prompt_style: PromptStyle
 
 
 def apply_template(template: str, input_text: str) -> str:
@@ -85,15 +91,14 @@ def check_target_tokens(
         DataValidationError: Naming the first pairs (1-based) without a target token.
     """
     from adaptune.base_models.tokenizer import load_tokenizer, model_family
-    from adaptune.data.encoding import DEFAULT_MAX_LENGTH, IGNORE_INDEX, encode_example
+    from adaptune.data.encoding import DEFAULT_MAX_LENGTH, IGNORE_INDEX, encode_pairs
 
     tokenizer = load_tokenizer(base_model)
     family = model_family(base_model)
     length = max_length or DEFAULT_MAX_LENGTH
     eos = tokenizer.eos_token_id
     bad = []
-    for number, pair in enumerate(pairs, start=1):
-        encoded = encode_example(tokenizer, pair["prompt"], pair["target"], family, length)
+    for number, encoded in enumerate(encode_pairs(tokenizer, pairs, family, length), start=1):
         if not [t for t in encoded.labels if t not in (IGNORE_INDEX, eos)]:
             bad.append(number)
     if bad:
@@ -116,6 +121,8 @@ def format_text_to_text(
     eval_fraction: float = DEFAULT_EVAL_FRACTION,
     base_model: str | None = None,
     max_length: int | None = None,
+    prompt_format: str = "auto",
+    system_instruction: str = "",
 ) -> FormatResult:
     """Turn validated examples into ``prompt``/``target`` pairs.
 
@@ -128,6 +135,9 @@ def format_text_to_text(
         base_model: When given, every training pair is checked to keep a target token after
             the tuning step's encoding (see :func:`check_target_tokens`).
         max_length: The tuning step's ``training.max_length`` (its default when None).
+        prompt_format: ``auto``, ``template`` or ``chat`` (``data.prompt_format``); ``auto`` and
+            ``chat`` need ``base_model``.
+        system_instruction: System instruction for examples without one (chat format).
 
     Returns:
         Counts, file paths and how the split was made.
@@ -152,11 +162,20 @@ def format_text_to_text(
         if not records:
             raise UserError(f"the {split} split is empty; give more records or an eval file")
 
+    style, tokenizer = _prompt_style(prompt_format, prompt_template, system_instruction, base_model)
+
     def pairs(records: list[dict[str, Any]]) -> list[dict[str, str]]:
-        return [
-            {"prompt": render_prompt(r, prompt_template), "target": r["output_text"]}
-            for r in records
-        ]
+        if style.format == "template":
+            return [
+                {"prompt": render_prompt(r, prompt_template), "target": r["output_text"]}
+                for r in records
+            ]
+        rendered = []
+        for r in records:
+            messages = conversation(r, style.system_instruction)
+            prompt, target = render_chat_pair(tokenizer, messages, r["output_text"])
+            rendered.append({"prompt": prompt, "target": target, "reference": r["output_text"]})
+        return rendered
 
     train_pairs = pairs(train)
     if base_model:
@@ -168,4 +187,20 @@ def format_text_to_text(
         counts={"train": len(train), "eval": len(evaluation)},
         files=files,
         split_source=split_source,
+        prompt_style=style,
     )
+
+
+def _prompt_style(
+    prompt_format: str, prompt_template: str, system_instruction: str, base_model: str | None
+) -> tuple[PromptStyle, Any]:
+    """The resolved prompt style, and the tokenizer when the chat format needs it."""
+    if prompt_format == "template" or (prompt_format == "auto" and base_model is None):
+        return PromptStyle("template", prompt_template, system_instruction), None
+    if base_model is None:
+        raise UserError("data.prompt_format chat needs the base model's tokenizer")
+    from adaptune.base_models.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(base_model)
+    chosen = resolve_prompt_format(prompt_format, tokenizer, base_model)
+    return PromptStyle(chosen, prompt_template, system_instruction), tokenizer

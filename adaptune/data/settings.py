@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from adaptune.data.chat import PROMPT_FORMATS
 from adaptune.errors import UserError
 from adaptune.settings_dict import from_pipeline_dict
 
@@ -39,6 +40,10 @@ class DataSettings:
         max_invalid_fraction: Share of invalid records that may be dropped (each drop listed);
             0 fails on the first invalid record.
         eval_fraction: Share of examples held out by content hash when no eval data is given.
+        prompt_format: ``auto`` (``chat`` when the base model's tokenizer has a chat template,
+            else ``template``), ``template`` (``prompt_template`` around the input) or ``chat``
+            (the tokenizer's chat template; see :mod:`adaptune.data.chat`).
+        system_instruction: System instruction for examples that have none (chat format).
     """
 
     format: str = field(default="auto", metadata={"help": "auto, or one format name."})
@@ -57,10 +62,23 @@ class DataSettings:
     eval_fraction: float = field(
         default=0.2, metadata={"help": "Eval share split off by content hash without eval data."}
     )
+    prompt_format: str = field(default="auto", metadata={"help": "auto, template or chat."})
+    system_instruction: str = field(
+        default="", metadata={"help": "System instruction for examples without one (chat)."}
+    )
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise UserError(f"data.format must be one of {list(FORMATS)}, got {self.format!r}")
+        if self.prompt_format not in PROMPT_FORMATS:
+            raise UserError(
+                f"data.prompt_format must be one of {list(PROMPT_FORMATS)}, "
+                f"got {self.prompt_format!r}"
+            )
+        if not isinstance(self.system_instruction, str):
+            raise UserError(
+                f"data.system_instruction must be a string, got {self.system_instruction!r}"
+            )
         if self.length_policy not in LENGTH_POLICIES:
             raise UserError(
                 f"data.length_policy must be one of {list(LENGTH_POLICIES)}, "

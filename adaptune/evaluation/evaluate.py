@@ -135,7 +135,7 @@ def evaluate_models(
     if not pairs:
         raise UserError(f"{eval_file}: no eval examples")
     prompts = [p["prompt"] for p in pairs]
-    references = [p["target"] for p in pairs]
+    references = [p.get("reference", p["target"]) for p in pairs]
     outputs: dict[str, list[str]] = {}
     scores: dict[str, dict[str, float]] = {}
 

@@ -6,6 +6,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from adaptune.data.chat import end_of_turn_ids
 from adaptune.data.encoding import encode_prompts
 
 MAX_NEW_TOKENS_CAP = 128
@@ -28,6 +29,28 @@ def new_token_budget(
     return min(MAX_NEW_TOKENS_CAP, longest + NEW_TOKENS_MARGIN)
 
 
+def stop_token_ids(
+    model: PreTrainedModel | torch.nn.Module, tokenizer: PreTrainedTokenizerBase
+) -> list[int]:
+    """Every id that ends an answer.
+
+    The tokenizer's EOS, each EOS id of the model's generation config (Llama-3-style configs
+    list several) and the chat template's end-of-turn tokens.
+    """
+    ids = [tokenizer.eos_token_id]
+    config = getattr(model, "generation_config", None)
+    configured = getattr(config, "eos_token_id", None)
+    ids += configured if isinstance(configured, list) else [configured]
+    ids += end_of_turn_ids(tokenizer)
+    return list(dict.fromkeys(i for i in ids if i is not None))
+
+
+def cut_at_stop(text: str, stop: list[str]) -> str:
+    """``text`` up to the first of the ``stop`` sequences (the sequence left out)."""
+    ends = [text.find(s) for s in stop if s and s in text]
+    return text[: min(ends)] if ends else text
+
+
 @torch.inference_mode()
 def generate(
     model: PreTrainedModel | torch.nn.Module,
@@ -43,6 +66,7 @@ def generate(
     show_progress: bool = True,
     top_p: float = 1.0,
     top_k: int = 0,
+    stop: list[str] | None = None,
 ) -> list[str]:
     """Decode an answer for every prompt, in batches of similar length.
 
@@ -66,12 +90,16 @@ def generate(
         show_progress: Show a progress bar.
         top_p: Nucleus sampling threshold when sampling (1 keeps every token).
         top_k: Sample among the k likeliest tokens when sampling (0 keeps every token).
+        stop: Text sequences that end an answer (left out of it), besides the stop tokens of
+            :func:`stop_token_ids`.
 
     Returns:
         One decoded answer per prompt, in the input order.
     """
     pad = tokenizer.pad_token_id
     eos = tokenizer.eos_token_id
+    stops = stop_token_ids(model, tokenizer)
+    stop = [s for s in stop or [] if s]
     encoded = encode_prompts(tokenizer, prompts, max_length)
     if family == "seq2seq":
         encoded = [[*ids, eos] for ids in encoded]
@@ -109,11 +137,12 @@ def generate(
                 max_new_tokens=max_new_tokens,
                 num_beams=1,
                 pad_token_id=pad,
-                eos_token_id=eos,
+                eos_token_id=stops,
+                **({"stop_strings": stop, "tokenizer": tokenizer} if stop else {}),
                 **decoding,
             )
             new_tokens = generated if family == "seq2seq" else generated[:, width:]
             texts = tokenizer.batch_decode(new_tokens.cpu(), skip_special_tokens=True)
             for r, i in enumerate(rows):
-                outputs[i] = texts[r].strip()
+                outputs[i] = cut_at_stop(texts[r], stop).strip()
     return outputs

@@ -59,6 +59,7 @@ FORMAT = DagTask(
         "formatted": "prompt/target pairs (train.jsonl, eval.jsonl)",
         "train_examples": "training pairs",
         "eval_examples": "eval pairs",
+        "prompt_style": "how the prompts were made (format, template, system instruction)",
     },
     listed={"formatted": "formatted data"},
 )

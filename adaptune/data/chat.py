@@ -1,0 +1,185 @@
+"""Prompt formats: an example rendered with the base model's own chat template, or a plain template.
+
+``template`` (the built-in models' and any model's without a chat template) puts the input into
+``prompt_template``. ``chat`` renders the conversation with the tokenizer's chat template: the
+system instruction, the earlier turns, the user turn and the generation prompt make the prompt;
+the assistant turn exactly as the template renders it after them (its end-of-turn token
+included) is the target, so the model learns to end its turn. ``auto`` is ``chat`` when the
+tokenizer has a chat template, ``template`` otherwise.
+
+A template without a system role (Gemma's raises on one) gets the system text at the start of
+the first user turn, as those model cards recommend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from adaptune.errors import UserError
+
+PROMPT_FORMATS = ("auto", "template", "chat")
+ROLES = {"user": "user", "model": "assistant"}
+"""Normalised example roles → chat-template roles."""
+
+
+@dataclass(frozen=True)
+class PromptStyle:
+    """How prompts are made for one base model: what a version records and the server repeats.
+
+    Attributes:
+        format: ``template`` or ``chat`` (resolved: never ``auto``).
+        template: The ``prompt_template`` (used by the ``template`` format).
+        system_instruction: A system instruction for examples that have none (chat format).
+    """
+
+    format: str
+    template: str
+    system_instruction: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        """Plain dict, as stored with a registry version (``prompt_style``)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> PromptStyle:
+        """Read a stored ``prompt_style``."""
+        return cls(
+            str(values.get("format") or "template"),
+            str(values.get("template") or ""),
+            str(values.get("system_instruction") or ""),
+        )
+
+
+def has_chat_template(tokenizer: Any) -> bool:
+    """Whether the tokenizer carries a chat template."""
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def resolve_prompt_format(requested: str, tokenizer: Any, base_model: str) -> str:
+    """``template`` or ``chat`` for ``data.prompt_format`` with this tokenizer.
+
+    Raises:
+        UserError: For an unknown format, or ``chat`` with a tokenizer that has no template.
+    """
+    if requested not in PROMPT_FORMATS:
+        raise UserError(
+            f"data.prompt_format must be one of {list(PROMPT_FORMATS)}, got {requested!r}"
+        )
+    if requested == "auto":
+        return "chat" if has_chat_template(tokenizer) else "template"
+    if requested == "chat" and not has_chat_template(tokenizer):
+        raise UserError(
+            f"data.prompt_format is chat but the tokenizer of {base_model} has no chat template; "
+            "use prompt_format template (or auto)"
+        )
+    return requested
+
+
+def conversation(example: dict[str, Any], system_instruction: str = "") -> list[dict[str, str]]:
+    """A normalised example's messages up to and including the user turn it answers.
+
+    The example's own system text wins over ``system_instruction``.
+    """
+    messages = []
+    system = example.get("system") or system_instruction
+    if system:
+        messages.append({"role": "system", "content": system})
+    for turn in example.get("context") or []:
+        messages.append({"role": ROLES[turn["role"]], "content": turn["text"]})
+    messages.append({"role": "user", "content": example["input_text"]})
+    return messages
+
+
+def _render(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool) -> str:
+    return tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=generation_prompt
+    )
+
+
+def without_system_role(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The messages with the system text moved to the start of the first user turn."""
+    if not messages or messages[0]["role"] != "system":
+        return messages
+    system, rest = messages[0]["content"], [dict(m) for m in messages[1:]]
+    for message in rest:
+        if message["role"] == "user":
+            message["content"] = f"{system}\n\n{message['content']}"
+            break
+    return rest
+
+
+def render_chat_prompt(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+    """The conversation as the model sees it before its answer (generation prompt included).
+
+    Raises:
+        UserError: If the template cannot render the conversation.
+    """
+    return _render_either(tokenizer, messages, None)[0]
+
+
+def render_chat_pair(
+    tokenizer: Any, messages: list[dict[str, str]], answer: str
+) -> tuple[str, str]:
+    """The prompt, and the assistant turn ``answer`` exactly as the template renders it.
+
+    The target is what the whole rendered conversation has after the prompt, so it ends with
+    the template's end-of-turn token (and whatever the template puts after it).
+
+    Raises:
+        UserError: If the template cannot render the conversation, or renders the conversation
+            with its answer so that it does not start with the prompt.
+    """
+    prompt, whole = _render_either(tokenizer, messages, answer)
+    if not whole.startswith(prompt):
+        raise UserError(
+            "the chat template renders a conversation with its answer differently from the "
+            "conversation before it, so the answer cannot be trained on its own; use "
+            "data.prompt_format template"
+        )
+    return prompt, whole[len(prompt) :]
+
+
+def _render_either(
+    tokenizer: Any, messages: list[dict[str, str]], answer: str | None
+) -> tuple[str, str]:
+    """(prompt, whole): rendered as is, or with the system text moved (no system role)."""
+    from jinja2 import TemplateError
+
+    tries = [messages]
+    if messages and messages[0]["role"] == "system":
+        tries.append(without_system_role(messages))
+    failure: Exception | None = None
+    for attempt in tries:
+        try:
+            prompt = _render(tokenizer, attempt, True)
+            whole = (
+                _render(tokenizer, [*attempt, {"role": "assistant", "content": answer}], False)
+                if answer is not None
+                else ""
+            )
+            return prompt, whole
+        except TemplateError as exc:
+            failure = exc
+    raise UserError(f"the base model's chat template cannot render this conversation: {failure}")
+
+
+def end_of_turn_ids(tokenizer: Any) -> list[int]:
+    """The special tokens the chat template closes an assistant turn with (none without one).
+
+    Found by rendering a one-turn conversation and its answer: the special tokens after the
+    answer's text (``<|im_end|>``, ``<|eot_id|>``, ``<end_of_turn>``, ...).
+    """
+    if not has_chat_template(tokenizer):
+        return []
+    answer = "ok"
+    try:
+        _, target = render_chat_pair(tokenizer, [{"role": "user", "content": "hi"}], answer)
+    except UserError:
+        return []
+    tail = target[target.find(answer) + len(answer) :] if answer in target else target
+    special = set(tokenizer.all_special_ids) | {
+        i for i, t in tokenizer.added_tokens_decoder.items() if getattr(t, "special", False)
+    }
+    ids = tokenizer(tail, add_special_tokens=False)["input_ids"]
+    return [i for i in ids if i in special]
