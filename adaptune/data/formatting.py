@@ -137,7 +137,7 @@ def format_text_to_text(
         max_length: The tuning step's ``training.max_length`` (its default when None).
         prompt_format: ``auto``, ``template`` or ``chat`` (``data.prompt_format``); ``auto`` and
             ``chat`` need ``base_model``.
-        system_instruction: System instruction for examples without one (chat format).
+        system_instruction: System instruction for examples without one.
 
     Returns:
         Counts, file paths and how the split was made.
@@ -167,7 +167,13 @@ def format_text_to_text(
     def pairs(records: list[dict[str, Any]]) -> list[dict[str, str]]:
         if style.format == "template":
             return [
-                {"prompt": render_prompt(r, prompt_template), "target": r["output_text"]}
+                {
+                    "prompt": render_prompt(
+                        {**r, "system": r.get("system") or style.system_instruction},
+                        prompt_template,
+                    ),
+                    "target": r["output_text"],
+                }
                 for r in records
             ]
         rendered = []

@@ -43,7 +43,8 @@ class DataSettings:
         prompt_format: ``auto`` (``chat`` when the base model's tokenizer has a chat template,
             else ``template``), ``template`` (``prompt_template`` around the input) or ``chat``
             (the tokenizer's chat template; see :mod:`adaptune.data.chat`).
-        system_instruction: System instruction for examples that have none (chat format).
+        system_instruction: System instruction for examples that have none (the chat
+            template's system turn; in the template format, a first line of the prompt).
     """
 
     format: str = field(default="auto", metadata={"help": "auto, or one format name."})
@@ -64,7 +65,7 @@ class DataSettings:
     )
     prompt_format: str = field(default="auto", metadata={"help": "auto, template or chat."})
     system_instruction: str = field(
-        default="", metadata={"help": "System instruction for examples without one (chat)."}
+        default="", metadata={"help": "System instruction for examples without one."}
     )
 
     def __post_init__(self) -> None:

@@ -11,7 +11,7 @@ import torch
 from adaptune.atomic import staged_directory, write_bytes_atomic, write_json_atomic
 from adaptune.base_models import load_base_model
 from adaptune.compute.device import device_for_training
-from adaptune.data.encoding import Encoded, encode_pairs
+from adaptune.data.encoding import IGNORE_INDEX, Encoded, encode_pairs
 from adaptune.data.jsonl import read_jsonl
 from adaptune.errors import UserError
 from adaptune.tuning.distributed import barrier, current_workers
@@ -70,6 +70,21 @@ def summarise(result: TrainingResult, examples: int) -> dict[str, float]:
         summary["eval_loss"] = state.best_eval
         summary["best_step"] = float(state.best_step or 0)
     return summary
+
+
+def seen_example(example: Encoded, tokenizer: Any, family: str) -> tuple[str, str]:
+    """An encoded example decoded as the model sees it: (what it reads, what it learns to write).
+
+    Special tokens are kept, so a missing BOS, a doubled one or an untrained end-of-turn token
+    shows.
+    """
+    if family == "seq2seq":
+        written = [t for t in example.labels if t != IGNORE_INDEX]
+        return tokenizer.decode(example.input_ids), tokenizer.decode(written)
+    split = next(
+        (i for i, t in enumerate(example.labels) if t != IGNORE_INDEX), len(example.labels)
+    )
+    return tokenizer.decode(example.input_ids[:split]), tokenizer.decode(example.input_ids[split:])
 
 
 def tune_adapter(
@@ -138,7 +153,9 @@ def tune_adapter(
         result.state.losses, result.state.eval_losses, f"{base_model} + {method.method}"
     )
     report = training_report_html(
-        png, {"base model": base_model, **method.to_dict(), **settings.to_dict(), **summary}
+        png,
+        {"base model": base_model, **method.to_dict(), **settings.to_dict(), **summary},
+        seen_example(train_examples[0], base.tokenizer, base.family),
     )
     with staged_directory(adapter_dir) as staging:
         save_adapter(model, method, base_model, staging)

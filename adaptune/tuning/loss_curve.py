@@ -46,17 +46,35 @@ def plot_loss_png(losses: list[float], eval_losses: list[list[float]], title: st
     return buffer.getvalue()
 
 
-def training_report_html(png: bytes, facts: dict[str, object]) -> str:
-    """A self-contained HTML page: the loss curve and a table of training facts."""
+def training_report_html(
+    png: bytes, facts: dict[str, object], example: tuple[str, str] | None = None
+) -> str:
+    """A self-contained HTML page: loss curve, training facts, an example as the model sees it.
+
+    Args:
+        png: The loss curve.
+        facts: Settings and results, shown as a table.
+        example: The example's tokens decoded with special tokens kept: the part the model
+            reads, and the part it is trained to write (marked).
+    """
     rows = "".join(
         f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
         for k, v in facts.items()
     )
     image = base64.b64encode(png).decode()
+    shown = ""
+    if example is not None:
+        read, written = (html.escape(part) for part in example)
+        shown = (
+            "<h3>What the model sees (first training example)</h3>"
+            "<p>Decoded from its token ids, special tokens kept; the loss is on the marked "
+            f"part only.</p><pre class='example'>{read}<mark>{written}</mark></pre>"
+        )
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>adaptune training</title>"
         "<style>body{font-family:sans-serif;margin:1.5em}th{text-align:left;padding-right:1em}"
-        "</style></head><body><h2>Training</h2>"
+        "pre.example{white-space:pre-wrap;background:#f6f6f6;padding:.8em}"
+        "mark{background:#ffe08a}</style></head><body><h2>Training</h2>"
         f"<img alt='loss curve' src='data:image/png;base64,{image}'>"
-        f"<table>{rows}</table></body></html>"
+        f"<table>{rows}</table>{shown}</body></html>"
     )
