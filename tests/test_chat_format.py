@@ -160,3 +160,45 @@ def test_the_built_in_models_keep_the_template_format(tmp_path):
     first = json.loads(result.files["train"].read_text().splitlines()[0])
     assert set(first) == {"prompt", "target"}
     assert first["prompt"].startswith("Ticket: ") and first["prompt"].endswith("\nTeam:")
+
+
+def test_token_limits_count_the_rendered_template(checkpoints, tmp_path):
+    from adaptune.data.chat import ChatRendering
+    from adaptune.data.settings import DataSettings
+    from adaptune.data.validation import check_dataset
+
+    base = checkpoints["llama3"]
+    tokenizer = load_tokenizer(base)
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in RECORDS[:20]))
+    content = max(len(tokenizer(r["input_text"])["input_ids"]) for r in RECORDS[:20])
+    rendered = max(
+        n for n, _ in ChatRendering(tokenizer, "Be brief.").token_counts(RECORDS[:20])
+    )
+    assert rendered > content + 10, "the template adds its markup and the system turn"
+    between = DataSettings(
+        min_examples=1, max_input_tokens=content + 1, system_instruction="Be brief."
+    )
+    report, _ = check_dataset(str(train), None, between, base)
+    assert not report.passed and report.problem_counts.get("input_too_long")
+    assert report.prompt_format == "chat"
+    enough = DataSettings(min_examples=1, max_input_tokens=rendered, system_instruction="Be brief.")
+    report, _ = check_dataset(str(train), None, enough, base)
+    assert report.passed, report.failure_message()
+    assert report.max_tokens["input"] == rendered
+    prompt, trained = report.rendered_example
+    assert prompt.startswith("<|begin_of_text|><|start_header_id|>system<|end_header_id|>")
+    assert trained == RECORDS[0]["output_text"] + "<|eot_id|>"
+    assert "What the model sees" in report.to_markdown()
+    assert report.to_metadata()["prompt_format"] == "chat"
+
+
+def test_the_built_in_models_validate_in_the_template_format(tmp_path):
+    from adaptune.data.settings import DataSettings
+    from adaptune.data.validation import check_dataset
+
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in RECORDS[:20]))
+    report, _ = check_dataset(str(train), None, DataSettings(min_examples=1), "builtin:tiny-gpt2")
+    assert report.passed and report.prompt_format == "template"
+    assert report.rendered_example is None

@@ -183,3 +183,53 @@ def end_of_turn_ids(tokenizer: Any) -> list[int]:
     }
     ids = tokenizer(tail, add_special_tokens=False)["input_ids"]
     return [i for i in ids if i in special]
+
+
+@dataclass(frozen=True)
+class ChatRendering:
+    """What renders examples in the chat format: the base model's tokenizer and the setting.
+
+    Attributes:
+        tokenizer: The base model's Hugging Face tokenizer (it holds the chat template).
+        system_instruction: ``data.system_instruction``.
+    """
+
+    tokenizer: Any
+    system_instruction: str = ""
+
+    def pair(self, example: dict[str, Any]) -> tuple[str, str]:
+        """The example's prompt and target as rendered for training.
+
+        Raises:
+            UserError: If the template cannot render it.
+        """
+        messages = conversation(example, self.system_instruction)
+        return render_chat_pair(self.tokenizer, messages, example["output_text"])
+
+    def token_counts(self, examples: list[dict[str, Any]]) -> list[tuple[int, int] | str]:
+        """Each example's (prompt tokens, target tokens) as training encodes them, or an error.
+
+        Special tokens and the BOS are counted; an example the template cannot render gives
+        the reason instead.
+        """
+        from adaptune.data.encoding import encode_prompts
+
+        rendered: list[tuple[str, str] | str] = []
+        for example in examples:
+            try:
+                rendered.append(self.pair(example))
+            except UserError as exc:
+                rendered.append(str(exc))
+        texts = [r for r in rendered if not isinstance(r, str)]
+        unlimited = 1 << 62
+        prompts = encode_prompts(self.tokenizer, [p for p, _ in texts], unlimited)
+        wholes = encode_prompts(self.tokenizer, [p + t for p, t in texts], unlimited)
+        counts = iter(zip(prompts, wholes, strict=True))
+        found: list[tuple[int, int] | str] = []
+        for r in rendered:
+            if isinstance(r, str):
+                found.append(r)
+            else:
+                prompt_ids, whole_ids = next(counts)
+                found.append((len(prompt_ids), len(whole_ids) - len(prompt_ids)))
+        return found

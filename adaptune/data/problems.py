@@ -25,6 +25,7 @@ MIXED_FORMATS = "mixed_formats"
 UNKNOWN_ROLE = "unknown_role"
 BAD_ROLE_ORDER = "bad_role_order"
 NO_TARGET_TURN = "no_target_turn"
+CHAT_TEMPLATE_FAILED = "chat_template_failed"
 INPUT_TOO_LONG = "input_too_long"
 OUTPUT_TOO_LONG = "output_too_long"
 DUPLICATE = "duplicate"
@@ -48,6 +49,7 @@ RECORD_CATEGORIES = (
     UNKNOWN_ROLE,
     BAD_ROLE_ORDER,
     NO_TARGET_TURN,
+    CHAT_TEMPLATE_FAILED,
     INPUT_TOO_LONG,
     OUTPUT_TOO_LONG,
     DUPLICATE,

@@ -111,6 +111,10 @@ class ValidationReport:
         labels: Output label counts.
         passed: Whether the data passes.
         data_sha256: sha256 of the written examples (when written).
+        prompt_format: ``template`` or ``chat``: how token limits counted the input and output
+            (chat: the rendered template, special tokens included).
+        rendered_example: The first training example as the chat template renders it: what
+            the model reads and what it is trained to write.
     """
 
     settings: dict[str, Any] = field(default_factory=dict)
@@ -133,6 +137,8 @@ class ValidationReport:
     labels: LabelCounts = field(default_factory=LabelCounts)
     passed: bool = False
     data_sha256: str | None = None
+    prompt_format: str = "template"
+    rendered_example: tuple[str, str] | None = None
 
     def add_problem(self, problem: Problem) -> None:
         """Count a problem; keep it when it is among the first of its category."""
@@ -249,6 +255,18 @@ class ValidationReport:
                 ("p", f"input: {self.truncations['input']}, output: {self.truncations['output']}")
             )
             out.append(("list", list(self.truncated_first)))
+        if self.rendered_example is not None:
+            out.append(("h2", "What the model sees"))
+            out.append(
+                (
+                    "p",
+                    "The first training example, rendered with the base model's chat template "
+                    "(token limits count it so, special tokens included); tuning trains on the "
+                    "second part only.",
+                )
+            )
+            out.append(("list", [f"prompt: {self.rendered_example[0]}"]))
+            out.append(("list", [f"trained: {self.rendered_example[1]}"]))
         labels = self.labels.distribution()
         if labels:
             out.append(("h2", "Output labels"))
@@ -306,6 +324,7 @@ class ValidationReport:
         return {
             "passed": self.passed,
             "base_model": self.base_model,
+            "prompt_format": self.prompt_format,
             "formats": dict(self.formats),
             "records": dict(self.records),
             "examples": dict(self.examples),

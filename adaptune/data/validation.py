@@ -21,6 +21,7 @@ import numpy as np
 import orjson
 
 from adaptune.data import problems as p
+from adaptune.data.chat import ChatRendering, resolve_prompt_format
 from adaptune.data.formats import (
     NORMALISERS,
     TABLE_EXTENSIONS,
@@ -140,11 +141,19 @@ class StagedOutput:
 class DatasetScan:
     """One pass over the sources of every split, collecting what the report needs."""
 
-    def __init__(self, settings: DataSettings, counter: TokenCounter, output: StagedOutput | None):
+    def __init__(
+        self,
+        settings: DataSettings,
+        counter: TokenCounter,
+        output: StagedOutput | None,
+        chat: ChatRendering | None = None,
+    ):
         self.settings = settings
         self.counter = counter
         self.output = output
+        self.chat = chat
         self.report = ValidationReport(settings=settings.to_dict())
+        self.report.prompt_format = "chat" if chat is not None else "template"
         self.index = {split: SplitIndex() for split in SPLITS}
         self.files: list[str] = []
         self.pending: list[tuple[str, int, int, list[Example]]] = []
@@ -254,33 +263,54 @@ class DatasetScan:
                 in_slice = out_index = None
                 # Each piece can have up to `slack` more tokens than bytes.
                 in_bound = sum(sizes) + (len(pieces) - 1) * (counter.slack or 0)
-                if sampled or counter.may_exceed(in_bound, limits["input"]):
+                rendered = self.chat is not None  # counted as rendered: every example
+                if rendered or sampled or counter.may_exceed(in_bound, limits["input"]):
                     in_slice = (len(texts), len(texts) + len(pieces))
                     texts.extend(pieces)
-                if sampled or counter.may_exceed(out_size, limits["output"]):
+                if rendered or sampled or counter.may_exceed(out_size, limits["output"]):
                     out_index = len(texts)
                     texts.append(example["output_text"])
                 plans.append((in_slice, out_index, sampled))
         counts = counter.count(texts)
+        chat_counts = iter(
+            self.chat.token_counts([e for *_, examples in self.pending for e in examples])
+            if self.chat is not None
+            else ()
+        )
         plan = iter(plans)
         for split, file_index, line, examples in self.pending:
             kept: list[Example] = []
             problem = None
             for example in examples:
+                # Every example takes its plan and counts, even after a problem in its record.
                 in_slice, out_index, sampled = next(plan)
+                rendered = next(chat_counts) if self.chat is not None else None
+                if problem is not None:
+                    continue
                 piece_counts = counts[in_slice[0] : in_slice[1]] if in_slice else None
                 n_in = sum(piece_counts) if piece_counts is not None else None
-                n_out = counts[out_index] if out_index is not None else None
+                content_out = n_out = counts[out_index] if out_index is not None else None
+                overhead = (0, 0)
+                if isinstance(rendered, str):
+                    path = self.files[file_index]
+                    problem = Problem(p.CHAT_TEMPLATE_FAILED, rendered, path, line)
+                    continue
+                if rendered is not None:  # the limits count the rendered template
+                    overhead = (rendered[0] - (n_in or 0), rendered[1] - (n_out or 0))
+                    n_in, n_out = rendered
+                    if self.report.rendered_example is None and split == "train":
+                        self.report.rendered_example = self.chat.pair(example)
                 if sampled:
                     self.lengths["input"].add(n_in or 0)
                     self.lengths["output"].add(n_out or 0)
                 for side, n in (("input", n_in), ("output", n_out)):
                     if n is not None:
                         self.report.note_max(side, n)
-                example, problem = self.apply_limits(example, piece_counts, n_out, file_index, line)
-                if problem is not None:
-                    break
-                kept.append(example)
+                example, problem = self.apply_limits(
+                    example, piece_counts, content_out, file_index, line, overhead
+                )
+                if problem is None:
+                    kept.append(example)
             if problem is not None:
                 self.record_problem(problem)
                 continue
@@ -301,14 +331,20 @@ class DatasetScan:
         n_out: int | None,
         file_index: int,
         line: int,
+        overhead: tuple[int, int] = (0, 0),
     ) -> tuple[Example, Problem | None]:
-        """Reject or truncate an example over a token limit."""
+        """Reject or truncate an example over a token limit.
+
+        ``overhead`` is what the chat template adds to the input's and the output's token
+        counts (0 in the template format), so the limits count the rendered text.
+        """
         settings = self.settings
         path = self.files[file_index]
-        n_in = sum(piece_counts) if piece_counts is not None else None
+        n_in = sum(piece_counts) + overhead[0] if piece_counts is not None else None
+        n_out = n_out + overhead[1] if n_out is not None else None
         truncate = settings.length_policy == "truncate"
         if n_in is not None and n_in > settings.max_input_tokens:
-            cut = self.truncate_input(example, piece_counts) if truncate else None
+            cut = self.truncate_input(example, piece_counts, overhead[0]) if truncate else None
             if cut is None:
                 how = "" if not truncate else " and cannot be truncated below the system text"
                 return example, Problem(
@@ -332,15 +368,20 @@ class DatasetScan:
             example = {
                 **example,
                 "output_text": self.counter.keep_first(
-                    example["output_text"], settings.max_output_tokens
+                    example["output_text"], settings.max_output_tokens - overhead[1]
                 ),
             }
             self.report.add_truncation("output", path, line, n_out, settings.max_output_tokens)
         return example, None
 
-    def truncate_input(self, example: Example, piece_counts: list[int]) -> Example | None:
-        """Drop the oldest context turns (in user/model pairs), then cut the input's start."""
-        budget = self.settings.max_input_tokens
+    def truncate_input(
+        self, example: Example, piece_counts: list[int], overhead: int = 0
+    ) -> Example | None:
+        """Drop the oldest context turns (in user/model pairs), then cut the input's start.
+
+        ``overhead`` (the chat template's tokens) is kept out of the budget.
+        """
+        budget = self.settings.max_input_tokens - overhead
         has_system = "system" in example
         system_tokens = piece_counts[0] if has_system else 0
         context = list(example.get("context", ()))
@@ -498,6 +539,26 @@ def as_specs(value: str | Sequence[str] | None) -> list[str]:
     return [spec for spec in specs if spec.strip()]
 
 
+def chat_rendering(settings: DataSettings, base_model: str) -> ChatRendering | None:
+    """How the chat format renders examples for this base model; None for the template format.
+
+    Raises:
+        UserError: If ``data.prompt_format`` is ``chat`` and the tokenizer has no template.
+    """
+    from adaptune.base_models.builtin import is_builtin
+
+    if settings.prompt_format == "template" or (
+        settings.prompt_format == "auto" and is_builtin(base_model)
+    ):
+        return None
+    from adaptune.base_models.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(base_model)
+    if resolve_prompt_format(settings.prompt_format, tokenizer, base_model) != "chat":
+        return None
+    return ChatRendering(tokenizer, settings.system_instruction)
+
+
 def check_dataset(
     train_data: str | Sequence[str],
     eval_data: str | Sequence[str] | None = None,
@@ -526,7 +587,7 @@ def check_dataset(
 
         counter = TokenCounter(load_fast_tokenizer(base_model))
     output = StagedOutput(output_dir) if output_dir is not None else None
-    scan = DatasetScan(settings, counter, output)
+    scan = DatasetScan(settings, counter, output, chat_rendering(settings, base_model))
     scan.report.base_model = base_model
     try:
         for split, value in (("train", train_data), ("eval", eval_data)):
