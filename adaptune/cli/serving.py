@@ -54,8 +54,9 @@ def read_messages(path: Path) -> tuple[list[dict[str, Any]], Conversation]:
 
 
 def conversation_label(conversation: Conversation) -> str:
-    """A conversation as lines of ``role: text``, for a table cell."""
-    return "\n".join(f"{role}: {text}" for role, text in conversation.turns())
+    """A conversation as lines of ``role: text`` (OpenAI's role names), for a table cell."""
+    names = {"model": "assistant"}
+    return "\n".join(f"{names.get(role, role)}: {text}" for role, text in conversation.turns())
 
 
 messages_help = (
@@ -150,8 +151,10 @@ def serve(
     """Serve the registry's versions over HTTP in Vertex AI's predict format.
 
     POST /v1/endpoints/MODEL[@REF]:predict with {"instances": [{"prompt": ...}],
-    "parameters": {"maxOutputTokens": N}}; MODEL alone follows its production alias, so a
-    promoted version is served without a restart. GET /health and /v1/models.
+    "parameters": {"maxOutputTokens": N}} (an instance may instead hold OpenAI-style
+    "messages" or Gemini-style "contents"); MODEL alone follows its production alias, so a
+    promoted version is served without a restart. POST /v1/chat/completions (OpenAI's format,
+    "model": "MODEL[@REF]"). GET /health and /v1/models.
     """
     import uvicorn
 
