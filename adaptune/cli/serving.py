@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -14,7 +16,53 @@ from adaptune.errors import UserError
 from adaptune.serving.generation_options import GenerationOptions
 from adaptune.serving.settings import TOKEN_ENV
 
+if TYPE_CHECKING:
+    from adaptune.serving.prompts import Conversation
+
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def read_messages(path: Path) -> tuple[list[dict[str, Any]], Conversation]:
+    """The OpenAI-style messages in ``path`` (a list, or an object with ``messages``), checked.
+
+    Returns:
+        The messages as read, and the conversation they make.
+
+    Raises:
+        UserError: If the file cannot be read, is not JSON, or its messages break the rules a
+            server applies to a ``messages`` instance.
+    """
+    from pydantic import ValidationError
+
+    from adaptune.serving.errors import describe_errors
+    from adaptune.serving.schemas import Instance
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"--messages {path}: cannot read it ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"--messages {path}: not JSON ({exc})") from None
+    if isinstance(data, dict) and "messages" in data:
+        data = data["messages"]
+    try:
+        instance = Instance.model_validate({"messages": data})
+    except ValidationError as exc:
+        problems = describe_errors(list(exc.errors())).replace("body: ", "")
+        raise UserError(f"--messages {path}: {problems}") from None
+    return data, instance.conversation()
+
+
+def conversation_label(conversation: Conversation) -> str:
+    """A conversation as lines of ``role: text`` (OpenAI's role names), for a table cell."""
+    names = {"model": "assistant"}
+    return "\n".join(f"{names.get(role, role)}: {text}" for role, text in conversation.turns())
+
+
+messages_help = (
+    "JSON file with OpenAI-style messages (a list, or an object with 'messages') ending with "
+    "a user turn."
+)
 
 
 def _count_option(flag: str, default: int, help_text: str, minimum: int = 1) -> Callable:
@@ -103,8 +151,10 @@ def serve(
     """Serve the registry's versions over HTTP in Vertex AI's predict format.
 
     POST /v1/endpoints/MODEL[@REF]:predict with {"instances": [{"prompt": ...}],
-    "parameters": {"maxOutputTokens": N}}; MODEL alone follows its production alias, so a
-    promoted version is served without a restart. GET /health and /v1/models.
+    "parameters": {"maxOutputTokens": N}} (an instance may instead hold OpenAI-style
+    "messages" or Gemini-style "contents"); MODEL alone follows its production alias, so a
+    promoted version is served without a restart. POST /v1/chat/completions (OpenAI's format,
+    "model": "MODEL[@REF]"). GET /health and /v1/models.
     """
     import uvicorn
 
@@ -143,7 +193,14 @@ def serve(
 
 @click.command()
 @click.argument("model_ref")
-@click.argument("prompt")
+@click.argument("prompt", required=False)
+@click.option(
+    "--messages",
+    "messages_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=messages_help + " Instead of PROMPT.",
+)
 @registry_dir_option
 @decoding_options
 @click.option(
@@ -157,7 +214,8 @@ def serve(
 @reports_errors
 def predict(
     model_ref: str,
-    prompt: str,
+    prompt: str | None,
+    messages_file: Path | None,
     registry_dir: Path,
     max_new_tokens: int,
     temperature: float,
@@ -165,17 +223,31 @@ def predict(
     url: str | None,
     token: str | None,
 ) -> None:
-    """Print the tuned model's answer to PROMPT (MODEL, MODEL@vN or MODEL@previous)."""
+    """Print the tuned model's answer to PROMPT, or to --messages (MODEL, MODEL@vN, ...)."""
+    from adaptune.serving.prompts import Conversation
+
+    if (prompt is None) == (messages_file is None):
+        raise UserError("give exactly one of PROMPT or --messages FILE")
+    if raw and messages_file is not None:
+        raise UserError("--raw applies to PROMPT only, not to --messages")
+    if messages_file is not None:
+        messages, conversation = read_messages(messages_file)
+    else:
+        messages, conversation = None, Conversation.from_prompt(str(prompt), raw=raw)
     options = GenerationOptions(max_new_tokens, temperature)
     if url:
         from adaptune.serving.client import predict_remote
 
-        body = predict_remote(url, model_ref, [prompt], options, raw=raw, token=token)
+        texts = [] if prompt is None else [prompt]
+        conversations = [] if messages is None else [messages]
+        body = predict_remote(
+            url, model_ref, texts, options, raw=raw, token=token, conversations=conversations
+        )
         answer, served = body["predictions"][0]["content"], body.get("deployedModelId", "")
     else:
         from adaptune.serving.local_predict import predict_in_process
 
-        version, answers = predict_in_process(registry_dir, model_ref, [prompt], options, raw=raw)
+        version, answers = predict_in_process(registry_dir, model_ref, [conversation], options)
         answer, served = answers[0], version.ref
     click.echo(f"# {served}", err=True)
     click.echo(answer)
@@ -183,8 +255,13 @@ def predict(
 
 @click.command()
 @click.argument("model_ref")
+@click.option("--prompt", "prompts", multiple=True, help="A prompt to try (repeat for more).")
 @click.option(
-    "--prompt", "prompts", multiple=True, required=True, help="A prompt to try (repeat for more)."
+    "--messages",
+    "messages_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=messages_help + " Repeat for more.",
 )
 @registry_dir_option
 @decoding_options
@@ -192,6 +269,7 @@ def predict(
 def compare(
     model_ref: str,
     prompts: tuple[str, ...],
+    messages_files: tuple[Path, ...],
     registry_dir: Path,
     max_new_tokens: int,
     temperature: float,
@@ -203,15 +281,21 @@ def compare(
     from rich.text import Text
 
     from adaptune.serving.local_predict import compare_base_and_tuned
+    from adaptune.serving.prompts import Conversation
 
+    if not prompts and not messages_files:
+        raise UserError("give at least one --prompt TEXT or --messages FILE")
+    if raw and messages_files:
+        raise UserError("--raw applies to --prompt only, not to --messages")
+    conversations = [Conversation.from_prompt(p, raw=raw) for p in prompts]
+    conversations += [read_messages(path)[1] for path in messages_files]
+    labels = [*prompts, *(conversation_label(c) for c in conversations[len(prompts) :])]
     options = GenerationOptions(max_new_tokens, temperature)
-    version, base, tuned = compare_base_and_tuned(
-        registry_dir, model_ref, list(prompts), options, raw=raw
-    )
+    version, base, tuned = compare_base_and_tuned(registry_dir, model_ref, conversations, options)
     table = Table(title=f"{version.ref} vs its base model", show_lines=True)
     table.add_column("prompt", overflow="fold")
     table.add_column(f"base ({version.metadata.get('base_model', 'base')})", overflow="fold")
     table.add_column(f"tuned ({version.ref})", overflow="fold")
-    for row in zip(prompts, base, tuned, strict=True):
+    for row in zip(labels, base, tuned, strict=True):
         table.add_row(*(Text(cell) for cell in row))
     Console(width=max(120, Console().width)).print(table)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -45,6 +47,49 @@ def stop_token_ids(
     return list(dict.fromkeys(i for i in ids if i is not None))
 
 
+@dataclass(frozen=True)
+class TokenCounts:
+    """How long one prompt and its answer were, in tokens.
+
+    Attributes:
+        prompt_tokens: Tokens of the prompt the model saw (after the cut to ``max_length``).
+        completion_tokens: Tokens generated, the one that ended the answer included.
+        stopped: Whether the answer ended (a stop token or stop sequence) before running out
+            of ``max_new_tokens``.
+    """
+
+    prompt_tokens: int
+    completion_tokens: int
+    stopped: bool
+
+
+def count_tokens(
+    tokenizer: PreTrainedTokenizerBase,
+    new_tokens: list[int],
+    prompt_tokens: int,
+    stop_ids: list[int],
+    stop: list[str],
+) -> TokenCounts:
+    """:class:`TokenCounts` of one generated row (padded after its end, as ``generate`` pads).
+
+    The answer ends at the first stop token or where its text first contains a stop sequence,
+    whichever comes first; a row with neither used every token it was given.
+    """
+    ids = set(stop_ids)
+    end = next((k + 1 for k, token in enumerate(new_tokens) if token in ids), None)
+    limit = end or len(new_tokens)
+    whole = tokenizer.decode(new_tokens[:limit], skip_special_tokens=True) if stop else ""
+    if any(s in whole for s in stop):
+        for k in range(1, limit + 1):
+            text = tokenizer.decode(new_tokens[:k], skip_special_tokens=True)
+            if any(s in text for s in stop):
+                end = k
+                break
+    if end is None:
+        return TokenCounts(prompt_tokens, len(new_tokens), stopped=False)
+    return TokenCounts(prompt_tokens, end, stopped=True)
+
+
 def cut_at_stop(text: str, stop: list[str]) -> str:
     """``text`` up to the first of the ``stop`` sequences (the sequence left out)."""
     ends = [text.find(s) for s in stop if s and s in text]
@@ -67,6 +112,7 @@ def generate(
     top_p: float = 1.0,
     top_k: int = 0,
     stop: list[str] | None = None,
+    counts: list[TokenCounts] | None = None,
 ) -> list[str]:
     """Decode an answer for every prompt, in batches of similar length.
 
@@ -92,6 +138,8 @@ def generate(
         top_k: Sample among the k likeliest tokens when sampling (0 keeps every token).
         stop: Text sequences that end an answer (left out of it), besides the stop tokens of
             :func:`stop_token_ids`.
+        counts: When given, filled with one :class:`TokenCounts` per prompt, in the input
+            order (the answers are the same either way).
 
     Returns:
         One decoded answer per prompt, in the input order.
@@ -115,6 +163,7 @@ def generate(
         }
     )
     outputs: list[str] = [""] * len(prompts)
+    found: dict[int, TokenCounts] = {}
     device = next(model.parameters()).device
     model.eval()
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
@@ -145,4 +194,12 @@ def generate(
             texts = tokenizer.batch_decode(new_tokens.cpu(), skip_special_tokens=True)
             for r, i in enumerate(rows):
                 outputs[i] = cut_at_stop(texts[r], stop).strip()
+            if counts is not None:
+                answer_ids = new_tokens[:, 1:] if family == "seq2seq" else new_tokens
+                for r, i in enumerate(rows):
+                    found[i] = count_tokens(
+                        tokenizer, answer_ids[r].tolist(), len(encoded[i]), stops, stop
+                    )
+    if counts is not None:
+        counts[:] = [found[i] for i in range(len(prompts))]
     return outputs

@@ -25,12 +25,13 @@ from pathlib import Path
 
 import torch
 from peft import PeftModel
+from transformers import PreTrainedTokenizerBase
 
 from adaptune.base_models import BaseModel, load_base_model
 from adaptune.errors import UserError
-from adaptune.evaluation.generation import generate
+from adaptune.evaluation.generation import TokenCounts, generate
 from adaptune.registry import RegisteredVersion, read_aliases
-from adaptune.serving.generation_options import GenerationOptions
+from adaptune.serving.generation_options import Answer, GenerationOptions
 from adaptune.tuning.loading import adapter_kind, load_tuned_model
 from adaptune.tuning.methods import LastLayersMethod
 
@@ -94,8 +95,8 @@ class AdapterPool:
 
     def generate(
         self, version: RegisteredVersion, prompts: list[str], options: GenerationOptions
-    ) -> list[str]:
-        """Answer ``prompts`` (already templated) with ``version``'s adapter.
+    ) -> list[Answer]:
+        """Answer ``prompts`` (already rendered, see ``prompts.py``) with ``version``'s adapter.
 
         Raises:
             UserError: If the version's adapter or base model cannot be loaded.
@@ -105,7 +106,8 @@ class AdapterPool:
             name = group.adapters[version.ref]
             if isinstance(group.model, PeftModel):
                 group.model.set_adapter(name)
-            return generate(
+            counts: list[TokenCounts] = []
+            texts = generate(
                 group.model,
                 group.base.tokenizer,
                 prompts,
@@ -118,7 +120,27 @@ class AdapterPool:
                 seed=secrets.randbelow(2**31),  # each sampled batch draws anew
                 top_p=options.top_p,
                 top_k=options.top_k,
+                stop=list(options.stop),
+                counts=counts,
             )
+            return [Answer(text, count) for text, count in zip(texts, counts, strict=True)]
+
+    def tokenizer(self, version: RegisteredVersion) -> PreTrainedTokenizerBase:
+        """The tokenizer of ``version``'s base model, as loaded for generation.
+
+        Taken from any model in memory on the same base model; when there is none, the version
+        is loaded (it is about to be asked anyway), so the tokenizer is never loaded twice.
+
+        Raises:
+            UserError: If the version's adapter or base model cannot be loaded.
+        """
+        base_name = version.base_model
+        with self._state_lock:
+            for (base, _, _), group in self._groups.items():
+                if base == base_name:
+                    return group.base.tokenizer
+        with self._run_lock:
+            return self._load(version).base.tokenizer
 
     def load(self, version: RegisteredVersion) -> None:
         """Load ``version``'s adapter now (and its base model when it is the first)."""

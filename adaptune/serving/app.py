@@ -2,15 +2,19 @@
 
 * ``POST /v1/endpoints/{model}:predict``: ``model`` is ``name`` (its ``production`` version),
   ``name@vN``, ``name@previous`` or ``name@latest``. The alias is resolved on every request
-  (one small JSON read), so a promotion is served from the next request on, no restart.
+  (one small JSON read), so a promotion is served from the next request on, no restart. Each
+  instance is a prompt, OpenAI-style messages or Gemini-style contents (``schemas.py``),
+  rendered exactly as tuning rendered the version's examples (``prompts.py``).
+* ``POST /v1/chat/completions``: OpenAI's chat completion; ``model`` names the version as
+  above, ``stop`` sequences end the answer, ``usage`` counts the tokens.
 * ``GET /health``: 200 while the server runs.
 * ``GET /v1/models``: every model, its versions and aliases, and what is loaded.
 * ``AIP_PREDICT_ROUTE`` / ``AIP_HEALTH_ROUTE``: the same, for Vertex AI (its predict path
   names no model: it serves ``default_model``, or the registry's only model).
 
 Limits give 4xx error bodies and never stop the server: body size (413), instances per
-request, ``maxOutputTokens`` and the request's shape (400), unknown model or version (404), and
-the bearer token when one is configured (401).
+request, ``maxOutputTokens`` (``max_tokens``) and the request's shape (400), unknown model or
+version (404), and the bearer token when one is configured (401).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -37,9 +43,19 @@ from adaptune.serving.adapters import AdapterPool
 from adaptune.serving.batching import GenerationQueue
 from adaptune.serving.body_limit import BodySizeLimit
 from adaptune.serving.errors import install_error_handlers
-from adaptune.serving.generation_options import GenerationOptions
-from adaptune.serving.prompts import build_prompt
-from adaptune.serving.schemas import Prediction, PredictRequest, PredictResponse
+from adaptune.serving.generation_options import Answer, GenerationOptions
+from adaptune.serving.prompts import Conversation, build_prompt, needs_tokenizer
+from adaptune.serving.schemas import (
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    ChatMessage,
+    Choice,
+    Prediction,
+    PredictRequest,
+    PredictResponse,
+    Usage,
+    messages_conversation,
+)
 from adaptune.serving.settings import ServeSettings
 
 log = logging.getLogger(__name__)
@@ -139,6 +155,34 @@ def create_app(
                 401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
             )
 
+    def token_limit(requested: int | None, name: str) -> int:
+        tokens = requested or min(settings.default_new_tokens, settings.max_new_tokens)
+        if tokens > settings.max_new_tokens:
+            raise HTTPException(
+                400, f"{name} {tokens} is over the limit of {settings.max_new_tokens}"
+            )
+        return tokens
+
+    def render(version: RegisteredVersion, conversations: list[Conversation]) -> list[str]:
+        """The prompts, as tuning rendered them (a broken version: 500; a bad request: 400)."""
+        try:
+            needed = needs_tokenizer(version, conversations)
+            tokenizer = pool.tokenizer(version) if needed else None
+        except UserError as exc:
+            raise HTTPException(500, f"{version.ref} failed: {type(exc).__name__}: {exc}") from None
+        try:
+            return [build_prompt(version, c, tokenizer) for c in conversations]
+        except UserError as exc:
+            raise HTTPException(400, str(exc)) from None
+
+    async def generated(
+        version: RegisteredVersion, prompts: list[str], options: GenerationOptions
+    ) -> list[Answer]:
+        try:
+            return await asyncio.wrap_future(queue.submit(version, prompts, options))
+        except Exception as exc:  # logged by the worker; a broken version is not the client's fault
+            raise HTTPException(500, f"{version.ref} failed: {type(exc).__name__}: {exc}") from None
+
     async def answer(model_ref: str, body: PredictRequest) -> PredictResponse:
         if len(body.instances) > settings.max_instances:
             raise HTTPException(
@@ -147,28 +191,45 @@ def create_app(
                 f"{settings.max_instances} are allowed",
             )
         params = body.parameters
-        new_tokens = params.max_new_tokens or min(
-            settings.default_new_tokens, settings.max_new_tokens
-        )
-        if new_tokens > settings.max_new_tokens:
-            raise HTTPException(
-                400, f"maxOutputTokens {new_tokens} is over the limit of {settings.max_new_tokens}"
-            )
+        new_tokens = token_limit(params.max_new_tokens, "maxOutputTokens")
         version = await run_in_threadpool(resolve_served, settings, model_ref)
-        prompts = [
-            build_prompt(version, i.prompt, raw=i.raw or params.raw_prompt) for i in body.instances
-        ]
+        conversations = [i.conversation(raw=params.raw_prompt) for i in body.instances]
+        prompts = await run_in_threadpool(render, version, conversations)
         options = GenerationOptions(new_tokens, params.temperature, params.top_p, params.top_k)
-        try:
-            answers = await asyncio.wrap_future(queue.submit(version, prompts, options))
-        except Exception as exc:  # logged by the worker; a broken version is not the client's fault
-            raise HTTPException(500, f"{version.ref} failed: {type(exc).__name__}: {exc}") from None
+        answers = await generated(version, prompts, options)
         return PredictResponse(
-            predictions=[Prediction(content=a) for a in answers],
+            predictions=[Prediction(content=a.text) for a in answers],
             deployedModelId=settings.deployed_model_id or version.ref,
             model=version.model,
             modelDisplayName=version.model,
             modelVersionId=str(version.version),
+        )
+
+    async def chat_completion(body: ChatCompletionRequest) -> ChatCompletionResponse:
+        new_tokens = token_limit(body.max_tokens, "max_tokens")
+        version = await run_in_threadpool(resolve_served, settings, body.model)
+        prompts = await run_in_threadpool(render, version, [messages_conversation(body.messages)])
+        options = GenerationOptions(
+            new_tokens, body.temperature, body.top_p, stop=body.stop_sequences()
+        )
+        (reply,) = await generated(version, prompts, options)
+        counts = reply.counts
+        return ChatCompletionResponse(
+            id=f"chatcmpl-{secrets.token_hex(12)}",
+            created=int(time.time()),
+            model=version.ref,
+            choices=[
+                Choice(
+                    index=0,
+                    message=ChatMessage(content=reply.text),
+                    finish_reason="stop" if counts.stopped else "length",
+                )
+            ],
+            usage=Usage(
+                prompt_tokens=counts.prompt_tokens,
+                completion_tokens=counts.completion_tokens,
+                total_tokens=counts.prompt_tokens + counts.completion_tokens,
+            ),
         )
 
     guarded = [Depends(require_token)]
@@ -184,6 +245,10 @@ def create_app(
     @app.post("/v1/endpoints/{model_ref}:predict", dependencies=guarded)
     async def predict(model_ref: str, body: PredictRequest) -> PredictResponse:
         return await answer(model_ref, body)
+
+    @app.post("/v1/chat/completions", dependencies=guarded)
+    async def chat_completions(body: ChatCompletionRequest) -> ChatCompletionResponse:
+        return await chat_completion(body)
 
     if settings.predict_route:
 

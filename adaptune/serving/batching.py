@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from adaptune.registry import RegisteredVersion
 from adaptune.serving.adapters import AdapterPool
-from adaptune.serving.generation_options import GenerationOptions
+from adaptune.serving.generation_options import Answer, GenerationOptions
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class _Job:
     version: RegisteredVersion
     prompts: list[str]
     options: GenerationOptions
-    future: Future[list[str]]
+    future: Future[list[Answer]]
 
     @property
     def key(self) -> tuple[str, GenerationOptions]:
@@ -72,7 +72,7 @@ class GenerationQueue:
 
     def submit(
         self, version: RegisteredVersion, prompts: list[str], options: GenerationOptions
-    ) -> Future[list[str]]:
+    ) -> Future[list[Answer]]:
         """Queue ``prompts`` for ``version``; the future gives one answer per prompt."""
         job = _Job(version, prompts, options, Future())
         with self._changed:

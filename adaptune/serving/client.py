@@ -18,8 +18,20 @@ def predict_remote(
     raw: bool = False,
     token: str | None = None,
     timeout_s: float = 300.0,
+    conversations: list[list[dict[str, str]]] | None = None,
 ) -> dict[str, Any]:
-    """POST ``texts`` to ``URL/v1/endpoints/MODEL_REF:predict``.
+    """POST ``texts`` (and ``conversations``) to ``URL/v1/endpoints/MODEL_REF:predict``.
+
+    Args:
+        url: The server's address.
+        model_ref: ``MODEL``, ``MODEL@vN``, ...
+        texts: Prompts, one ``{"prompt"}`` instance each.
+        options: Decoding settings.
+        raw: Send the prompts without the template.
+        token: Bearer token.
+        timeout_s: How long to wait for the answer.
+        conversations: OpenAI-style message lists, one ``{"messages"}`` instance each, after
+            the prompts.
 
     Returns:
         The response body (``predictions``, ``modelVersionId``, ...).
@@ -27,8 +39,10 @@ def predict_remote(
     Raises:
         UserError: If the server cannot be reached or refuses the request (its message is kept).
     """
+    instances: list[dict[str, Any]] = [{"prompt": t} for t in texts]
+    instances += [{"messages": m} for m in conversations or []]
     body = {
-        "instances": [{"prompt": t} for t in texts],
+        "instances": instances,
         "parameters": {
             "maxOutputTokens": options.max_new_tokens,
             "temperature": options.temperature,

@@ -38,12 +38,13 @@ def error_response(code: int, message: str, headers: dict[str, str] | None = Non
     return JSONResponse(error_body(code, message), status_code=code, headers=headers)
 
 
-def _describe(errors: list[dict[str, Any]]) -> str:
+def describe_errors(errors: list[dict[str, Any]]) -> str:
     """Validation errors as one line each: where (``instances.0.prompt``) and what."""
     lines = []
     for error in errors[:10]:
         where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
-        lines.append(f"{where or 'body'}: {error.get('msg', 'invalid')}")
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        lines.append(f"{where or 'body'}: {message}")
     return "; ".join(lines)
 
 
@@ -56,7 +57,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        message = f"invalid request: {_describe(list(exc.errors()))}"
+        message = f"invalid request: {describe_errors(list(exc.errors()))}"
         content_type = request.headers.get("content-type", "")
         if content_type and "json" not in content_type:
             message += f" (the body was sent as {content_type}; send JSON, as application/json)"

@@ -1,4 +1,8 @@
-"""Try a registered version in this process: its answers, and the base model's beside them."""
+"""Try a registered version in this process: its answers, and the base model's beside them.
+
+Requests are rendered by :func:`adaptune.serving.prompts.build_prompt`, as the server renders
+them, so an answer here is the server's answer.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from adaptune.evaluation.generation import generate
 from adaptune.registry import RegisteredVersion, parse_model_ref, resolve_version
 from adaptune.serving.adapters import AdapterPool, explained_load_errors
 from adaptune.serving.generation_options import GenerationOptions
-from adaptune.serving.prompts import build_prompt
+from adaptune.serving.prompts import Conversation, build_prompt, needs_tokenizer
 from adaptune.tuning.loading import load_tuned_model
 
 
@@ -28,43 +32,44 @@ def resolve_ref(registry_dir: Path, model_ref: str) -> RegisteredVersion:
 def predict_in_process(
     registry_dir: Path,
     model_ref: str,
-    texts: list[str],
+    conversations: list[Conversation],
     options: GenerationOptions,
-    raw: bool = False,
 ) -> tuple[RegisteredVersion, list[str]]:
-    """Answer ``texts`` with the version ``model_ref`` names, as the server would.
+    """Answer ``conversations`` with the version ``model_ref`` names, as the server would.
 
     Returns:
-        The version that answered and one answer per text.
+        The version that answered and one answer per conversation.
 
     Raises:
-        UserError: If the version does not exist or cannot be loaded.
+        UserError: If the version does not exist or cannot be loaded, or its chat template
+            cannot render a conversation.
     """
     version = resolve_ref(registry_dir, model_ref)
     pool = AdapterPool(registry_dir)
-    prompts = [build_prompt(version, t, raw) for t in texts]
-    return version, pool.generate(version, prompts, options)
+    tokenizer = pool.tokenizer(version) if needs_tokenizer(version, conversations) else None
+    prompts = [build_prompt(version, c, tokenizer) for c in conversations]
+    return version, [a.text for a in pool.generate(version, prompts, options)]
 
 
 def compare_base_and_tuned(
     registry_dir: Path,
     model_ref: str,
-    texts: list[str],
+    conversations: list[Conversation],
     options: GenerationOptions,
-    raw: bool = False,
 ) -> tuple[RegisteredVersion, list[str], list[str]]:
     """The base model's and the tuned version's answers to the same prompts.
 
     Returns:
-        The version, the base model's answers and the tuned answers (one per text each).
+        The version, the base model's answers and the tuned answers (one per conversation each).
 
     Raises:
-        UserError: If the version does not exist or cannot be loaded.
+        UserError: If the version does not exist or cannot be loaded, or its chat template
+            cannot render a conversation.
     """
     version = resolve_ref(registry_dir, model_ref)
     with explained_load_errors(version.ref):
         base = load_base_model(version.base_model)
-    prompts = [build_prompt(version, t, raw) for t in texts]
+    prompts = [build_prompt(version, c, base.tokenizer) for c in conversations]
 
     def answers(model: torch.nn.Module) -> list[str]:
         return generate(
@@ -77,6 +82,7 @@ def compare_base_and_tuned(
             temperature=options.temperature,
             top_p=options.top_p,
             top_k=options.top_k,
+            stop=list(options.stop),
         )
 
     base_answers = answers(base.model)
