@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from chat_models import STYLES, build_chat_checkpoint
+from chat_models import STYLES, build_chat_checkpoint, build_chat_tokenizer
 from conftest import SAMPLE
 
 from adaptune.base_models import load_base_model
@@ -52,9 +52,7 @@ def checkpoints(tmp_path_factory) -> dict[str, str]:
     return {style: str(build_chat_checkpoint(style, root / style)) for style in STYLES}
 
 
-@pytest.mark.parametrize("style", STYLES)
-def test_prompt_and_target_ids_are_the_rendered_whole(checkpoints, style):
-    tokenizer = load_tokenizer(checkpoints[style])
+def _assert_split_at_the_seam(tokenizer) -> None:
     bos = bos_prefix(tokenizer)
     turn_ends = set(end_of_turn_ids(tokenizer))
     assert turn_ends, "every style closes the assistant turn with a special token"
@@ -75,6 +73,33 @@ def test_prompt_and_target_ids_are_the_rendered_whole(checkpoints, style):
         trained = [t for t in ids.labels if t != IGNORE_INDEX]
         assert turn_ends & set(trained), "the end-of-turn token is trained"
         assert ids.labels[split:] == ids.input_ids[split:]
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_prompt_and_target_ids_are_the_rendered_whole(checkpoints, style):
+    _assert_split_at_the_seam(load_tokenizer(checkpoints[style]))
+
+
+def test_a_byte_level_tokenizer_with_a_prefix_space_splits_at_the_seam_too():
+    """Byte-level BPE adding a prefix space (RoBERTa style), the one style the fixtures lack."""
+    from tokenizers import Tokenizer, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    base = build_chat_tokenizer("llama3")
+    backend = Tokenizer.from_str(base.backend_tokenizer.to_str())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    specials = [t for t in base.all_special_tokens if t not in (base.bos_token, base.eos_token)]
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token=base.bos_token,
+        eos_token=base.eos_token,
+        pad_token=base.eos_token,
+        chat_template=base.chat_template,
+        extra_special_tokens=specials,
+    )
+    plain = base("billing", add_special_tokens=False)["input_ids"]
+    assert tokenizer("billing", add_special_tokens=False)["input_ids"] != plain, "prefix space"
+    _assert_split_at_the_seam(tokenizer)
 
 
 @pytest.mark.parametrize("style", ["llama3", "phi3"])
