@@ -130,6 +130,9 @@ def versions(tmp_path_factory):
     style = {"format": "template", "template": TEMPLATE, "system_instruction": ""}
     metadata = {"base_model": "builtin:tiny-gpt2", "prompt_style": style}
     register_version(registry, "template-style-router", adapter, metadata, promote=True)
+    style = {"format": "template", "template": TEMPLATE, "system_instruction": "Be terse."}
+    metadata = {"base_model": "builtin:tiny-gpt2", "prompt_style": style}
+    register_version(registry, "template-system-router", adapter, metadata, promote=True)
     made["template"] = Direct("builtin:tiny-gpt2", adapter)
     return registry, made
 
@@ -177,9 +180,9 @@ def test_served_chat_answers_equal_direct_generation(client, versions, style):
                 "content"
             ],
         }
+        for shape, answer in served.items():
+            agreement[shape] += answer == expected
         assert served == dict.fromkeys(served, expected), (style, messages)
-        for shape in agreement:
-            agreement[shape] += 1
     print(f"{style}: " + ", ".join(f"{n}/{len(CONVERSATIONS)} {k}" for k, n in agreement.items()))
     # The answers depend on the rendering: without the version's system instruction they differ.
     without = [
@@ -201,6 +204,23 @@ def test_a_prompt_instance_is_one_user_turn_of_the_chat_template(client, version
     )
     raw = direct.prompt(CONVERSATIONS[2])  # raw: the text as it is, rendered by the client
     assert predicted(client, f"{style}-router", {"prompt": raw, "raw": True}) == direct.answer(raw)
+
+
+def test_a_template_version_with_a_system_instruction_serves_it_as_tuning_rendered_it(
+    client, versions
+):
+    """Formatting puts data.system_instruction on the prompt's first line: so must serving."""
+    direct = versions[1]["template"]
+    tuned_prompt = "Be terse.\n" + apply_template(TEMPLATE, "My parcel is late")
+    expected = direct.answer(tuned_prompt)
+    assert expected != direct.answer(apply_template(TEMPLATE, "My parcel is late"))
+    one_turn = [{"role": "user", "content": "My parcel is late"}]
+    assert predicted(client, "template-system-router", {"prompt": "My parcel is late"}) == expected
+    assert predicted(client, "template-system-router", {"messages": one_turn}) == expected
+    answer = completion(client, "template-system-router", one_turn)
+    assert answer["choices"][0]["message"]["content"] == expected
+    prompt_ids = direct.tokenizer(tuned_prompt, add_special_tokens=False)["input_ids"]
+    assert answer["usage"]["prompt_tokens"] == len(prompt_ids)
 
 
 def test_a_template_version_renders_messages_and_contents_with_its_template(client, versions):

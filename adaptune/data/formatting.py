@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adaptune.data.chat import PromptStyle, conversation, render_chat_pair, resolve_prompt_format
+from adaptune.data.chat import (
+    PromptStyle,
+    conversation,
+    render_chat_pair,
+    render_chat_prompt,
+    resolve_prompt_format,
+)
 from adaptune.data.jsonl import read_jsonl, write_jsonl
 from adaptune.data.problems import TARGET_MASKED, DataValidationError, Problem
 from adaptune.data.settings import DataSettings
@@ -57,6 +63,20 @@ def render_prompt(example: dict[str, Any], template: str) -> str:
         parts.append(apply_template(template, user["text"]) + model["text"] + "\n")
     parts.append(apply_template(template, example["input_text"]))
     return "".join(parts)
+
+
+def styled_prompt(example: dict[str, Any], style: PromptStyle, tokenizer: Any = None) -> str:
+    """The prompt of a normalised example in ``style``: what tuning trains on and serving sends.
+
+    The style's system instruction stands in for a system text the example lacks, in both
+    formats. The chat format needs the base model's tokenizer.
+    """
+    if style.format == "template":
+        system = example.get("system") or style.system_instruction
+        return render_prompt({**example, "system": system}, style.template)
+    if tokenizer is None:
+        raise ValueError("the chat format renders with the base model's tokenizer: pass it")
+    return render_chat_prompt(tokenizer, conversation(example, style.system_instruction))
 
 
 def in_eval_split(record: dict[str, Any], eval_fraction: float) -> bool:
@@ -167,14 +187,7 @@ def format_text_to_text(
     def pairs(records: list[dict[str, Any]]) -> list[dict[str, str]]:
         if style.format == "template":
             return [
-                {
-                    "prompt": render_prompt(
-                        {**r, "system": r.get("system") or style.system_instruction},
-                        prompt_template,
-                    ),
-                    "target": r["output_text"],
-                }
-                for r in records
+                {"prompt": styled_prompt(r, style), "target": r["output_text"]} for r in records
             ]
         rendered = []
         for r in records:

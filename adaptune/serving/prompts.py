@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from adaptune.data import chat
-from adaptune.data.formatting import DEFAULT_TEMPLATE, render_prompt
+from adaptune.data.formatting import DEFAULT_TEMPLATE, styled_prompt
 from adaptune.errors import UserError
 from adaptune.registry import RegisteredVersion
 
@@ -166,10 +166,4 @@ def build_prompt(
     """
     if conversation.raw:
         return conversation.input_text
-    style = prompt_style(version)
-    example = conversation.example()
-    if style.format == "template":
-        return render_prompt(example, style.template)
-    if tokenizer is None:
-        raise ValueError(f"{version.ref} is in the chat format: pass its base model's tokenizer")
-    return chat.render_chat_prompt(tokenizer, chat.conversation(example, style.system_instruction))
+    return styled_prompt(conversation.example(), prompt_style(version), tokenizer)
