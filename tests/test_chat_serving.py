@@ -304,6 +304,14 @@ def test_stop_sequences_cut_the_answer(client, versions, style):
         )
         assert answer["usage"]["completion_tokens"] == stopped_at < longer
     assert expected == direct.answer(prompt, longer, stop=[stop]) != full
+    # the Vertex predict API takes them as parameters.stopSequences
+    body = {
+        "instances": [{"messages": messages}],
+        "parameters": {"maxOutputTokens": longer, "stopSequences": [stop]},
+    }
+    reply = client.post(f"/v1/endpoints/{style}-router:predict", json=body)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["predictions"][0]["content"] == expected
 
 
 GOOD_MESSAGES = [{"role": "user", "content": "hi"}]

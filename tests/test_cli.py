@@ -312,3 +312,21 @@ def test_runs_list_names_each_runs_gate_metric(tmp_path):
     assert "exact_match 0.5000" in row["run-em"] and "failed" in row["run-em"]
     assert "running" in row["run-live"]
     assert "deploy" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", 'evaluation={"max_new_tokns": 1}'], "unknown evaluation setting(s)"),
+        (["--set", 'vertex_deploy={"endpoint": "router"}'], "vertex_deploy.project is required"),
+        (["--set", 'vertex_deploy={"project": "p", "traffic": 5}'], "unknown Vertex deploy"),
+    ],
+)
+def test_evaluation_and_vertex_deploy_settings_are_refused_before_anything_runs(
+    tmp_path, args, message
+):
+    result = invoke("run", "--train-data", TRAIN, "--runs-dir", str(tmp_path / "runs"), *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "runs").exists()
+

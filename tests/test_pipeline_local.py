@@ -131,7 +131,7 @@ def test_malformed_dataset_fails_at_validation_via_the_cli(tmp_path):
         ],
     )
     assert result.exit_code == 1, result.output
-    assert "FAILED at step validate_dataset" in result.output
+    assert "FAILED at step validate-dataset" in result.output
     assert f"{bad}:12: missing field 'output_text'" in result.output
     (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
     assert not list(run_dir.glob("pipeline/*/tune-adapter"))

@@ -66,6 +66,20 @@ def test_a_failed_step_and_the_tasks_after_it(tmp_path):
     assert failed.end_time == ended.isoformat(timespec="milliseconds")
 
 
+def test_a_task_that_failed_before_writing_anything_and_reported_no_step(tmp_path):
+    """A register step that crashed (no UserError line, no output directory) is still named."""
+    start = datetime(2026, 12, 1, 9, 0, 0).astimezone()
+    for offset, task in enumerate(
+        ("validate-dataset", "format-text-to-text", "tune-adapter", "evaluate", "passes-gate"),
+        start=1,
+    ):
+        _finish(tmp_path, task, start + timedelta(seconds=offset), {"Output": True})
+    state = RunState(start, start + timedelta(seconds=9), succeeded=False, failed_task=None)
+    records = read_task_records(tmp_path, SPEC, PARAMS, state)
+    assert records["register-version"].status == "failed"
+    assert "deploy-to-vertex" not in records, "after a failure, later tasks did not run"
+
+
 def test_a_skipped_branch_is_recorded_as_skipped(tmp_path):
     start = datetime(2026, 12, 1, 9, 0, 0).astimezone()
     for offset, task in enumerate(
@@ -91,3 +105,16 @@ def test_a_registering_task_outputs_its_registry_version(tmp_path):
         "eval_metrics": "evaluate.eval_metrics",
         "trained_adapter": "tune-adapter.trained_adapter",
     }
+
+
+def test_inputs_are_followed_through_two_levels_of_sub_dags(tmp_path):
+    start = datetime(2026, 12, 1, 9, 0, 0).astimezone()
+    _finish(tmp_path, "register-version", start + timedelta(seconds=1), {"version": 3})
+    _finish(tmp_path, "wants-vertex-deploy", start + timedelta(seconds=2), {"Output": True})
+    _finish(tmp_path, "deploy-to-vertex", start + timedelta(seconds=3), {"vertex_model": "m"})
+    params = {**PARAMS, "vertex_deploy": {"project": "p"}}
+    deploy = read_task_records(tmp_path, SPEC, params, RunState(start))["deploy-to-vertex"]
+    assert deploy.parameters["version"] == 3, "register-version → condition-1 → condition-2"
+    assert deploy.parameters["vertex_deploy"] == {"project": "p"}
+    assert deploy.parameters["serving_image"] == "ghcr.io/adaptune/adaptune:0.1.0"
+

@@ -148,9 +148,10 @@ def generate(
     eos = tokenizer.eos_token_id
     stops = stop_token_ids(model, tokenizer)
     stop = [s for s in stop or [] if s]
-    encoded = encode_prompts(tokenizer, prompts, max_length)
-    if family == "seq2seq":
-        encoded = [[*ids, eos] for ids in encoded]
+    if family == "seq2seq":  # as in training: the prompt's last max_length - 1 ids, then EOS
+        encoded = [[*ids, eos] for ids in encode_prompts(tokenizer, prompts, max_length - 1)]
+    else:
+        encoded = encode_prompts(tokenizer, prompts, max_length)
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     decoding = (
         {"do_sample": False}

@@ -7,6 +7,7 @@ Each run gets ``<runs_root>/<run-id>/``: ``params.yaml`` (the resolved parameter
 from __future__ import annotations
 
 import io
+import re
 import sys
 import warnings
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ from adaptune.atomic import write_text_atomic
 from adaptune.run_ids import new_run_id
 from adaptune.step_errors import parse_error_line
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+"""kfp.local colours its messages; an error shown or stored keeps only the text."""
 PIPELINE_SUBDIR = "pipeline"
 LOG_FILE = "run.log"
 
@@ -123,7 +126,7 @@ def run_pipeline(
             run_id,
             run_dir,
             succeeded=False,
-            error=error["message"] if error else str(exc),
+            error=error["message"] if error else ANSI.sub("", str(exc)),
             failed_step=error["step"] if error else None,
         )
     return LocalRun(run_id, run_dir, succeeded=True)

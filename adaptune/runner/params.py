@@ -10,8 +10,10 @@ import yaml
 from adaptune.data.settings import DataSettings
 from adaptune.errors import UserError
 from adaptune.evaluation.gate import GateSettings
+from adaptune.evaluation.settings import EvaluationSettings
 from adaptune.tuning.methods import method_from_dict
 from adaptune.tuning.settings import TrainingSettings
+from adaptune.vertex.deploy_settings import check_vertex_deploy
 
 PATH_PARAMS = ("train_data", "eval_data", "registry_dir")
 TYPE_CASTS = {"NUMBER_INTEGER": int, "NUMBER_DOUBLE": float, "STRING": str, "BOOLEAN": bool}
@@ -126,4 +128,6 @@ def resolve_params(
     GateSettings.from_dict(params["gate"])
     DataSettings.from_dict(params["data"])
     TrainingSettings.from_dict({**params["training"], "seed": params["seed"]})
+    EvaluationSettings.from_dict(params["evaluation"])
+    check_vertex_deploy(params["vertex_deploy"])
     return params

@@ -8,6 +8,8 @@ prints nothing but the pipeline's own task logs: the CLI decides what to show.
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +32,7 @@ from adaptune.runner.local import LOG_FILE, LocalRun, run_pipeline
 from adaptune.runner.summary import build_summary
 from adaptune.runner.task_records import RunState, read_task_records
 
+log = logging.getLogger(__name__)
 MANIFEST_FILE = "manifest.json"
 WATCH_SECONDS = 1.0
 
@@ -155,10 +158,15 @@ def _recording_while_running(
 
     def watch() -> None:
         while not stop.wait(WATCH_SECONDS):
-            if run_dir.is_dir():
-                recorder.record(
-                    read_task_records(run_dir, spec, params, RunState(started)).values()
-                )
+            if not run_dir.is_dir():
+                continue
+            try:
+                records = read_task_records(run_dir, spec, params, RunState(started))
+                recorder.record(records.values())
+            except (OSError, ValueError, sqlite3.Error) as exc:
+                # A file caught half-written, a busy store: the next tick or the final record
+                # after the run covers it.
+                log.debug("recording while running skipped a tick: %s", exc)
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()

@@ -44,8 +44,9 @@ def build_summary(
         "run_id": run.run_id,
         "run_dir": str(run.run_dir),
         "status": "succeeded" if run.succeeded else "failed",
-        "failed_step": run.failed_step
-        or next((t.name for t in tasks.values() if t.status == "failed"), None),
+        # The task's name, whether its step reported the error or not.
+        "failed_step": next((t.name for t in tasks.values() if t.status == "failed"), None)
+        or run.failed_step,
         "error": run.error,
         "params": params,
         "tasks": [

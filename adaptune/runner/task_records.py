@@ -161,8 +161,13 @@ def read_task_records(
         previous_end = ends[name]
     ended = _stamp(state.ended) if state.ended is not None else None
     unfinished = [name for name in dirs if name not in ends]
-    if ended and state.failed_task and state.failed_task not in dirs:
-        unfinished.append(state.failed_task)  # it failed before writing anything
+    failed = state.failed_task
+    if ended and not state.succeeded and failed is None and not unfinished:
+        # It failed before writing anything and reported no step: the first task of the table
+        # (kfp.local runs them in this order) that did not finish.
+        failed = next((t.name for t in TASKS if t.name in leaves and t.name not in ends), None)
+    if ended and failed and failed not in dirs:
+        unfinished.append(failed)  # it failed before writing anything
     for name in unfinished:  # running, or failed once the run is over
         times[name] = ("running" if ended is None else "failed", _stamp(previous_end), ended)
     records = {

@@ -195,7 +195,9 @@ def create_app(
         version = await run_in_threadpool(resolve_served, settings, model_ref)
         conversations = [i.conversation(raw=params.raw_prompt) for i in body.instances]
         prompts = await run_in_threadpool(render, version, conversations)
-        options = GenerationOptions(new_tokens, params.temperature, params.top_p, params.top_k)
+        options = GenerationOptions(
+            new_tokens, params.temperature, params.top_p, params.top_k, stop=params.stop()
+        )
         answers = await generated(version, prompts, options)
         return PredictResponse(
             predictions=[Prediction(content=a.text) for a in answers],

@@ -21,6 +21,10 @@ from adaptune.serving.prompts import Conversation
 STRICT = ConfigDict(extra="forbid", strict=True)
 
 
+MAX_STOP_SEQUENCES = 16
+"""Most stop sequences a request may give (OpenAI allows 4, Vertex AI 16)."""
+
+
 class Message(BaseModel):
     """One OpenAI-style chat message."""
 
@@ -134,6 +138,15 @@ class Parameters(BaseModel):
     raw_prompt: bool = Field(
         default=False, validation_alias=AliasChoices("rawPrompt", "raw_prompt")
     )
+    stop_sequences: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_STOP_SEQUENCES,
+        validation_alias=AliasChoices("stopSequences", "stop_sequences"),
+    )
+
+    def stop(self) -> tuple[str, ...]:
+        """The stop sequences (empty strings dropped)."""
+        return tuple(s for s in self.stop_sequences if s)
 
 
 class PredictRequest(BaseModel):

@@ -145,6 +145,30 @@ def split_pipeline_dict(values: dict[str, Any] | None) -> tuple[dict[str, Any], 
     return where, values
 
 
+def check_vertex_deploy(values: dict[str, Any] | None) -> tuple[Any, VertexDeploySettings] | None:
+    """The pipeline's ``vertex_deploy`` dict, checked whole: (where, how), None when empty.
+
+    Where is a ``VertexSettings``, how a ``VertexDeploySettings``; ``runner.params`` checks the
+    dict before anything runs, the release's resolver and deploy step use it again.
+
+    Raises:
+        UserError: On a missing project, unknown keys or invalid values, naming the key.
+    """
+    if not values:
+        return None
+    if not isinstance(values, dict):
+        raise UserError(f"vertex_deploy must be a mapping, got {values!r}")
+    from adaptune.vertex.settings import VertexSettings
+
+    where, how = split_pipeline_dict(values)
+    if not where.get("project"):
+        raise UserError("vertex_deploy.project is required to deploy to Vertex AI")
+    for key, value in where.items():
+        if key != "labels" and not isinstance(value, str):
+            raise UserError(f"vertex_deploy.{key} must be a string, got {value!r}")
+    return VertexSettings(**where), VertexDeploySettings.from_dict(how)
+
+
 def wants_vertex_deploy(vertex_deploy: dict[str, Any] | None, promoted: bool) -> tuple[bool, str]:
     """Whether the pipeline's release goes on to a Vertex AI endpoint, and why (or why not).
 
@@ -158,11 +182,10 @@ def wants_vertex_deploy(vertex_deploy: dict[str, Any] | None, promoted: bool) ->
     Raises:
         UserError: If the dict has unknown keys or invalid values.
     """
-    if not vertex_deploy:
+    checked = check_vertex_deploy(vertex_deploy)
+    if checked is None:
         return False, "no vertex_deploy settings: the version is in the local registry only"
-    where, how = split_pipeline_dict(vertex_deploy)
-    VertexDeploySettings.from_dict(how)
     if not promoted:
         return False, "the version was registered but not promoted: nothing to deploy"
-    target = f"{where.get('project', '?')}/{where.get('location', '?')}"
-    return True, f"deploy to Vertex AI ({target})"
+    where = checked[0]
+    return True, f"deploy to Vertex AI ({where.project}/{where.location})"

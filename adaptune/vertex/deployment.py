@@ -223,9 +223,11 @@ def deploy_registered_version(
         UserError: On invalid settings or a failed deploy (naming what exists).
     """
     from adaptune.registry.local import resolve_version
-    from adaptune.vertex.deploy_settings import split_pipeline_dict
+    from adaptune.vertex.deploy_settings import check_vertex_deploy
 
+    checked = check_vertex_deploy(vertex_deploy)
+    if checked is None:
+        raise UserError("vertex_deploy is empty: nothing says where to deploy")
+    where, how = checked
     registered = resolve_version(registry_dir, model, f"v{version}")
-    where, how = split_pipeline_dict(vertex_deploy)
-    settings = VertexDeploySettings.from_dict(how).with_serving_image(serving_image)
-    return deploy_to_vertex(registered, VertexSettings(**where), settings)
+    return deploy_to_vertex(registered, where, how.with_serving_image(serving_image))
