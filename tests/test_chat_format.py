@@ -28,6 +28,7 @@ from adaptune.data.encoding import IGNORE_INDEX, bos_prefix, encode_pairs, encod
 from adaptune.data.formatting import format_text_to_text
 from adaptune.errors import UserError
 from adaptune.evaluation.generation import stop_token_ids
+from adaptune.hashing import sha256_text
 
 RECORDS = [json.loads(line) for line in (SAMPLE / "train.jsonl").read_text().splitlines()[:40]]
 EXAMPLES = [
@@ -164,7 +165,8 @@ def test_formatting_in_the_chat_format_writes_rendered_pairs_and_references(chec
         system_instruction="Route the ticket.",
     )
     template = "{input_text}\n### Response:\n"
-    assert result.prompt_style == PromptStyle("chat", template, "Route the ticket.")
+    digest = sha256_text(load_tokenizer(checkpoints["chatml"]).chat_template)
+    assert result.prompt_style == PromptStyle("chat", template, "Route the ticket.", digest)
     pairs = [json.loads(line) for line in result.files["train"].read_text().splitlines()]
     first = pairs[0]
     assert first["prompt"].startswith("<|im_start|>system\nRoute the ticket.<|im_end|>\n")

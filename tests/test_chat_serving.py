@@ -567,3 +567,24 @@ def test_cli_refuses_bad_messages_in_one_line(versions, tmp_path, args, message)
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_a_version_whose_base_model_changed_its_chat_template_is_refused(versions, tmp_path):
+    base = versions[1]["chatml"].base
+    adapter = save_random_lora(base.name, tmp_path / "lora", seed=5)
+    changed = {**STYLE, "chat_template_sha256": "0" * 64}
+    register_version(
+        tmp_path / "registry",
+        "stale-router",
+        adapter,
+        {"base_model": base.name, "prompt_style": changed},
+        promote=True,
+    )
+    with TestClient(create_app(ServeSettings(registry_dir=tmp_path / "registry"))) as client:
+        reply = client.post(
+            "/v1/endpoints/stale-router:predict",
+            json={"instances": [{"messages": [{"role": "user", "content": "hi"}]}]},
+        )
+    assert reply.status_code == 500
+    assert "was tuned with chat template sha256 000000000000" in reply.text
+

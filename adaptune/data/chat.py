@@ -30,12 +30,15 @@ class PromptStyle:
     Attributes:
         format: ``template`` or ``chat`` (resolved: never ``auto``).
         template: The ``prompt_template`` (used by the ``template`` format).
-        system_instruction: A system instruction for examples that have none (chat format).
+        system_instruction: A system instruction for examples that have none.
+        chat_template_sha256: sha256 of the chat template the prompts were rendered with
+            (chat format): where they came from, so a changed template is noticed.
     """
 
     format: str
     template: str
     system_instruction: str = ""
+    chat_template_sha256: str = ""
 
     def to_dict(self) -> dict[str, str]:
         """Plain dict, as stored with a registry version (``prompt_style``)."""
@@ -48,7 +51,32 @@ class PromptStyle:
             str(values.get("format") or "template"),
             str(values.get("template") or ""),
             str(values.get("system_instruction") or ""),
+            str(values.get("chat_template_sha256") or ""),
         )
+
+    def check_template(self, tokenizer: Any, what: str) -> None:
+        """Refuse to render with a chat template other than the one the prompts were made with.
+
+        Raises:
+            UserError: If the tokenizer's chat template is not the recorded one.
+        """
+        if self.format != "chat" or not self.chat_template_sha256:
+            return
+        now = chat_template_sha256(tokenizer)
+        if now != self.chat_template_sha256:
+            raise UserError(
+                f"{what} was tuned with chat template sha256 {self.chat_template_sha256[:12]}, "
+                f"but its base model's tokenizer now has {now[:12] or 'none'}: prompts would "
+                "differ from tuning"
+            )
+
+
+def chat_template_sha256(tokenizer: Any) -> str:
+    """sha256 of the tokenizer's chat template text ("" without one)."""
+    from adaptune.hashing import sha256_text
+
+    template = getattr(tokenizer, "chat_template", None)
+    return sha256_text(template) if isinstance(template, str) and template else ""
 
 
 def has_chat_template(tokenizer: Any) -> bool:
@@ -212,7 +240,7 @@ class ChatRendering:
         Special tokens and the BOS are counted; an example the template cannot render gives
         the reason instead.
         """
-        from adaptune.data.encoding import encode_prompts
+        from adaptune.data.encoding import IGNORE_INDEX, encode_pairs
 
         rendered: list[tuple[str, str] | str] = []
         for example in examples:
@@ -220,16 +248,18 @@ class ChatRendering:
                 rendered.append(self.pair(example))
             except UserError as exc:
                 rendered.append(str(exc))
-        texts = [r for r in rendered if not isinstance(r, str)]
-        unlimited = 1 << 62
-        prompts = encode_prompts(self.tokenizer, [p for p, _ in texts], unlimited)
-        wholes = encode_prompts(self.tokenizer, [p + t for p, t in texts], unlimited)
-        counts = iter(zip(prompts, wholes, strict=True))
+        pairs = [
+            {"prompt": p, "target": t} for p, t in (r for r in rendered if not isinstance(r, str))
+        ]
+        # Encoded exactly as tuning encodes them (EOS added where the turn does not end with it),
+        # with no length cut.
+        encoded = iter(encode_pairs(self.tokenizer, pairs, "causal", 1 << 62))
         found: list[tuple[int, int] | str] = []
         for r in rendered:
             if isinstance(r, str):
                 found.append(r)
-            else:
-                prompt_ids, whole_ids = next(counts)
-                found.append((len(prompt_ids), len(whole_ids) - len(prompt_ids)))
+                continue
+            example = next(encoded)
+            prompt = sum(1 for label in example.labels if label == IGNORE_INDEX)
+            found.append((prompt, len(example.input_ids) - prompt))
         return found

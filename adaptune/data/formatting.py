@@ -16,6 +16,7 @@ from typing import Any
 
 from adaptune.data.chat import (
     PromptStyle,
+    chat_template_sha256,
     conversation,
     render_chat_pair,
     render_chat_prompt,
@@ -222,4 +223,7 @@ def _prompt_style(
 
     tokenizer = load_tokenizer(base_model)
     chosen = resolve_prompt_format(prompt_format, tokenizer, base_model)
-    return PromptStyle(chosen, prompt_template, system_instruction), tokenizer
+    if chosen == "template":
+        return PromptStyle(chosen, prompt_template, system_instruction), tokenizer
+    digest = chat_template_sha256(tokenizer)
+    return PromptStyle(chosen, prompt_template, system_instruction, digest), tokenizer

@@ -298,8 +298,6 @@ class DatasetScan:
                 if rendered is not None:  # the limits count the rendered template
                     overhead = (rendered[0] - (n_in or 0), rendered[1] - (n_out or 0))
                     n_in, n_out = rendered
-                    if self.report.rendered_example is None and split == "train":
-                        self.report.rendered_example = self.chat.pair(example)
                 if sampled:
                     self.lengths["input"].add(n_in or 0)
                     self.lengths["output"].add(n_out or 0)
@@ -311,6 +309,8 @@ class DatasetScan:
                 )
                 if problem is None:
                     kept.append(example)
+                    if self.chat and self.report.rendered_example is None and split == "train":
+                        self.report.rendered_example = self.chat.pair(example)
             if problem is not None:
                 self.record_problem(problem)
                 continue

@@ -44,7 +44,7 @@ from adaptune.serving.batching import GenerationQueue
 from adaptune.serving.body_limit import BodySizeLimit
 from adaptune.serving.errors import install_error_handlers
 from adaptune.serving.generation_options import Answer, GenerationOptions
-from adaptune.serving.prompts import Conversation, build_prompt, needs_tokenizer
+from adaptune.serving.prompts import Conversation, build_prompt, needs_tokenizer, prompt_style
 from adaptune.serving.schemas import (
     ChatCompletionRequest,
     ChatCompletionResponse,
@@ -168,6 +168,8 @@ def create_app(
         try:
             needed = needs_tokenizer(version, conversations)
             tokenizer = pool.tokenizer(version) if needed else None
+            if tokenizer is not None:
+                prompt_style(version).check_template(tokenizer, version.ref)
         except UserError as exc:
             raise HTTPException(500, f"{version.ref} failed: {type(exc).__name__}: {exc}") from None
         try:

@@ -166,4 +166,7 @@ def build_prompt(
     """
     if conversation.raw:
         return conversation.input_text
-    return styled_prompt(conversation.example(), prompt_style(version), tokenizer)
+    style = prompt_style(version)
+    if tokenizer is not None:
+        style.check_template(tokenizer, version.ref)
+    return styled_prompt(conversation.example(), style, tokenizer)
