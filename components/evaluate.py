@@ -13,7 +13,7 @@ def evaluate(
     formatted: Input[Dataset],
     trained_adapter: Input[Model],
     base_model: str,
-    prompt_template: str,
+    prompt_style: dict,
     gate: dict,
     evaluation: dict,
     model_name: str,
@@ -37,7 +37,7 @@ def evaluate(
         formatted: Prompt/target pairs from format_text_to_text.
         trained_adapter: The adapter from tune_adapter.
         base_model: The base model the adapter was trained on.
-        prompt_template: The template the eval prompts were made with.
+        prompt_style: How the eval prompts were made (format_text_to_text's prompt_style).
         gate: Gate settings; its metric is the primary metric returned as a parameter.
         evaluation: max_new_tokens, temperature, batch_size, seed, report_examples, max_length.
         model_name: Registry model name (its production version is compared).
@@ -55,6 +55,7 @@ def evaluate(
     from collections import namedtuple
     from pathlib import Path
 
+    from adaptune.data.chat import PromptStyle
     from adaptune.evaluation.champion import evaluate_challenger
     from adaptune.evaluation.evaluate import EvaluationPaths
     from adaptune.evaluation.gate import GateSettings
@@ -67,7 +68,7 @@ def evaluate(
             Path(formatted.path) / "eval.jsonl",
             Path(trained_adapter.path),
             base_model,
-            prompt_template,
+            PromptStyle.from_dict(prompt_style),
             Path(registry_dir),
             model_name,
             EvaluationPaths(Path(predictions.path), report_html=Path(report.path)),

@@ -158,7 +158,7 @@ def adapter_tuning(
         formatted=formatting.outputs["formatted"],
         trained_adapter=tuning.outputs["trained_adapter"],
         base_model=base_model,
-        prompt_template=prompt_template,
+        prompt_style=formatting.outputs["prompt_style"],
         gate=gate,
         evaluation=evaluation,
         model_name=model_name,

@@ -58,6 +58,7 @@ def test_validate_then_format(sample_dir, tmp_path):
         "format": "template",
         "template": "{input_text}\nTeam:",
         "system_instruction": "",
+        "chat_template_sha256": "",
     }
 
 
@@ -113,7 +114,7 @@ def test_tune_evaluate_gate_register(trained_adapter, tmp_path):
             formatted=formatted,
             trained_adapter=adapter,
             base_model="builtin:tiny-gpt2",
-            prompt_template="{input_text}",
+            prompt_style={"format": "template", "template": "{input_text}"},
             gate=gate,
             evaluation={"report_examples": 5.0},
             model_name="router",

@@ -13,7 +13,7 @@ the first user turn, as those model cards recommend.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from adaptune.errors import UserError
@@ -53,6 +53,25 @@ class PromptStyle:
             str(values.get("system_instruction") or ""),
             str(values.get("chat_template_sha256") or ""),
         )
+
+    @classmethod
+    def recorded(cls, metadata: dict[str, Any], default_template: str) -> PromptStyle:
+        """The style a registry version's metadata records.
+
+        A version registered before prompt styles existed has only a ``prompt_template``
+        (``default_template`` when it recorded none), in the template format.
+
+        Raises:
+            UserError: If the recorded format is neither ``template`` nor ``chat``.
+        """
+        template = metadata.get("prompt_template") or default_template
+        stored = metadata.get("prompt_style")
+        if not isinstance(stored, dict):
+            return cls("template", template)
+        style = cls.from_dict(stored)
+        if style.format not in ("template", "chat"):
+            raise UserError(f"unknown prompt format {style.format!r} recorded")
+        return style if style.template else replace(style, template=template)
 
     def check_template(self, tokenizer: Any, what: str) -> None:
         """Refuse to render with a chat template other than the one the prompts were made with.

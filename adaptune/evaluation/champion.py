@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from adaptune.data.chat import PromptStyle
 from adaptune.evaluation.compared_models import ProductionModel
 from adaptune.evaluation.evaluate import EvaluationPaths, EvaluationResult, evaluate_models
 from adaptune.evaluation.settings import EvaluationSettings
@@ -44,7 +45,7 @@ def evaluate_challenger(
     eval_file: Path,
     adapter_dir: Path,
     base_model: str,
-    prompt_template: str,
+    prompt_style: PromptStyle,
     registry_dir: Path,
     model_name: str,
     paths: EvaluationPaths,
@@ -56,8 +57,9 @@ def evaluate_challenger(
         eval_file: Formatted JSONL with ``prompt`` and ``target``.
         adapter_dir: The tuned adapter.
         base_model: The base model it was tuned on.
-        prompt_template: The template the eval prompts were made with; a production version
-            tuned with another one is compared all the same, with a warning.
+        prompt_style: How the eval prompts were made; a production version tuned with another
+            style (format, template, system instruction, chat template) is scored on these
+            prompts all the same, with a warning.
         registry_dir: Registry root.
         model_name: Registry model whose ``production`` version is the champion.
         paths: Where the predictions and the report go.
@@ -71,9 +73,15 @@ def evaluate_challenger(
     if champion is not None:
         production = ProductionModel(champion.path, champion.base_model)
         log.info("comparing with production %s", champion.ref)
-        used = champion.metadata.get("prompt_template", prompt_template)
-        if used != prompt_template:
-            log.warning("%s was tuned with another prompt template: %r", champion.ref, used)
+        used = PromptStyle.recorded(champion.metadata, prompt_style.template)
+        if used != prompt_style:
+            log.warning(
+                "%s was tuned with another prompt style (%s) than these eval prompts (%s): it is "
+                "scored on prompts it was not tuned on",
+                champion.ref,
+                used.to_dict(),
+                prompt_style.to_dict(),
+            )
     result = evaluate_models(
         eval_file, adapter_dir, base_model, paths, production=production, settings=settings
     )

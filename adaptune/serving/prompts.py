@@ -16,7 +16,7 @@ turn to answer.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from adaptune.data import chat
@@ -136,14 +136,10 @@ def prompt_style(version: RegisteredVersion) -> chat.PromptStyle:
     Raises:
         UserError: If the recorded format is neither ``template`` nor ``chat``.
     """
-    template = version.metadata.get("prompt_template") or DEFAULT_TEMPLATE
-    stored = version.metadata.get("prompt_style")
-    if not isinstance(stored, dict):
-        return chat.PromptStyle("template", template)
-    style = chat.PromptStyle.from_dict(stored)
-    if style.format not in ("template", "chat"):
-        raise UserError(f"{version.ref} records an unknown prompt format {style.format!r}")
-    return style if style.template else replace(style, template=template)
+    try:
+        return chat.PromptStyle.recorded(version.metadata, DEFAULT_TEMPLATE)
+    except UserError as exc:
+        raise UserError(f"{version.ref}: {exc}") from None
 
 
 def needs_tokenizer(version: RegisteredVersion, conversations: Sequence[Conversation]) -> bool:
