@@ -12,10 +12,11 @@ from click.testing import CliRunner
 from conftest import COMPILED, SAMPLE
 
 from adaptune.cli import main
-from adaptune.cli.errors import google_errors, reports_errors
+from adaptune.cli.errors import reports_errors
 from adaptune.errors import UserError
 from adaptune.lineage.store import MetadataStore
 from adaptune.runner.run import RunResult
+from adaptune.vertex.google_errors import imported_google_errors
 
 TRAIN = str(SAMPLE / "train.jsonl")
 # The same flags, as `run`, `vertex submit` and `vertex schedule create` take them.
@@ -175,10 +176,10 @@ def test_google_errors_are_only_those_of_imported_modules(monkeypatch):
     import google.api_core.exceptions
     import google.auth.exceptions
 
-    assert google.api_core.exceptions.GoogleAPIError in google_errors()
+    assert google.api_core.exceptions.GoogleAPIError in imported_google_errors()
     monkeypatch.delitem(sys.modules, "google.api_core.exceptions")
     monkeypatch.delitem(sys.modules, "google.auth.exceptions")
-    assert google_errors() == ()
+    assert imported_google_errors() == ()
     result = CliRunner().invoke(failing, ["bug"])
     assert isinstance(result.exception, RuntimeError)
 
