@@ -83,7 +83,7 @@ def eval_loss(
 
     Args:
         model: The model ``loss_fn`` computes the loss of.
-        examples: Encoded examples (see :func:`adaptune.data.encoding.encode_example`).
+        examples: Encoded examples (see :func:`adaptune.data.encoding.encode_pairs`).
         pad_id: Padding token id.
         family: ``causal`` or ``seq2seq``.
         device: The model's device.
