@@ -324,9 +324,9 @@ def test_a_double_fault_never_deletes_a_committed_version_nor_reuses_its_number(
     assert index.versions == [1, 2, 3]
     assert index.history[0]["action"] == "rebuild"
     after = snapshot(reg)
-    assert {k: v for k, v in after.items() if k.startswith("router/v2/") and ".pending" not in k} == {
-        k: v for k, v in v2_files.items() if ".pending" not in k
-    }
+    assert {
+        k: v for k, v in after.items() if k.startswith("router/v2/") and ".pending" not in k
+    } == {k: v for k, v in v2_files.items() if ".pending" not in k}
     assert resolve_version(reg, "router", "v2").metadata["run_id"] == "killed"
     # A retry of the killed run gets its version back rather than a copy.
     again = register_version(reg, "router", adapter, {"run_id": "killed"})
