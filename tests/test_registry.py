@@ -161,6 +161,9 @@ KILL_SCRIPT = textwrap.dedent(
             (path.parent / f".{path.name}.half.tmp").write_text("{half")
             die()
         index.write_json_atomic = half_write
+    elif where == "marker":  # killed after the commit, before the pending marker is removed
+        import pathlib
+        pathlib.Path.unlink = lambda self, missing_ok=False: die()
     local.register_version(registry, "router", adapter, {"run_id": "killed"}, promote=True)
     """
 )
@@ -182,11 +185,19 @@ def test_a_registration_killed_mid_write_leaves_the_registry_unchanged(adapter, 
     assert resolve_version(reg, "router").metadata["run_id"] == "r1"
     after = snapshot(reg)
     assert {k: v for k, v in after.items() if k in before} == before
-    # The next registration clears what the killed one left and takes the next number.
+    # The next registration clears what the killed one left and takes the next number. Killed
+    # after its version directory was complete, the killed one is a version (never deleted):
+    # listed by the next writer, unpromoted.
     version = register_version(reg, "router", adapter, {"run_id": "r2"}, promote=True)
-    assert version.version == 2
-    assert sorted(p.name for p in (reg / "router").iterdir()) == [".lock", "index.json", "v1", "v2"]
-    assert read_aliases(reg, "router") == {"production": 2, "previous": 1}
+    complete = where in ("commit", "index-replace")
+    assert version.version == (3 if complete else 2)
+    names = sorted(p.name for p in (reg / "router").iterdir())
+    assert names == [".lock", "index.json", "v1", "v2", *(["v3"] if complete else [])]
+    assert read_aliases(reg, "router") == {"production": version.version, "previous": 1}
+    if complete:
+        assert resolve_version(reg, "router", "v2").metadata["run_id"] == "killed"
+        assert not (reg / "router" / "v2" / ".pending").exists()
+        assert read_index(reg, "router").history[-2]["action"] == "recover"
 
 
 DEPLOY_SCRIPT = textwrap.dedent(
@@ -286,3 +297,73 @@ def test_a_retried_registration_of_the_same_run_returns_its_version_not_a_copy(a
     # another run with the same adapter is a new version
     other = register_and_promote(tmp_path, "router", adapter, {"run_id": "job-8"}, 1)
     assert other.version.version == 2 and other.promoted
+
+
+def test_a_double_fault_never_deletes_a_committed_version_nor_reuses_its_number(adapter, tmp_path):
+    # Fault 1: a registration killed after its commit, before its pending marker was removed.
+    reg = tmp_path / "reg"
+    register_version(reg, "router", adapter, {"run_id": "r1"}, promote=True)
+    done = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, str(reg), str(adapter), "marker"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == -9, done.stderr
+    assert (reg / "router" / "v2" / ".pending").exists()
+    assert read_index(reg, "router").versions == [1, 2]
+    v2_files = {k: v for k, v in snapshot(reg).items() if k.startswith("router/v2/")}
+    # Fault 2: the index is lost. Readers rebuild it from the versions on disk...
+    (reg / "router" / "index.json").unlink()
+    assert read_index(reg, "router").versions == [1, 2]
+    assert list_models(reg) == ["router"]
+    # ...and so does the next writer: v2 is kept (its marker dropped), the new version is v3.
+    version = register_version(reg, "router", adapter, {"run_id": "r3"}, promote=True)
+    assert version.version == 3
+    index = read_index(reg, "router")
+    assert index.versions == [1, 2, 3]
+    assert index.history[0]["action"] == "rebuild"
+    after = snapshot(reg)
+    assert {
+        k: v for k, v in after.items() if k.startswith("router/v2/") and ".pending" not in k
+    } == {k: v for k, v in v2_files.items() if ".pending" not in k}
+    assert resolve_version(reg, "router", "v2").metadata["run_id"] == "killed"
+    # A retry of the killed run gets its version back rather than a copy.
+    again = register_version(reg, "router", adapter, {"run_id": "killed"})
+    assert again.version == 2 and read_index(reg, "router").versions == [1, 2, 3]
+
+
+def test_recovery_removes_only_what_holds_no_version(adapter, tmp_path):
+    reg = tmp_path / "reg"
+    register_version(reg, "router", adapter, {"run_id": "r1"})
+    model = reg / "router"
+    # an unlisted complete version without a marker (say, an index restored from a backup)
+    unlisted = model / "v2"
+    unlisted.mkdir()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        (unlisted / name).write_bytes((adapter / name).read_bytes())
+    (unlisted / "version.json").write_text(json.dumps({"model": "router", "version": 2}))
+    # an uncommitted copy that never got its files: removable
+    partial = model / "v3"
+    partial.mkdir()
+    (partial / ".pending").touch()
+    (partial / "adapter_config.json").write_text("{}")
+    version = register_version(reg, "router", adapter, {"run_id": "r3"})
+    # v2 is listed, the partial v3 removed (it never was a version) and its number taken anew
+    assert version.version == 3
+    assert read_index(reg, "router").versions == [1, 2, 3]
+    assert json.loads((unlisted / "version.json").read_text())["version"] == 2
+    assert not (partial / ".pending").exists()
+    assert resolve_version(reg, "router", "v3").metadata["run_id"] == "r3"
+
+
+def test_registration_records_each_files_sha256(adapter, tmp_path):
+    from adaptune.hashing import sha256_file
+
+    (adapter / "README.md").write_text("notes")
+    version = register_version(tmp_path, "router", adapter, {})
+    files = version.metadata["files"]
+    assert set(files) == {"adapter_config.json", "adapter_model.safetensors", "README.md"}
+    for name, digest in files.items():
+        assert digest == sha256_file(version.path / name)
+    assert json.loads((version.path / "version.json").read_text())["files"] == files

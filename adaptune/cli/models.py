@@ -21,6 +21,10 @@ def _aliases_of(aliases: dict[str, int], version: int) -> str:
     return ", ".join(sorted(name for name, v in aliases.items() if v == version))
 
 
+def _warn(message: str) -> None:
+    click.echo(f"adaptune: warning: {message}", err=True)
+
+
 def _primary(metrics: dict[str, float]) -> str:
     return ", ".join(
         f"{k.removeprefix('tuned_')} {v:.4f}"
@@ -39,20 +43,30 @@ def models() -> None:
 @json_output_option
 @reports_errors
 def models_list(registry_dir: Path, as_json: bool) -> None:
-    """Every model with its versions and where its aliases point."""
+    """Every model with its versions and where its aliases point.
+
+    A corrupt index or version is listed with its path and the reason (in ``problems``, and on
+    stderr); the other models and versions are listed as usual.
+    """
     from rich.console import Console
     from rich.table import Table
 
-    from adaptune.registry import list_models, list_versions, read_aliases
+    from adaptune.registry import list_models, survey_model
 
-    rows = [
-        {
+    rows = []
+    for name in list_models(registry_dir):
+        survey = survey_model(registry_dir, name)
+        row: dict[str, object] = {
             "model": name,
-            "versions": [v.version for v in list_versions(registry_dir, name)],
-            "aliases": read_aliases(registry_dir, name),
+            "versions": [v.version for v in survey.versions],
+            "aliases": survey.aliases,
         }
-        for name in list_models(registry_dir)
-    ]
+        if survey.problems:
+            row["problems"] = survey.problems
+        rows.append(row)
+    for row in rows:
+        for problem in row.get("problems", []):
+            _warn(problem)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -60,15 +74,17 @@ def models_list(registry_dir: Path, as_json: bool) -> None:
         click.echo(f"no models in {registry_dir}")
         return
     table = Table()
-    for column in ("model", "production", "previous", "versions"):
+    for column in ("model", "production", "previous", "versions", "problems"):
         table.add_column(column)
     for row in rows:
         aliases = row["aliases"]
+        problems = row.get("problems", [])
         table.add_row(
             row["model"],
             f"v{aliases['production']}" if "production" in aliases else "-",
             f"v{aliases['previous']}" if "previous" in aliases else "-",
             ", ".join(f"v{n}" for n in row["versions"]),
+            f"{len(problems)} (see above)" if problems else "",
         )
     Console(width=max(120, Console().width)).print(table)
 
@@ -83,7 +99,7 @@ def models_show(model_ref: str, registry_dir: Path, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from adaptune.registry import list_versions, parse_model_ref, read_aliases, resolve_version
+    from adaptune.registry import parse_model_ref, read_aliases, resolve_version, survey_model
 
     name, ref = parse_model_ref(model_ref)
     aliases = read_aliases(registry_dir, name)
@@ -96,11 +112,20 @@ def models_show(model_ref: str, registry_dir: Path, as_json: bool) -> None:
         }
         click.echo(json.dumps(record, indent=2, default=str))
         return
-    versions = list_versions(registry_dir, name)
-    if not versions:
+    survey = survey_model(registry_dir, name)
+    versions = survey.versions
+    if not versions and not survey.problems:
         raise UserError(f"no model {name!r} in registry {registry_dir}")
+    for problem in survey.problems:
+        _warn(problem)
     if as_json:
-        payload = {"model": name, "aliases": aliases, "versions": [v.metadata for v in versions]}
+        payload: dict[str, object] = {
+            "model": name,
+            "aliases": aliases,
+            "versions": [v.metadata for v in versions],
+        }
+        if survey.problems:
+            payload["problems"] = survey.problems
         click.echo(json.dumps(payload, indent=2, default=str))
         return
     table = Table(title=name)
@@ -138,7 +163,7 @@ def models_promote(model_ref: str, registry_dir: Path) -> None:
     name, ref = parse_model_ref(model_ref)
     if ref is None:
         raise UserError(f"say which version to promote: {name}@vN")
-    _print_aliases(name, promote(registry_dir, name, ref))
+    _print_aliases(name, promote(registry_dir, name, ref, on_note=_warn))
 
 
 @models.command("rollback")
@@ -152,4 +177,4 @@ def models_rollback(model: str, registry_dir: Path) -> None:
     name, ref = parse_model_ref(model)
     if ref is not None:
         raise UserError(f"rollback takes a model name, not a version: {name}")
-    _print_aliases(name, rollback(registry_dir, name))
+    _print_aliases(name, rollback(registry_dir, name, on_note=_warn))

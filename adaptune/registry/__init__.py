@@ -3,6 +3,7 @@
 from adaptune.registry.aliases import promote, read_aliases, rollback
 from adaptune.registry.index import list_models, read_index
 from adaptune.registry.local import (
+    ModelSurvey,
     RegisteredVersion,
     Registration,
     find_production,
@@ -10,11 +11,14 @@ from adaptune.registry.local import (
     register_and_promote,
     register_version,
     resolve_version,
+    survey_model,
+    verify_version,
 )
 from adaptune.registry.refs import ALIASES, check_model_name, parse_model_ref
 
 __all__ = [
     "ALIASES",
+    "ModelSurvey",
     "RegisteredVersion",
     "Registration",
     "check_model_name",
@@ -29,4 +33,6 @@ __all__ = [
     "register_version",
     "resolve_version",
     "rollback",
+    "survey_model",
+    "verify_version",
 ]

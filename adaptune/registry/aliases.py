@@ -1,11 +1,13 @@
 """The ``production`` and ``previous`` aliases: promote a version, roll back to the one before.
 
 Every change goes through the model's locked index (``index.py``), so it is atomic and
-serialised with registrations, and is appended to the index's history for audit.
+serialised with registrations, and is appended to the index's history for audit. An alias only
+moves to a version whose files match the checksums recorded when it was registered.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,14 +38,35 @@ def move_production(index: ModelIndex, number: int, action: str) -> None:
     )
 
 
-def promote(registry_dir: Path, model: str, ref: str) -> dict[str, int]:
+def _check_target(
+    registry_dir: Path, model: str, number: int, on_note: Callable[[str], None] | None
+) -> None:
+    """Refuse (``UserError``) a version whose files are missing or changed; pass on a note."""
+    from adaptune.registry.local import _load, verify_version  # local imports this module
+
+    note = verify_version(_load(registry_dir, model, number))
+    if note and on_note is not None:
+        on_note(note)
+
+
+def promote(
+    registry_dir: Path, model: str, ref: str, on_note: Callable[[str], None] | None = None
+) -> dict[str, int]:
     """Make version ``ref`` (``vN`` or ``N``) serve: ``production`` → it, ``previous`` → the old.
+
+    Args:
+        registry_dir: Root of the registry.
+        model: Model name.
+        ref: ``vN`` or ``N``.
+        on_note: Called with a note when the version's checksums could not be verified (it was
+            registered before they were recorded).
 
     Returns:
         The aliases after the change.
 
     Raises:
-        UserError: If the model or version does not exist, or ``ref`` is not a version number.
+        UserError: If the model or version does not exist, ``ref`` is not a version number, or
+            the version's files are missing or differ from their recorded checksums.
     """
     number = version_number(ref)
     if number is None:
@@ -51,23 +74,36 @@ def promote(registry_dir: Path, model: str, ref: str) -> dict[str, int]:
     with locked_index(registry_dir, model) as index:
         if number not in index.versions:
             raise UserError(f"{model} has no version v{number} (versions: {index.versions})")
+        _check_target(registry_dir, model, number, on_note)
         move_production(index, number, "promote")
         return dict(index.aliases)
 
 
-def rollback(registry_dir: Path, model: str) -> dict[str, int]:
+def rollback(
+    registry_dir: Path, model: str, on_note: Callable[[str], None] | None = None
+) -> dict[str, int]:
     """Serve ``previous`` again; the rolled-back version becomes ``previous`` (so it can return).
+
+    Args:
+        registry_dir: Root of the registry.
+        model: Model name.
+        on_note: As for ``promote``.
 
     Returns:
         The aliases after the change.
 
     Raises:
-        UserError: If the model has no ``previous`` version.
+        UserError: If the model has no ``previous`` version, or its files are missing or differ
+            from their recorded checksums.
     """
     with locked_index(registry_dir, model) as index:
         if not index.versions:
             raise UserError(f"no model {model!r} in registry {registry_dir}")
         if "previous" not in index.aliases:
             raise UserError(f"{model} has no previous version to roll back to")
-        move_production(index, index.aliases["previous"], "rollback")
+        previous = index.aliases["previous"]
+        if previous not in index.versions:
+            raise UserError(f"{model}'s previous alias names v{previous}, which it does not list")
+        _check_target(registry_dir, model, previous, on_note)
+        move_production(index, previous, "rollback")
         return dict(index.aliases)

@@ -1,7 +1,8 @@
 """A model registry in a directory: ``<registry>/<model>/v<N>/`` holds one immutable version.
 
 Each version holds the adapter files and ``version.json`` (base model, run id, data hash,
-metrics, time). A version is copied into a hidden staging directory without the lock (copying
+metrics, time, and ``files``: each file's sha256, which ``verify_version`` checks before an alias
+moves to it). A version is copied into a hidden staging directory without the lock (copying
 may be slow), then, under the model's lock, renamed to ``v<N>`` and committed by one atomic
 replace of the model's index (``index.py``), aliases included. Files are made read-only.
 """
@@ -22,6 +23,7 @@ from typing import Any
 
 from adaptune.atomic import write_json_atomic
 from adaptune.errors import UserError
+from adaptune.hashing import sha256_file, tree_files
 from adaptune.registry.aliases import move_production
 from adaptune.registry.index import (
     METADATA_FILE,
@@ -76,14 +78,124 @@ class RegisteredVersion:
 
 
 def _load(registry_dir: Path, model: str, number: int) -> RegisteredVersion:
+    """The version's record.
+
+    Raises:
+        UserError: If its ``version.json`` is missing or not a JSON object: path and reason.
+    """
     path = model_dir(registry_dir, model) / f"v{number}"
-    metadata = json.loads((path / METADATA_FILE).read_text(encoding="utf-8"))
+    file = path / METADATA_FILE
+    try:
+        metadata = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{model}@v{number} is broken: {file} is missing") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{model}@v{number} is broken: {file} is unreadable: {exc}") from None
+    if not isinstance(metadata, dict):
+        raise UserError(f"{model}@v{number} is broken: {file} is not a JSON object")
     return RegisteredVersion(model, number, path, metadata)
 
 
 def list_versions(registry_dir: Path, model: str) -> list[RegisteredVersion]:
-    """All versions of ``model``, oldest first (empty when the model is unknown)."""
+    """All versions of ``model``, oldest first (empty when the model is unknown).
+
+    Raises:
+        UserError: If the index or a version's ``version.json`` is unreadable (see
+            ``survey_model`` for a listing that reports them instead).
+    """
     return [_load(registry_dir, model, n) for n in read_index(registry_dir, model).versions]
+
+
+@dataclass(frozen=True)
+class ModelSurvey:
+    """A model as ``models list`` shows it: what can be read, and what cannot.
+
+    Attributes:
+        model: Model name.
+        versions: The readable versions, oldest first.
+        aliases: Alias name to version number.
+        problems: One line per unreadable part: its path and the reason.
+    """
+
+    model: str
+    versions: list[RegisteredVersion]
+    aliases: dict[str, int]
+    problems: list[str]
+
+
+def survey_model(registry_dir: Path, model: str) -> ModelSurvey:
+    """The model's index and versions, reporting a corrupt index or version instead of raising."""
+    try:
+        index = read_index(registry_dir, model)
+    except UserError as exc:
+        return ModelSurvey(model, [], {}, [str(exc)])
+    versions, problems = [], []
+    for number in index.versions:
+        try:
+            versions.append(_load(registry_dir, model, number))
+        except UserError as exc:
+            problems.append(str(exc))
+    return ModelSurvey(model, versions, dict(index.aliases), problems)
+
+
+def file_checksums(directory: Path) -> dict[str, str]:
+    """Each file of a version directory (``version.json`` and the pending marker aside): sha256."""
+    return {
+        name: sha256_file(path)
+        for name, path in tree_files(directory)
+        if name not in (METADATA_FILE, PENDING_FILE)
+    }
+
+
+def verify_version(version: RegisteredVersion) -> str:
+    """Check a version's files against the checksums recorded when it was registered.
+
+    Returns:
+        An empty string when every recorded file matches; a note when the version was
+        registered before checksums were recorded (its files exist, their content is unchecked).
+
+    Raises:
+        UserError: If a file is missing, changed or unreadable: the version's path and why.
+    """
+    recorded = version.metadata.get("files")
+    where = f"{version.ref} ({version.path})"
+    if recorded is None:
+        missing = [f for f in ADAPTER_FILES if not (version.path / f).is_file()]
+        if missing:
+            raise UserError(f"{where} is broken: missing {', '.join(missing)}")
+        try:
+            config = json.loads((version.path / ADAPTER_FILES[0]).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{where} is broken: {ADAPTER_FILES[0]} is unreadable: {exc}") from None
+        if not isinstance(config, dict):
+            raise UserError(f"{where} is broken: {ADAPTER_FILES[0]} is not a JSON object")
+        return (
+            f"{where} was registered before checksums were recorded: its files exist, but "
+            "their content could not be verified"
+        )
+    if not isinstance(recorded, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in recorded.items()
+    ):
+        raise UserError(f"{where} is broken: 'files' in {METADATA_FILE} is not a name→sha256 map")
+    unrecorded = sorted(set(ADAPTER_FILES) - set(recorded))
+    if unrecorded:
+        raise UserError(
+            f"{where} is broken: {METADATA_FILE} records no checksum for {', '.join(unrecorded)}"
+        )
+    for name, expected in sorted(recorded.items()):
+        path = version.path / name
+        if not path.is_file():
+            raise UserError(f"{where} is broken: {name} is missing")
+        try:
+            actual = sha256_file(path)
+        except OSError as exc:
+            raise UserError(f"{where} is broken: {name} is unreadable: {exc}") from None
+        if actual != expected:
+            raise UserError(
+                f"{where} is broken: {name} changed since registration "
+                f"(sha256 {actual[:12]}…, recorded {expected[:12]}…)"
+            )
+    return ""
 
 
 def resolve_version(registry_dir: Path, model: str, ref: str = "production") -> RegisteredVersion:
@@ -147,10 +259,22 @@ def _earlier_attempt(
 ) -> RegisteredVersion | None:
     """A version this very run registered before (a retried task), with the same adapter."""
     for number in reversed(index.versions):
-        earlier = _load(registry_dir, model, number)
-        if earlier.metadata.get("run_id") == run_id and _same_files(earlier.path, adapter_dir):
-            return earlier
+        try:
+            earlier = _load(registry_dir, model, number)
+            if earlier.metadata.get("run_id") == run_id and _same_files(earlier.path, adapter_dir):
+                return earlier
+        except (UserError, OSError):
+            continue  # a broken version is not this run's; it is reported by models list
     return None
+
+
+def _ever_production(index: ModelIndex, number: int) -> bool:
+    return any(
+        isinstance(h, dict)
+        and isinstance(h.get("aliases"), dict)
+        and h["aliases"].get("production") == number
+        for h in index.history
+    )
 
 
 def _register(
@@ -180,6 +304,13 @@ def _register(
             if run_id and (
                 earlier := _earlier_attempt(registry_dir, model, index, adapter_dir, run_id)
             ):
+                # Killed before its commit, recovered since: it never served; promote it now.
+                if (
+                    promote is not None
+                    and not _ever_production(index, earlier.version)
+                    and promote(index) is None
+                ):
+                    move_production(index, earlier.version, "register")
                 promoted = index.aliases.get("production") == earlier.version
                 note = "" if promoted else f"{earlier.ref} was registered by this run before"
                 return Registration(earlier, promoted, note)
@@ -189,15 +320,20 @@ def _register(
                 "model": model,
                 "version": number,
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "files": file_checksums(staging),
             }
             write_json_atomic(staging / METADATA_FILE, record)
             final = directory / f"v{number}"
             os.rename(staging, final)
-            _make_read_only(final)
-            index.versions.append(number)
-            note = "not asked to promote" if promote is None else promote(index)
-            if note is None:
-                move_production(index, number, "register")
+            try:
+                _make_read_only(final)
+                index.versions.append(number)
+                note = "not asked to promote" if promote is None else promote(index)
+                if note is None:
+                    move_production(index, number, "register")
+            except BaseException:
+                os.rename(final, staging)  # not committed: leave no version behind
+                raise
         # Committed: the index lists it. A kill before this line leaves only a harmless mark.
         (final / PENDING_FILE).unlink(missing_ok=True)
         version = RegisteredVersion(model, number, final, record)

@@ -96,11 +96,18 @@ def default_model(settings: ServeSettings) -> str:
 
 
 def models_listing(settings: ServeSettings, pool: AdapterPool) -> dict[str, object]:
-    """``GET /v1/models``: each model's versions and aliases, and what is in memory."""
+    """``GET /v1/models``: each model's versions and aliases, and what is in memory.
+
+    A model whose index is unreadable is listed with its ``error`` (path and reason).
+    """
     loaded = pool.loaded_refs()
-    models = []
+    models: list[dict[str, object]] = []
     for name in list_models(settings.registry_dir):
-        index = read_index(settings.registry_dir, name)
+        try:
+            index = read_index(settings.registry_dir, name)
+        except UserError as exc:
+            models.append({"model": name, "error": str(exc)})
+            continue
         models.append(
             {
                 "model": name,
@@ -282,6 +289,6 @@ def preload(settings: ServeSettings, pool: AdapterPool) -> list[str]:
             version = resolve_version(settings.registry_dir, name, "production")
             pool.load(version)
             done.append(version.ref)
-        except UserError as exc:
-            log.warning("not preloaded: %s", exc)
+        except Exception as exc:  # a broken version or index fails its own requests only
+            log.warning("not preloaded: %s: %s", name, exc)
     return done
