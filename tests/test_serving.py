@@ -207,7 +207,7 @@ def test_bad_requests_get_a_4xx_error_and_the_server_keeps_serving(limited, adap
     [
         ("nobody", 404, "no model 'nobody'"),
         ("alpha@v9", 404, "no version v9"),
-        ("alpha@staging", 404, "bad version 'staging'"),
+        ("alpha@staging", 400, "bad version 'staging'"),
         ("Not-A-Name", 400, "invalid model name"),
     ],
 )

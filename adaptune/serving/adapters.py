@@ -125,6 +125,23 @@ class AdapterPool:
             )
             return [Answer(text, count) for text, count in zip(texts, counts, strict=True)]
 
+    def empty_prompt(self, version: RegisteredVersion, prompts: list[str]) -> int | None:
+        """Index of the first of ``prompts`` that encodes to no token (None when none does).
+
+        ``generate`` cannot continue a prompt of no token, and prompts are tokenised without
+        special tokens, as in training, so a tokenizer that drops what it cannot read can
+        leave nothing of a text that looked fine.
+
+        Raises:
+            UserError: If the version's adapter or base model cannot be loaded.
+        """
+        with self._run_lock:
+            tokenizer = self._load(version).base.tokenizer
+            for index, prompt in enumerate(prompts):
+                if not tokenizer(prompt, add_special_tokens=False)["input_ids"]:
+                    return index
+        return None
+
     def tokenizer(self, version: RegisteredVersion) -> PreTrainedTokenizerBase:
         """The tokenizer of ``version``'s base model, as loaded for generation.
 

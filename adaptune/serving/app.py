@@ -15,6 +15,12 @@
 Limits give 4xx error bodies and never stop the server: body size (413), instances per
 request, ``maxOutputTokens`` (``max_tokens``) and the request's shape (400), unknown model or
 version (404), and the bearer token when one is configured (401).
+
+Every mistake of the client is a 4xx, never a 500: a malformed body, field or number, a
+malformed model reference (``name@v0``, ``name@``, ``@v1``: 400, while a well-formed one that
+names nothing is 404), a prompt that is empty (as sent, once rendered, or once tokenised), a
+conversation the version's chat template refuses. A 500 means the server or a version is
+broken (its files do not load, its recorded prompt style is unusable, generation failed).
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from adaptune.serving.adapters import AdapterPool
 from adaptune.serving.batching import GenerationQueue
 from adaptune.serving.body_limit import BodySizeLimit
 from adaptune.serving.errors import install_error_handlers
-from adaptune.serving.generation_options import Answer, GenerationOptions
+from adaptune.serving.generation_options import Answer, EmptyPrompt, GenerationOptions
 from adaptune.serving.prompts import Conversation, build_prompt, needs_tokenizer, prompt_style
 from adaptune.serving.schemas import (
     ChatCompletionRequest,
@@ -54,6 +60,7 @@ from adaptune.serving.schemas import (
     PredictRequest,
     PredictResponse,
     Usage,
+    has_visible_text,
     messages_conversation,
 )
 from adaptune.serving.settings import ServeSettings
@@ -170,8 +177,13 @@ def create_app(
             )
         return tokens
 
-    def render(version: RegisteredVersion, conversations: list[Conversation]) -> list[str]:
-        """The prompts, as tuning rendered them (a broken version: 500; a bad request: 400)."""
+    def render(
+        version: RegisteredVersion, conversations: list[Conversation], what: str
+    ) -> list[str]:
+        """The prompts, as tuning rendered them (a broken version: 500; a bad request: 400).
+
+        ``what`` names the request's prompts in messages (``instances``, ``messages``).
+        """
         try:
             needed = needs_tokenizer(version, conversations)
             tokenizer = pool.tokenizer(version) if needed else None
@@ -179,16 +191,34 @@ def create_app(
                 prompt_style(version).check_template(tokenizer, version.ref)
         except UserError as exc:
             raise HTTPException(500, f"{version.ref} failed: {type(exc).__name__}: {exc}") from None
-        try:
-            return [build_prompt(version, c, tokenizer) for c in conversations]
-        except UserError as exc:
-            raise HTTPException(400, str(exc)) from None
+        prompts = []
+        for index, conversation in enumerate(conversations):
+            where = f"{what}[{index}]" if len(conversations) > 1 or what == "instances" else what
+            try:
+                prompt = build_prompt(version, conversation, tokenizer)
+            except UserError as exc:  # the chat template refuses this conversation
+                raise HTTPException(400, f"{where}: {exc}") from None
+            if not has_visible_text(prompt):
+                raise HTTPException(
+                    400,
+                    f"{where}: the prompt is empty once rendered for {version.ref}: "
+                    "send some text to answer",
+                )
+            prompts.append(prompt)
+        return prompts
 
     async def generated(
-        version: RegisteredVersion, prompts: list[str], options: GenerationOptions
+        version: RegisteredVersion, prompts: list[str], options: GenerationOptions, what: str
     ) -> list[Answer]:
         try:
             return await asyncio.wrap_future(queue.submit(version, prompts, options))
+        except EmptyPrompt as exc:
+            where = f"{what}[{exc.index}]" if what == "instances" else what
+            raise HTTPException(
+                400,
+                f"{where}: the prompt is empty once tokenised for {version.ref}: "
+                "send some text to answer",
+            ) from None
         except Exception as exc:  # logged by the worker; a broken version is not the client's fault
             raise HTTPException(500, f"{version.ref} failed: {type(exc).__name__}: {exc}") from None
 
@@ -203,11 +233,11 @@ def create_app(
         new_tokens = token_limit(params.max_new_tokens, "maxOutputTokens")
         version = await run_in_threadpool(resolve_served, settings, model_ref)
         conversations = [i.conversation(raw=params.raw_prompt) for i in body.instances]
-        prompts = await run_in_threadpool(render, version, conversations)
+        prompts = await run_in_threadpool(render, version, conversations, "instances")
         options = GenerationOptions(
             new_tokens, params.temperature, params.top_p, params.top_k, stop=params.stop()
         )
-        answers = await generated(version, prompts, options)
+        answers = await generated(version, prompts, options, "instances")
         return PredictResponse(
             predictions=[Prediction(content=a.text) for a in answers],
             deployedModelId=settings.deployed_model_id or version.ref,
@@ -219,11 +249,12 @@ def create_app(
     async def chat_completion(body: ChatCompletionRequest) -> ChatCompletionResponse:
         new_tokens = token_limit(body.max_tokens, "max_tokens")
         version = await run_in_threadpool(resolve_served, settings, body.model)
-        prompts = await run_in_threadpool(render, version, [messages_conversation(body.messages)])
+        conversation = messages_conversation(body.messages)
+        prompts = await run_in_threadpool(render, version, [conversation], "messages")
         options = GenerationOptions(
             new_tokens, body.temperature, body.top_p, stop=body.stop_sequences()
         )
-        (reply,) = await generated(version, prompts, options)
+        (reply,) = await generated(version, prompts, options, "messages")
         counts = reply.counts
         return ChatCompletionResponse(
             id=f"chatcmpl-{secrets.token_hex(12)}",

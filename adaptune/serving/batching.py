@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from adaptune.registry import RegisteredVersion
 from adaptune.serving.adapters import AdapterPool
-from adaptune.serving.generation_options import Answer, GenerationOptions
+from adaptune.serving.generation_options import Answer, EmptyPrompt, GenerationOptions
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +110,20 @@ class GenerationQueue:
         while (batch := self._next_batch()) is not None:
             if not batch:
                 continue
-            prompts = [p for job in batch for p in job.prompts]
+            version = batch[0].version
             try:
-                answers = self.pool.generate(batch[0].version, prompts, batch[0].options)
+                # A request with a prompt of no token fails alone, not its whole batch.
+                empty = [self.pool.empty_prompt(version, job.prompts) for job in batch]
+                for job, index in zip(batch, empty, strict=True):
+                    if index is not None:
+                        job.future.set_exception(EmptyPrompt(index))
+                batch = [job for job, index in zip(batch, empty, strict=True) if index is None]
+                if not batch:
+                    continue
+                prompts = [p for job in batch for p in job.prompts]
+                answers = self.pool.generate(version, prompts, batch[0].options)
             except Exception as exc:  # reported to every request of the batch, not fatal
-                log.exception("generation for %s failed", batch[0].version.ref)
+                log.exception("generation for %s failed", version.ref)
                 for job in batch:
                     job.future.set_exception(exc)
                 continue

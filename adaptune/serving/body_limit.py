@@ -31,8 +31,11 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._refuse(send)
+        if declared is not None and not declared.isdigit():
+            await self._refuse(send, 400, f"bad Content-Length header {declared[:40]!r}")
+            return
+        if declared is not None and (len(declared) > 18 or int(declared) > self.max_bytes):
+            await self._refuse(send, 413, self._message())
             return
         received = 0
 
@@ -48,8 +51,8 @@ class BodySizeLimit:
 
         await self.app(scope, counted, send)
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps(error_body(413, self._message())).encode()
+    async def _refuse(self, send: Send, code: int, message: str) -> None:
+        body = json.dumps(error_body(code, message)).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.start", "status": code, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -28,9 +28,26 @@ STATUS_NAMES = {
 }
 
 
+MAX_MESSAGE = 2000
+"""Longest error message, in characters (a message may quote the request)."""
+
+
+def one_line(message: str) -> str:
+    """``message`` safe to send: one line, valid UTF-8, at most ``MAX_MESSAGE`` characters.
+
+    A message can quote what the client sent (a field name, a reference), which may hold line
+    breaks or lone surrogates that UTF-8 cannot encode; those are escaped.
+    """
+    text = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+
+
 def error_body(code: int, message: str) -> dict[str, Any]:
     """The JSON body of an error response."""
-    return {"error": {"code": code, "message": message, "status": STATUS_NAMES.get(code, "")}}
+    return {
+        "error": {"code": code, "message": one_line(message), "status": STATUS_NAMES.get(code, "")}
+    }
 
 
 def error_response(code: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -8,13 +8,22 @@ each instance is one of three shapes: ``{"prompt": "..."}`` (one user turn), Ope
 names are accepted as Vertex AI spells them (camelCase) or as Hugging Face does
 (``max_new_tokens``). Unknown fields and wrong types are refused, so a typo is an error rather
 than a silent default.
+
+Every refusal is a 400 naming the field: numbers are finite and in range (``1e999`` is
+infinity, and Python's JSON reader takes ``NaN``), texts are Unicode without lone surrogates
+(a JSON escape such as U+D800 alone, which no tokenizer can encode), the user turn to answer
+has some visible text, and at most ``MAX_STOP_SEQUENCES`` stop sequences of at most
+``MAX_STOP_LENGTH`` characters are given. A ``temperature`` above 0 but below
+``GREEDY_BELOW`` (1e-3, in ``generation_options.py``) decodes greedily, as 0 does.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+import unicodedata
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from adaptune.serving.prompts import Conversation
 
@@ -23,6 +32,48 @@ STRICT = ConfigDict(extra="forbid", strict=True)
 
 MAX_STOP_SEQUENCES = 16
 """Most stop sequences a request may give (OpenAI allows 4, Vertex AI 16)."""
+MAX_STOP_LENGTH = 256
+"""Longest stop sequence, in characters (matching one costs time with its length)."""
+MAX_TOP_K = 1_000_000
+"""Largest ``topK`` (beyond any vocabulary: every token is kept)."""
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_INVISIBLE = {"Cc", "Cf", "Cs", "Zs", "Zl", "Zp"}
+
+
+def unicode_text(text: str) -> str:
+    """``text`` if it is valid Unicode (no lone surrogate, which no tokenizer can encode)."""
+    found = _SURROGATE.search(text)
+    if found:
+        raise ValueError(
+            f"holds a lone surrogate (U+{ord(found.group()):04X}) at character {found.start()}: "
+            "send valid Unicode text"
+        )
+    return text
+
+
+def has_visible_text(text: str) -> bool:
+    """Whether ``text`` has a character other than whitespace, control or format characters."""
+    return any(not ch.isspace() and unicodedata.category(ch) not in _INVISIBLE for ch in text)
+
+
+def visible_text(text: str) -> str:
+    """``text`` if it has visible text (the turn a model answers cannot be empty)."""
+    if not has_visible_text(text):
+        raise ValueError(
+            "is empty"
+            + (" once whitespace and invisible characters are left out" if text else "")
+            + ": send the text to answer"
+        )
+    return text
+
+
+Text = Annotated[str, AfterValidator(unicode_text)]
+"""A text of a request: valid Unicode."""
+StopSequence = Annotated[Text, Field(max_length=MAX_STOP_LENGTH)]
+"""One stop sequence."""
+Number = Annotated[float, Field(allow_inf_nan=False)]
+"""A finite number (``NaN`` and ``1e999``, infinity, are refused)."""
 
 
 class Message(BaseModel):
@@ -31,7 +82,7 @@ class Message(BaseModel):
     model_config = STRICT
 
     role: Literal["system", "user", "assistant"]
-    content: str
+    content: Text
 
 
 class Part(BaseModel):
@@ -39,7 +90,7 @@ class Part(BaseModel):
 
     model_config = STRICT
 
-    text: str
+    text: Text
 
 
 class Content(BaseModel):
@@ -61,12 +112,25 @@ class SystemInstruction(BaseModel):
     model_config = STRICT
 
     parts: list[Part] = Field(min_length=1)
-    role: str | None = None
+    role: Text | None = None
 
 
 def messages_conversation(messages: list[Message]) -> Conversation:
     """The conversation of OpenAI-style messages (see :meth:`Conversation.from_messages`)."""
     return Conversation.from_messages([(m.role, m.content) for m in messages])
+
+
+def checked_turn(conversation: Conversation, where: str) -> Conversation:
+    """``conversation`` if the user turn to answer has visible text (``where`` names it).
+
+    Raises:
+        ValueError: If that turn is empty or holds only whitespace and invisible characters.
+    """
+    try:
+        visible_text(conversation.input_text)
+    except ValueError as exc:
+        raise ValueError(f"{where} {exc}") from None
+    return conversation
 
 
 class Instance(BaseModel):
@@ -83,7 +147,7 @@ class Instance(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
 
-    prompt: str | None = None
+    prompt: Text | None = None
     raw: bool = False
     messages: list[Message] | None = None
     contents: list[Content] | None = None
@@ -104,7 +168,12 @@ class Instance(BaseModel):
             raise ValueError("raw applies to a prompt only")
         if self.system_instruction is not None and self.contents is None:
             raise ValueError("systemInstruction goes with contents (messages have a system role)")
-        self.conversation()  # the turns' order is checked here
+        where = {
+            "prompt": "the prompt",
+            "messages": "the last user message",
+            "contents": "the last user turn",
+        }[given[0]]
+        checked_turn(self.conversation(), where)  # and the turns' order
         return self
 
     def conversation(self, raw: bool = False) -> Conversation:
@@ -130,15 +199,17 @@ class Parameters(BaseModel):
         ge=1,
         validation_alias=AliasChoices("maxOutputTokens", "max_new_tokens", "maxNewTokens"),
     )
-    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
-    top_p: float = Field(
+    temperature: Number = Field(default=0.0, ge=0.0, le=2.0)
+    top_p: Number = Field(
         default=1.0, gt=0.0, le=1.0, validation_alias=AliasChoices("topP", "top_p")
     )
-    top_k: int = Field(default=0, ge=0, validation_alias=AliasChoices("topK", "top_k"))
+    top_k: int = Field(
+        default=0, ge=0, le=MAX_TOP_K, validation_alias=AliasChoices("topK", "top_k")
+    )
     raw_prompt: bool = Field(
         default=False, validation_alias=AliasChoices("rawPrompt", "raw_prompt")
     )
-    stop_sequences: list[str] = Field(
+    stop_sequences: list[StopSequence] = Field(
         default_factory=list,
         max_length=MAX_STOP_SEQUENCES,
         validation_alias=AliasChoices("stopSequences", "stop_sequences"),
@@ -190,14 +261,16 @@ class ChatCompletionRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
 
-    model: str
+    model: Text
     messages: list[Message] = Field(min_length=1)
     max_tokens: int | None = Field(
         default=None, ge=1, validation_alias=AliasChoices("max_tokens", "max_completion_tokens")
     )
-    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    stop: str | list[str] | None = None
+    temperature: Number = Field(default=0.0, ge=0.0, le=2.0)
+    top_p: Number = Field(default=1.0, gt=0.0, le=1.0)
+    stop: (
+        StopSequence | Annotated[list[StopSequence], Field(max_length=MAX_STOP_SEQUENCES)] | None
+    ) = None
     n: int = 1
     stream: bool = False
 
@@ -207,7 +280,7 @@ class ChatCompletionRequest(BaseModel):
             raise ValueError(f"n must be 1 (one choice per request), got {self.n}")
         if self.stream:
             raise ValueError("stream is not supported; send stream false (or leave it out)")
-        messages_conversation(self.messages)  # the turns' order is checked here
+        checked_turn(messages_conversation(self.messages), "the last user message")
         return self
 
     def stop_sequences(self) -> tuple[str, ...]:
