@@ -331,3 +331,32 @@ def test_evaluation_and_vertex_deploy_settings_are_refused_before_anything_runs(
     assert message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "runs").exists()
 
+
+
+@pytest.mark.parametrize(
+    ("adapter", "expected"),
+    [
+        ('{"method": "ia3"}', {"method": "ia3"}),
+        ('{"method": "prompt_tuning", "num_virtual_tokens": 4}',
+         {"method": "prompt_tuning", "num_virtual_tokens": 4}),
+        ('{"method": "last_layers", "num_layers": 1}', {"method": "last_layers", "num_layers": 1}),
+        ('{"r": 4}', None),  # still LoRA: merged key by key with the LoRA default
+    ],
+)
+def test_every_adapter_method_can_be_chosen_from_run(captured_run, tmp_path, adapter, expected):
+    result = invoke("run", "--train-data", TRAIN, "--runs-dir", str(tmp_path), "--adapter", adapter)
+    assert result.exit_code == 0, result.output
+    (call,) = captured_run
+    if expected is None:
+        assert call["params"]["adapter"]["method"] == "lora"
+        assert call["params"]["adapter"]["r"] == 4 and "alpha" in call["params"]["adapter"]
+    else:
+        assert call["params"]["adapter"] == expected
+
+
+def test_a_method_chosen_in_a_config_file_replaces_the_default_adapter(captured_run, tmp_path):
+    config = tmp_path / "ia3.yaml"
+    config.write_text(f"train_data: {TRAIN}\nadapter:\n  method: ia3\n")
+    result = invoke("run", "--config", str(config), "--runs-dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert captured_run[0]["params"]["adapter"] == {"method": "ia3"}

@@ -82,13 +82,26 @@ def load_config(path: Path) -> dict[str, Any]:
     return data
 
 
+def merged(name: str, base: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """A dict parameter's value: ``given`` key by key over ``base``.
+
+    Choosing another adapter method replaces the adapter dict: the keys of one method (LoRA's
+    ``r``, ``alpha``, ...) never leak into another's.
+    """
+    if name == "adapter" and given.get("method", base.get("method", "lora")) != base.get(
+        "method", "lora"
+    ):
+        return dict(given)
+    return {**base, **given}
+
+
 def resolve_params(
     declared: dict[str, Any], config: dict[str, Any], overrides: dict[str, Any], base_dir: Path
 ) -> dict[str, Any]:
     """Merge parameters (declared defaults < config file < flags) and check them early.
 
     Dict parameters (``adapter``, ``training``, ``gate``, ``data``) merge key by key, so a
-    config may set just one key.
+    config may set just one key; an ``adapter`` naming another method replaces the dict.
     Relative paths in a config file are resolved against the file's directory; those given as
     flags against the current directory.
 
@@ -117,7 +130,7 @@ def resolve_params(
             if name in DICT_PARAMS:
                 if not isinstance(value, dict):
                     raise UserError(f"{name} must be a mapping, got {value!r}")
-                value = {**(params.get(name) or {}), **value}
+                value = merged(name, params.get(name) or {}, value)
             elif name in PATH_PARAMS and value and not str(value).startswith("gs://"):
                 value = str((origin / str(value)).resolve())
             params[name] = value

@@ -112,6 +112,7 @@ def run_local(
         adapter = summary["outputs"].get("adapter")
         results = {
             "status": "succeeded" if run.succeeded else "failed",
+            "failed_step": summary.get("failed_step"),
             "error": run.error,
             "metrics": summary.get("metrics"),
             "production": summary.get("production"),
