@@ -137,6 +137,16 @@ def test_malformed_dataset_fails_at_validation_via_the_cli(tmp_path):
     assert not list(run_dir.glob("pipeline/*/tune-adapter"))
     assert not list(run_dir.glob("pipeline/*/format-text-to-text"))
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["failed_step"] == "validate-dataset"
+    assert f"{bad}:12: missing field 'output_text'" in manifest["error"]
+    shown = CliRunner().invoke(
+        main, ["runs", "show", run_dir.name, "--runs-dir", str(tmp_path / "runs")]
+    )
+    assert shown.exit_code == 0, shown.output
+    tasks = {t["type"]: t["status"] for t in json.loads(shown.output)["tasks"]}
+    assert tasks == {"validate-dataset": "failed"}
+    assert json.loads(shown.output)["failed_step"] == "validate-dataset"
 
 
 def test_bad_parameters_are_refused_before_anything_runs(tmp_path):
