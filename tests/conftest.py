@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import netguard  # tests/ is on sys.path (rootdir-relative conftest)
@@ -106,3 +108,30 @@ def gcs(monkeypatch):
         yield f"gs://{BUCKET}"
     finally:
         server.stop()
+
+
+@contextmanager
+def serving_in_a_thread(settings) -> Iterator[str]:
+    """A real uvicorn server for ``settings`` on 127.0.0.1 (port chosen by the OS); its URL."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from adaptune.serving.app import create_app
+
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+

@@ -9,15 +9,14 @@ with its template, as tuning renders a multi-turn example.
 """
 
 import json
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import torch
-import uvicorn
 from chat_models import STYLES, build_chat_checkpoint
 from click.testing import CliRunner
+from conftest import serving_in_a_thread
 from fastapi.testclient import TestClient
 from sample_adapters import save_random_lora
 
@@ -467,23 +466,8 @@ def test_predict_cli_with_messages(versions, messages_files, style):
 def live_server(versions):
     """A real uvicorn server on 127.0.0.1 (port chosen by the OS), in a thread."""
     registry, _ = versions
-    config = uvicorn.Config(
-        create_app(ServeSettings(registry_dir=registry)),
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serving_in_a_thread(ServeSettings(registry_dir=registry)) as url:
+        yield url
 
 
 def test_predict_cli_sends_messages_to_a_running_server(versions, messages_files, live_server):

@@ -1,14 +1,12 @@
 """The serving endpoint (Vertex AI predict format), its limits, and adaptune predict/compare."""
 
 import json
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import uvicorn
 from click.testing import CliRunner
+from conftest import serving_in_a_thread
 from fastapi.testclient import TestClient
 from sample_adapters import save_random_lora
 
@@ -301,23 +299,8 @@ def test_the_vertex_predict_route_needs_a_model_when_there_are_several(registry)
 @pytest.fixture
 def live_server(registry):
     """A real uvicorn server on 127.0.0.1 (port chosen by the OS), in a thread."""
-    config = uvicorn.Config(
-        create_app(ServeSettings(registry_dir=registry, token="t0k")),
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serving_in_a_thread(ServeSettings(registry_dir=registry, token="t0k")) as url:
+        yield url
 
 
 def invoke(*args, env=None):
