@@ -360,3 +360,38 @@ def test_a_method_chosen_in_a_config_file_replaces_the_default_adapter(captured_
     result = invoke("run", "--config", str(config), "--runs-dir", str(tmp_path))
     assert result.exit_code == 0, result.output
     assert captured_run[0]["params"]["adapter"] == {"method": "ia3"}
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+    for i in range(8)
+)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (BOMB.encode(), "aliases (*a) are not allowed in a config file"),
+        (b"train_data: \xff\xfe\n", "not UTF-8 text"),
+        (b"- a\n- b\n", "expected a mapping of pipeline parameters"),
+        (b"a: [unclosed\n", "not valid YAML"),
+        (b"x: " + b"y" * (1 << 20) + b"\n", "is over 1024 KiB"),
+        (b"model_name: 123\n", "model_name must be a string, got 123"),
+        (b"model_name: ../../etc\n", "invalid model name"),
+        (b"prompt_template: 'no placeholder'\n", "prompt_template must contain {input_text}"),
+    ],
+)
+def test_a_bad_config_file_is_one_line_before_anything_runs(tmp_path, content, message):
+    config = tmp_path / "config.yaml"
+    config.write_bytes(content)
+    result = invoke("run", "--config", str(config), "--train-data", TRAIN,
+                    "--runs-dir", str(tmp_path / "runs"))
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_directory_as_config_file_is_one_line(tmp_path):
+    result = invoke("run", "--config", str(tmp_path), "--train-data", TRAIN)
+    assert result.exit_code == 2 and "is a directory" in result.output

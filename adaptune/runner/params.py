@@ -7,15 +7,18 @@ from typing import Any
 
 import yaml
 
+from adaptune.data.formatting import INPUT_PLACEHOLDER
 from adaptune.data.settings import DataSettings
 from adaptune.errors import UserError
 from adaptune.evaluation.gate import GateSettings
 from adaptune.evaluation.settings import EvaluationSettings
+from adaptune.registry.refs import check_model_name
 from adaptune.tuning.methods import method_from_dict
 from adaptune.tuning.settings import TrainingSettings
 from adaptune.vertex.deploy_settings import check_vertex_deploy
 
 PATH_PARAMS = ("train_data", "eval_data", "registry_dir")
+MAX_CONFIG_BYTES = 1 << 20
 TYPE_CASTS = {"NUMBER_INTEGER": int, "NUMBER_DOUBLE": float, "STRING": str, "BOOLEAN": bool}
 DICT_PARAMS = ("adapter", "training", "gate", "data", "evaluation", "vertex_deploy")
 
@@ -63,18 +66,43 @@ def pipeline_params(
     return resolve_params(declared_parameters(compiled), config, overrides, base_dir)
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: a few bytes of aliases can expand to gigabytes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.YAMLError(f"aliases (*{event.anchor}) are not allowed in a config file")
+        return super().compose_node(parent, index)
+
+
 def load_config(path: Path) -> dict[str, Any]:
-    """Read a YAML mapping of pipeline parameters.
+    """Read a YAML mapping of pipeline parameters: UTF-8, 1 MiB at most, no aliases.
 
     Raises:
-        UserError: If the file is missing, not YAML, or not a mapping.
+        UserError: If the file is missing, a directory, too large, not UTF-8, not YAML, or not
+            a mapping.
     """
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if path.is_dir():
+            raise UserError(f"config file {path} is a directory")
+        with path.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise UserError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise UserError(f"config file {path}: cannot read it ({exc.strerror})") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise UserError(f"config file {path} is over {MAX_CONFIG_BYTES // 1024} KiB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        data = yaml.load(text, Loader=_NoAliasLoader)
     except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML: {exc}") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
+        raise UserError(f"{path}: not valid YAML: {first}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -143,4 +171,10 @@ def resolve_params(
     TrainingSettings.from_dict({**params["training"], "seed": params["seed"]})
     EvaluationSettings.from_dict(params["evaluation"])
     check_vertex_deploy(params["vertex_deploy"])
+    for name in ("model_name", "prompt_template", "base_model", "train_data"):
+        if not isinstance(params[name], str):
+            raise UserError(f"{name} must be a string, got {params[name]!r}")
+    check_model_name(params["model_name"])
+    if INPUT_PLACEHOLDER not in params["prompt_template"]:
+        raise UserError(f"prompt_template must contain {INPUT_PLACEHOLDER}")
     return params
