@@ -272,6 +272,7 @@ def test_formatting_renders_chat_examples_and_checks_targets(tmp_path):
     assert len(pairs) == 32
 
 
+@pytest.mark.slow
 def test_memory_does_not_grow_with_file_size(tmp_path):
     """Peak RSS of the validator on a file 8x larger grows by far less than the file does."""
     script = (
