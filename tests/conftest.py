@@ -74,6 +74,16 @@ def trained_adapter(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
 
 
 @pytest.fixture
+def adapter(tmp_path: Path) -> Path:
+    """Adapter files as the registry sees them (their content is opaque to it)."""
+    directory = tmp_path / "adapter"
+    directory.mkdir()
+    (directory / "adapter_config.json").write_text('{"peft_type": "LORA"}')
+    (directory / "adapter_model.safetensors").write_bytes(os.urandom(4096))
+    return directory
+
+
+@pytest.fixture
 def copy_tree():
     def copy(src: Path, dst: Path) -> Path:
         shutil.copytree(src, dst)

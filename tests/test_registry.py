@@ -1,6 +1,5 @@
 import itertools
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -22,16 +21,6 @@ from adaptune.registry import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def adapter(tmp_path) -> Path:
-    """Adapter files as the registry sees them (their content is opaque to it)."""
-    directory = tmp_path / "adapter"
-    directory.mkdir()
-    (directory / "adapter_config.json").write_text('{"peft_type": "LORA"}')
-    (directory / "adapter_model.safetensors").write_bytes(os.urandom(4096))
-    return directory
 
 
 def snapshot(root: Path) -> dict[str, bytes]:

@@ -6,7 +6,6 @@ what the command should change has changed (a tree listing with file hashes, bef
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -28,15 +27,6 @@ def tree(root: Path) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.name != ".lock"
     }
-
-
-@pytest.fixture
-def adapter(tmp_path) -> Path:
-    directory = tmp_path / "adapter"
-    directory.mkdir()
-    (directory / "adapter_config.json").write_text('{"peft_type": "LORA"}')
-    (directory / "adapter_model.safetensors").write_bytes(os.urandom(256))
-    return directory
 
 
 @pytest.fixture
