@@ -4,29 +4,18 @@ Each case: the exit code (or HTTP status), one line without a traceback, and not
 what the command should change has changed (a tree listing with file hashes, before and after).
 """
 
-import hashlib
 import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from fastapi.testclient import TestClient
+from hostile import invoke, one_line_error, tree
 
-from adaptune.cli import main
 from adaptune.registry import read_aliases, register_version
 from adaptune.serving.app import create_app
 from adaptune.serving.settings import ServeSettings
 
-
-def tree(root: Path) -> dict[str, str]:
-    """Every path below root (the lock file aside): a directory, or its file's sha256."""
-    return {
-        str(p.relative_to(root)): "dir"
-        if p.is_dir()
-        else hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.name != ".lock"
-    }
+pytestmark = pytest.mark.hostile
 
 
 @pytest.fixture
@@ -37,18 +26,6 @@ def registry(tmp_path, adapter) -> Path:
         register_version(reg, "router", adapter, {"run_id": run}, promote=True)
     register_version(reg, "other", adapter, {"run_id": "run-c"}, promote=True)
     return reg
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line_error(result, code: int = 2) -> str:
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1, result.output
-    return lines[0]
 
 
 def writable(path: Path) -> Path:
@@ -187,7 +164,7 @@ CORRUPTIONS = [
 def test_models_list_reports_the_broken_model_and_lists_the_others(registry, corrupt):
     path, reason = corrupt(registry)
     before = tree(registry)
-    result = CliRunner().invoke(main, ["models", "list", "--registry-dir", str(registry), "--json"])
+    result = invoke("models", "list", "--registry-dir", registry, "--json")
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
     rows = {row["model"]: row for row in json.loads(result.stdout)}
@@ -207,7 +184,7 @@ def test_models_list_reports_the_broken_model_and_lists_the_others(registry, cor
 def test_models_show_of_a_broken_model_is_one_line_or_a_listing_with_the_problem(registry, corrupt):
     path, reason = corrupt(registry)
     before = tree(registry)
-    shown = CliRunner().invoke(main, ["models", "show", "router", "--registry-dir", str(registry)])
+    shown = invoke("models", "show", "router", "--registry-dir", registry)
     if path.name == "index.json":
         line = one_line_error(shown)
         assert str(path) in line and reason in line

@@ -16,6 +16,8 @@ from adaptune.serving.app import create_app
 from adaptune.serving.errors import STATUS_NAMES
 from adaptune.serving.settings import ServeSettings
 
+pytestmark = pytest.mark.hostile
+
 BASE = "builtin:tiny-gpt2"
 VERTEX = "/vertex/v1/endpoints/1/deployedModels/2:predict"
 CHAT = "/v1/chat/completions"
