@@ -37,7 +37,10 @@ def lineage(model_ref: str, runs_dir: Path, registry_dir: Path, as_json: bool) -
     if ref is not None and version is None:
         version = resolve_version(registry_dir, name, ref).version
     store = open_store(runs_dir)
-    chain = trace(store, find_version(store, name, version))
+    try:
+        chain = trace(store, find_version(store, name, version))
+    finally:
+        store.close()
     if as_json:
         click.echo(json.dumps(chain, indent=2, default=str))
     else:

@@ -61,10 +61,12 @@ def reproduce(run_id: str, runs_dir: Path) -> None:
 
     Exits 1 when the rerun fails or makes a different adapter.
     """
+    from adaptune.lineage.run_manifest import REPRODUCED, read_run_manifest
     from adaptune.runner.run import plan_reproduction
     from adaptune.runner.run import reproduce as rerun
     from adaptune.runner.summary import print_summary
 
+    read_run_manifest(runs_dir, run_id, REPRODUCED)  # a broken manifest: one line, before anything
     plan = plan_reproduction(runs_dir, run_id)
     if plan.spec_changed:
         click.echo("warning: the compiled pipeline changed since the run", err=True)

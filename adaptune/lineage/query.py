@@ -16,9 +16,13 @@ SHORT_HASH = 12
 
 def find_version(store: MetadataStore, model: str, version: int | None) -> int:
     """The artifact id of ``model@vN`` (the newest recorded version when N is None)."""
-    found = store.find_artifacts("registry_version", model=model)
+    found = [
+        a
+        for a in store.find_artifacts("registry_version", model=model)
+        if type(a.properties.get("version")) is int  # a record edited by hand is not one
+    ]
     if version is not None:
-        found = [a for a in found if a.properties.get("version") == version]
+        found = [a for a in found if a.properties["version"] == version]
     if not found:
         which = f"{model}@v{version}" if version is not None else model
         raise UserError(f"no recorded registration of {which} in {store.path}")
@@ -34,6 +38,8 @@ def lineage(store: MetadataStore, artifact_id: int, depth: int = 0) -> dict[str,
         "sha256": artifact.sha256,
         "properties": artifact.properties,
     }
+    if artifact.problem:
+        node["problem"] = artifact.problem
     producer = store.producer(artifact_id) if depth < 20 else None
     if producer:
         node["produced_by"] = {
@@ -53,9 +59,12 @@ def lineage(store: MetadataStore, artifact_id: int, depth: int = 0) -> dict[str,
 def _label(name: str, node: dict[str, Any]) -> str:
     digest = (node["sha256"] or "-")[:SHORT_HASH]
     extra = ""
+    properties = node["properties"]
     if node["type"] == "registry_version":
-        extra = f" {node['properties']['model']}@v{node['properties']['version']}"
-    return f"[bold]{escape(name)}[/] ({node['type']}{extra}) sha256 {digest}  {escape(node['uri'])}"
+        extra = f" {properties.get('model', '?')}@v{properties.get('version', '?')}"
+    problem = f"  [red]{escape(node['problem'])}[/]" if node.get("problem") else ""
+    label = f"({node['type']}{extra}) sha256 {digest}  {node['uri']}"
+    return f"[bold]{escape(name)}[/] {escape(label)}{problem}"
 
 
 def _short(value: Any) -> str:
@@ -88,9 +97,9 @@ def render_tree(
             for k, v in sorted(producer["parameters"].items())
             if k not in ("pipeline_job_name",)
         )
+        run = f"run {producer['run_id']} ({producer['status']})"
         task = branch.add(
-            f"[cyan]{producer['task']}[/] run {producer['run_id']} "
-            f"({producer['status']})  [dim]{escape(params)}[/]"
+            f"[cyan]{escape(str(producer['task']))}[/] {escape(run)}  [dim]{escape(params)}[/]"
         )
         for input_name, child in producer["inputs"].items():
             render_tree(child, input_name, task, shown)

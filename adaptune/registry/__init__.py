@@ -1,7 +1,7 @@
 """The model registry: immutable versions, ``production``/``previous`` aliases, atomic writes."""
 
 from adaptune.registry.aliases import promote, read_aliases, rollback
-from adaptune.registry.index import list_models, read_index
+from adaptune.registry.index import BrokenRecord, list_models, read_index
 from adaptune.registry.local import (
     ModelSurvey,
     RegisteredVersion,
@@ -18,6 +18,7 @@ from adaptune.registry.refs import ALIASES, check_model_name, parse_model_ref
 
 __all__ = [
     "ALIASES",
+    "BrokenRecord",
     "ModelSurvey",
     "RegisteredVersion",
     "Registration",

@@ -46,6 +46,15 @@ PENDING_FILE = ".pending"
 LOCK_TIMEOUT_S = 300.0
 
 
+class BrokenRecord(UserError):
+    """A registry record that exists but cannot be trusted: its path and the reason.
+
+    An unreadable index, or a version whose ``version.json`` or files are missing, corrupt or
+    changed since registration. The registry's fault, not the caller's: the server answers it
+    with 503 (a name that matches nothing is 404).
+    """
+
+
 @dataclass
 class ModelIndex:
     """What a model's index holds.
@@ -107,12 +116,12 @@ def read_index(registry_dir: Path, model: str) -> ModelIndex:
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         reason = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc) or type(exc)
-        raise UserError(
+        raise BrokenRecord(
             f"{path} is not a registry index ({reason}); move it aside to rebuild it from the "
             "versions on disk (its aliases are then lost)"
         ) from None
     if any(v < 1 for v in index.versions):
-        raise UserError(f"{path} is not a registry index (version numbers start at 1)")
+        raise BrokenRecord(f"{path} is not a registry index (version numbers start at 1)")
     return index
 
 

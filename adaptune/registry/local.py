@@ -28,6 +28,7 @@ from adaptune.registry.aliases import move_production
 from adaptune.registry.index import (
     METADATA_FILE,
     PENDING_FILE,
+    BrokenRecord,
     ModelIndex,
     locked_index,
     model_dir,
@@ -88,11 +89,11 @@ def _load(registry_dir: Path, model: str, number: int) -> RegisteredVersion:
     try:
         metadata = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UserError(f"{model}@v{number} is broken: {file} is missing") from None
+        raise BrokenRecord(f"{model}@v{number} is broken: {file} is missing") from None
     except (OSError, ValueError) as exc:
-        raise UserError(f"{model}@v{number} is broken: {file} is unreadable: {exc}") from None
+        raise BrokenRecord(f"{model}@v{number} is broken: {file} is unreadable: {exc}") from None
     if not isinstance(metadata, dict):
-        raise UserError(f"{model}@v{number} is broken: {file} is not a JSON object")
+        raise BrokenRecord(f"{model}@v{number} is broken: {file} is not a JSON object")
     return RegisteredVersion(model, number, path, metadata)
 
 
@@ -162,13 +163,15 @@ def verify_version(version: RegisteredVersion) -> str:
     if recorded is None:
         missing = [f for f in ADAPTER_FILES if not (version.path / f).is_file()]
         if missing:
-            raise UserError(f"{where} is broken: missing {', '.join(missing)}")
+            raise BrokenRecord(f"{where} is broken: missing {', '.join(missing)}")
         try:
             config = json.loads((version.path / ADAPTER_FILES[0]).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise UserError(f"{where} is broken: {ADAPTER_FILES[0]} is unreadable: {exc}") from None
+            raise BrokenRecord(
+                f"{where} is broken: {ADAPTER_FILES[0]} is unreadable: {exc}"
+            ) from None
         if not isinstance(config, dict):
-            raise UserError(f"{where} is broken: {ADAPTER_FILES[0]} is not a JSON object")
+            raise BrokenRecord(f"{where} is broken: {ADAPTER_FILES[0]} is not a JSON object")
         return (
             f"{where} was registered before checksums were recorded: its files exist, but "
             "their content could not be verified"
@@ -176,22 +179,24 @@ def verify_version(version: RegisteredVersion) -> str:
     if not isinstance(recorded, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in recorded.items()
     ):
-        raise UserError(f"{where} is broken: 'files' in {METADATA_FILE} is not a name→sha256 map")
+        raise BrokenRecord(
+            f"{where} is broken: 'files' in {METADATA_FILE} is not a name→sha256 map"
+        )
     unrecorded = sorted(set(ADAPTER_FILES) - set(recorded))
     if unrecorded:
-        raise UserError(
+        raise BrokenRecord(
             f"{where} is broken: {METADATA_FILE} records no checksum for {', '.join(unrecorded)}"
         )
     for name, expected in sorted(recorded.items()):
         path = version.path / name
         if not path.is_file():
-            raise UserError(f"{where} is broken: {name} is missing")
+            raise BrokenRecord(f"{where} is broken: {name} is missing")
         try:
             actual = sha256_file(path)
         except OSError as exc:
-            raise UserError(f"{where} is broken: {name} is unreadable: {exc}") from None
+            raise BrokenRecord(f"{where} is broken: {name} is unreadable: {exc}") from None
         if actual != expected:
-            raise UserError(
+            raise BrokenRecord(
                 f"{where} is broken: {name} changed since registration "
                 f"(sha256 {actual[:12]}…, recorded {expected[:12]}…)"
             )

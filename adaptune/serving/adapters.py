@@ -9,6 +9,11 @@ adapters. ``last_layers`` versions overwrite base weights, so each gets a base m
 Adapters that ``production`` or ``previous`` point to stay loaded; at most ``idle_adapters``
 others (say, an old version asked for by number, or one a promotion moved off both aliases)
 stay too, least recently used out first, so memory stays flat as versions come and go.
+
+Weights are never served stale: a version's files are verified against the checksums recorded
+at registration before it loads, and before each answer a few ``stat`` calls tell whether they
+moved since (``freshness.py``); files that moved are hashed again, and a version whose files no
+longer match is dropped from memory and refused (``BrokenRecord``) until they are restored.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ from transformers import PreTrainedTokenizerBase
 from adaptune.base_models import BaseModel, load_base_model
 from adaptune.errors import UserError
 from adaptune.evaluation.generation import TokenCounts, generate
-from adaptune.registry import RegisteredVersion, read_aliases
+from adaptune.registry import BrokenRecord, RegisteredVersion, read_aliases, verify_version
+from adaptune.serving.freshness import Seen
 from adaptune.serving.generation_options import Answer, GenerationOptions
 from adaptune.tuning.loading import adapter_kind, load_tuned_model
 from adaptune.tuning.methods import LastLayersMethod
@@ -89,6 +95,8 @@ class AdapterPool:
         self._groups: dict[tuple[str, str, str], _Group] = {}
         self._group_of: dict[str, tuple[str, str, str]] = {}
         self._last_used: OrderedDict[str, None] = OrderedDict()
+        self._seen: dict[str, Seen] = {}
+        self._checksummed: set[str] = set()  # refs once seen with checksums: never unchecked
         self._names = (f"adapter{n}" for n in itertools.count(1))
         self._run_lock = threading.Lock()
         self._state_lock = threading.Lock()
@@ -177,12 +185,82 @@ class AdapterPool:
         with self._state_lock:
             return set(self._group_of)
 
+    def discard(self, ref: str) -> bool:
+        """Drop ``ref``'s adapter from memory (its version is broken); whether it was loaded."""
+        with self._run_lock:
+            if ref not in self._group_of:
+                return False
+            self._unload(ref)
+            return True
+
     def _load(self, version: RegisteredVersion) -> _Group:
         ref = version.ref
         if ref in self._group_of:
-            with self._state_lock:
-                self._last_used.move_to_end(ref)
-            return self._groups[self._group_of[ref]]
+            if self._still_verified(version):
+                with self._state_lock:
+                    self._last_used.move_to_end(ref)
+                return self._groups[self._group_of[ref]]
+            self._unload(ref)  # its files changed, still match what was recorded: load them anew
+        seen = self._verify(version)
+        group = self._load_verified(version)
+        if not seen.matches(version):  # a file changed while it was read: trust nothing read
+            self._unload(ref)
+            raise BrokenRecord(
+                f"{ref} ({version.path}) changed while it was loading: not served; "
+                "versions are immutable, so restore its files and ask again"
+            )
+        self._seen[ref] = seen
+        return group
+
+    def _verify(self, version: RegisteredVersion) -> Seen:
+        """Check the files against their recorded checksums; what they looked like before.
+
+        Raises:
+            BrokenRecord: If a file is missing, unreadable or changed since registration.
+        """
+        seen = Seen.now(version)
+        if seen.recorded is not None:
+            self._checksummed.add(version.ref)
+        elif version.ref in self._checksummed:
+            raise BrokenRecord(
+                f"{version.ref} ({version.path}) is broken: its version.json no longer records "
+                "the checksums its files were verified against"
+            )
+        note = verify_version(version)
+        if note:
+            log.warning("%s", note)
+        return seen
+
+    def _still_verified(self, version: RegisteredVersion) -> bool:
+        """Whether the loaded adapter of ``version`` may answer: its files did not change.
+
+        ``stat`` alone when nothing moved. When something did, the files are hashed again:
+        still matching (a file touched, or replaced by the same bytes), the adapter stays.
+        A version without recorded checksums cannot be verified: its moved files are loaded
+        anew (False).
+
+        Raises:
+            BrokenRecord: If the files no longer match; the adapter is dropped from memory.
+        """
+        ref = version.ref
+        seen = self._seen.get(ref)
+        if seen is not None and seen.matches(version):
+            return True
+        try:
+            fresh = self._verify(version)
+        except BrokenRecord:
+            self._unload(ref)
+            log.warning("dropped %s from memory: its files changed on disk", ref)
+            raise
+        if fresh.recorded is None:
+            log.warning("%s: its files changed on disk and have no checksums: reloading", ref)
+            return False
+        log.info("%s: its files moved on disk but still match their checksums", ref)
+        self._seen[ref] = fresh
+        return True
+
+    def _load_verified(self, version: RegisteredVersion) -> _Group:
+        ref = version.ref
         base_name = version.base_model
         kind = adapter_kind(version.path)
         own_base = kind == LastLayersMethod.method
@@ -214,6 +292,20 @@ class AdapterPool:
         self._evict(keep=ref)
         return group
 
+    def _unload(self, ref: str) -> None:
+        """Drop ``ref``'s adapter (and its base model when no other adapter is on it)."""
+        key = self._group_of[ref]
+        group = self._groups[key]
+        name = group.adapters[ref]
+        with self._state_lock:
+            del group.adapters[ref], self._group_of[ref], self._last_used[ref]
+            self._seen.pop(ref, None)
+            if not group.adapters:
+                del self._groups[key]
+        if group.adapters and isinstance(group.model, PeftModel):
+            group.model.delete_adapter(name)
+        log.info("unloaded adapter %s", ref)
+
     def _pinned(self) -> set[str]:
         """Refs that an alias points to (never evicted)."""
         pinned = set()
@@ -234,11 +326,5 @@ class AdapterPool:
             group = self._groups[key]
             if len(group.adapters) == 1 and isinstance(group.model, PeftModel):
                 continue  # a PeftModel needs one adapter; the base stays loaded anyway
-            name = group.adapters[ref]
-            with self._state_lock:
-                del group.adapters[ref], self._group_of[ref], self._last_used[ref]
-                if not group.adapters:
-                    del self._groups[key]
-            if group.adapters:
-                group.model.delete_adapter(name)
+            self._unload(ref)
             log.info("evicted adapter %s", ref)

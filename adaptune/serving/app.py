@@ -21,6 +21,13 @@ malformed model reference (``name@v0``, ``name@``, ``@v1``: 400, while a well-fo
 names nothing is 404), a prompt that is empty (as sent, once rendered, or once tokenised), a
 conversation the version's chat template refuses. A 500 means the server or a version is
 broken (its files do not load, its recorded prompt style is unusable, generation failed).
+
+Stale weights are never served: a version whose files are missing, or no longer match the
+checksums recorded at registration (checked when it loads; afterwards, a few ``stat`` calls
+per request notice any change and its files are hashed again), or whose ``version.json`` or
+index is corrupt, is answered 503 (``UNAVAILABLE``) with its path and the reason, and dropped
+from memory; every other version keeps serving, and it serves again once its files are
+restored.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from starlette.exceptions import HTTPException
 
 from adaptune.errors import UserError
 from adaptune.registry import (
+    BrokenRecord,
     RegisteredVersion,
     list_models,
     parse_model_ref,
@@ -68,11 +76,26 @@ from adaptune.serving.settings import ServeSettings
 log = logging.getLogger(__name__)
 
 
-def resolve_served(settings: ServeSettings, model_ref: str) -> RegisteredVersion:
+BROKEN = 503
+"""The status of a version that is broken on disk: the registry's fault, not the client's."""
+
+
+def not_served(exc: BrokenRecord) -> HTTPException:
+    """The 503 of a broken version or index: its path and the reason."""
+    return HTTPException(BROKEN, f"not served: {exc}")
+
+
+def resolve_served(
+    settings: ServeSettings, model_ref: str, pool: AdapterPool | None = None
+) -> RegisteredVersion:
     """The version ``model_ref`` names now (``name`` follows ``production``).
 
+    A broken index or ``version.json`` also drops the model's versions that no longer resolve
+    from ``pool``.
+
     Raises:
-        HTTPException: 400 for a malformed reference, 404 for an unknown model or version.
+        HTTPException: 400 for a malformed reference, 404 for an unknown model or version,
+            503 for a broken one (its index or ``version.json`` unreadable).
     """
     try:
         name, ref = parse_model_ref(model_ref)
@@ -80,8 +103,30 @@ def resolve_served(settings: ServeSettings, model_ref: str) -> RegisteredVersion
         raise HTTPException(400, str(exc)) from None
     try:
         return resolve_version(settings.registry_dir, name, ref or "production")
+    except BrokenRecord as exc:
+        if pool is not None:
+            drop_broken(settings, pool, name)
+        raise not_served(exc) from None
     except UserError as exc:
         raise HTTPException(404, str(exc)) from None
+
+
+def drop_broken(settings: ServeSettings, pool: AdapterPool, model: str) -> list[str]:
+    """Drop from memory the loaded versions of ``model`` that no longer resolve; their refs."""
+    dropped = []
+    for ref in sorted(pool.loaded_refs()):
+        name, _, number = ref.partition("@")
+        if name != model:
+            continue
+        try:
+            resolve_version(settings.registry_dir, name, number)
+        except BrokenRecord:
+            if pool.discard(ref):
+                log.warning("dropped %s from memory: its registry record is broken", ref)
+                dropped.append(ref)
+        except UserError:
+            continue
+    return dropped
 
 
 def default_model(settings: ServeSettings) -> str:
@@ -189,6 +234,8 @@ def create_app(
             tokenizer = pool.tokenizer(version) if needed else None
             if tokenizer is not None:
                 prompt_style(version).check_template(tokenizer, version.ref)
+        except BrokenRecord as exc:
+            raise not_served(exc) from None
         except UserError as exc:
             raise HTTPException(500, f"{version.ref} failed: {type(exc).__name__}: {exc}") from None
         prompts = []
@@ -219,6 +266,8 @@ def create_app(
                 f"{where}: the prompt is empty once tokenised for {version.ref}: "
                 "send some text to answer",
             ) from None
+        except BrokenRecord as exc:  # its files changed on disk: dropped from memory
+            raise not_served(exc) from None
         except Exception as exc:  # logged by the worker; a broken version is not the client's fault
             raise HTTPException(500, f"{version.ref} failed: {type(exc).__name__}: {exc}") from None
 
@@ -231,7 +280,7 @@ def create_app(
             )
         params = body.parameters
         new_tokens = token_limit(params.max_new_tokens, "maxOutputTokens")
-        version = await run_in_threadpool(resolve_served, settings, model_ref)
+        version = await run_in_threadpool(resolve_served, settings, model_ref, pool)
         conversations = [i.conversation(raw=params.raw_prompt) for i in body.instances]
         prompts = await run_in_threadpool(render, version, conversations, "instances")
         options = GenerationOptions(
@@ -248,7 +297,7 @@ def create_app(
 
     async def chat_completion(body: ChatCompletionRequest) -> ChatCompletionResponse:
         new_tokens = token_limit(body.max_tokens, "max_tokens")
-        version = await run_in_threadpool(resolve_served, settings, body.model)
+        version = await run_in_threadpool(resolve_served, settings, body.model, pool)
         conversation = messages_conversation(body.messages)
         prompts = await run_in_threadpool(render, version, [conversation], "messages")
         options = GenerationOptions(
@@ -308,8 +357,9 @@ def create_app(
 def preload(settings: ServeSettings, pool: AdapterPool) -> list[str]:
     """Load every model's ``production`` version now, so the first requests are fast.
 
-    A version that fails to load is logged and skipped: it fails its own requests later
-    (with a 500), not the server.
+    A version that fails to load, or whose files do not match their recorded checksums, is
+    logged with its path and the reason and skipped: it fails its own requests later (with a
+    500, or 503 while its files are broken), not the server.
 
     Returns:
         The refs loaded.

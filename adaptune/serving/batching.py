@@ -15,6 +15,7 @@ from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
 
+from adaptune.errors import UserError
 from adaptune.registry import RegisteredVersion
 from adaptune.serving.adapters import AdapterPool
 from adaptune.serving.generation_options import Answer, EmptyPrompt, GenerationOptions
@@ -123,7 +124,10 @@ class GenerationQueue:
                 prompts = [p for job in batch for p in job.prompts]
                 answers = self.pool.generate(version, prompts, batch[0].options)
             except Exception as exc:  # reported to every request of the batch, not fatal
-                log.exception("generation for %s failed", version.ref)
+                if isinstance(exc, UserError):  # a broken version: its reason, no traceback
+                    log.warning("generation for %s refused: %s", version.ref, exc)
+                else:
+                    log.exception("generation for %s failed", version.ref)
                 for job in batch:
                     job.future.set_exception(exc)
                 continue

@@ -12,7 +12,7 @@ import torch
 
 from adaptune.base_models import load_base_model
 from adaptune.evaluation.generation import generate
-from adaptune.registry import RegisteredVersion, parse_model_ref, resolve_version
+from adaptune.registry import RegisteredVersion, parse_model_ref, resolve_version, verify_version
 from adaptune.serving.adapters import AdapterPool, explained_load_errors
 from adaptune.serving.generation_options import GenerationOptions
 from adaptune.serving.prompts import Conversation, build_prompt, needs_tokenizer
@@ -67,6 +67,7 @@ def compare_base_and_tuned(
             cannot render a conversation.
     """
     version = resolve_ref(registry_dir, model_ref)
+    verify_version(version)  # never compare with files that changed since registration
     with explained_load_errors(version.ref):
         base = load_base_model(version.base_model)
     prompts = [build_prompt(version, c, base.tokenizer) for c in conversations]
