@@ -545,10 +545,10 @@ def chat_rendering(settings: DataSettings, base_model: str) -> ChatRendering | N
     Raises:
         UserError: If ``data.prompt_format`` is ``chat`` and the tokenizer has no template.
     """
-    from adaptune.base_models.builtin import is_builtin
+    from adaptune.base_models.builtin_tokenizer import BUILTIN_PREFIX  # no torch import
 
     if settings.prompt_format == "template" or (
-        settings.prompt_format == "auto" and is_builtin(base_model)
+        settings.prompt_format == "auto" and base_model.startswith(BUILTIN_PREFIX)
     ):
         return None
     from adaptune.base_models.tokenizer import load_tokenizer
