@@ -270,6 +270,32 @@ def input_pieces(example: Example) -> list[str]:
     return pieces
 
 
+def input_places(example: Example) -> list[tuple[str | int, str]]:
+    """The input's texts with where each is: ``"system"``, a context turn's index, ``"input"``."""
+    places: list[tuple[str | int, str]] = []
+    if "system" in example:
+        places.append(("system", example["system"]))
+    places.extend(enumerate(turn["text"] for turn in example.get("context", ())))
+    places.append(("input", example["input_text"]))
+    return places
+
+
+def with_text(example: Example, where: str | int, text: str) -> Example:
+    """``example`` with the text at ``where`` (see :func:`input_places`, or ``"output"``)."""
+    changed = dict(example)
+    if where == "output":
+        changed["output_text"] = text
+    elif where == "input":
+        changed["input_text"] = text
+    elif where == "system":
+        changed["system"] = text
+    else:
+        context = [dict(turn) for turn in example["context"]]
+        context[int(where)]["text"] = text
+        changed["context"] = context
+    return changed
+
+
 def example_key(example: Example) -> tuple[Any, ...]:
     """A hashable key of the whole example (two examples are duplicates iff keys are equal)."""
     return (*input_key(example), example["output_text"])

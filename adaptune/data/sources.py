@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import glob
+import io
 import os
 from collections.abc import Iterable
 from typing import IO
@@ -53,5 +54,7 @@ def expand_sources(specs: Iterable[str]) -> tuple[list[str], list[Problem]]:
 def open_binary(path: str) -> IO[bytes]:
     """Open a local file or ``gs://`` object for binary reading."""
     if is_gcs(path):
-        return gcs_filesystem().open(path, "rb", block_size=READ_BLOCK)
+        # Wrapped so it reads lines up to a size (``readline(n)``), as a local file does.
+        remote = gcs_filesystem().open(path, "rb", block_size=READ_BLOCK)
+        return io.BufferedReader(remote, buffer_size=1 << 20)  # type: ignore[arg-type]
     return open(path, "rb", buffering=READ_BLOCK)
