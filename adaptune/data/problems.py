@@ -21,6 +21,8 @@ NOT_JSON = "not_json"
 WRONG_TYPE = "wrong_type"
 MISSING_FIELD = "missing_field"
 EMPTY_FIELD = "empty_field"
+NUL_CHARACTER = "nul_character"
+INVISIBLE_ONLY = "invisible_only"
 UNKNOWN_FORMAT = "unknown_format"
 MIXED_FORMATS = "mixed_formats"
 UNKNOWN_ROLE = "unknown_role"
@@ -46,6 +48,8 @@ RECORD_CATEGORIES = (
     WRONG_TYPE,
     MISSING_FIELD,
     EMPTY_FIELD,
+    NUL_CHARACTER,
+    INVISIBLE_ONLY,
     UNKNOWN_FORMAT,
     MIXED_FORMATS,
     UNKNOWN_ROLE,

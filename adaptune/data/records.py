@@ -46,13 +46,16 @@ def too_large(size: int | None = None) -> RecordProblem:
     )
 
 
-def read_lines(stream: IO[bytes], limit: int = MAX_RECORD_BYTES) -> Iterator[bytes | int]:
-    """Each line of ``stream`` (with its line end), or its size when it is over ``limit`` bytes.
+def read_lines(stream: IO[bytes], limit: int | None = None) -> Iterator[bytes | int]:
+    """Each line of ``stream`` (with its line end), or its size when over ``limit`` bytes.
+
+    ``limit`` defaults to ``MAX_RECORD_BYTES``.
 
     A line shorter than ``LINE_BLOCK`` is read at once; a longer one is measured to its end
     and, when it fits, read again in one buffer of its size (from a seekable stream), so one
     line costs one copy of itself, and a line over the limit none.
     """
+    limit = MAX_RECORD_BYTES if limit is None else limit
     readline = stream.readline
     seekable = stream.seekable()
     while True:
@@ -185,7 +188,7 @@ def csv_records(stream: IO[bytes], columns: tuple[str, ...]) -> Iterator[tuple[i
         FileProblem: When a line is not UTF-8 (the CSV cannot be followed past it), the
             header lacks a wanted column, or a quoted field spans more than a record may have.
     """
-    if csv.field_size_limit() < MAX_RECORD_BYTES:
+    if csv.field_size_limit() != MAX_RECORD_BYTES:
         csv.field_size_limit(MAX_RECORD_BYTES)
     feed = CsvLines(stream)
     reader = csv.reader(feed)
@@ -243,9 +246,45 @@ def parquet_records(stream: IO[bytes], columns: tuple[str, ...]) -> Iterator[tup
     number = 0
     try:
         for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(columns)):
-            values = [batch.column(c).to_pylist() for c in columns]
-            for row in zip(*values, strict=True):
+            large = oversized_rows(batch, columns)
+            values = [cells(batch.column(c), large) for c in columns]
+            for index, row in enumerate(zip(*values, strict=True)):
                 number += 1
-                yield number, dict(zip(columns, row, strict=True))
+                if index in large:
+                    yield number, too_large(large[index])
+                else:
+                    yield number, dict(zip(columns, row, strict=True))
     except (pa.ArrowException, OSError) as exc:
         raise FileProblem(UNREADABLE_FILE, f"Parquet read failed ({exc})", number + 1) from None
+
+
+def oversized_rows(batch: Any, columns: tuple[str, ...]) -> dict[int, int]:
+    """Rows of a Parquet batch with a text or binary cell over ``MAX_RECORD_BYTES``: its size."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    large: dict[int, int] = {}
+    for name in columns:
+        column = batch.column(name)
+        kind = column.type
+        if pa.types.is_dictionary(kind):
+            kind = kind.value_type
+        if not (
+            pa.types.is_string(kind)
+            or pa.types.is_large_string(kind)
+            or pa.types.is_binary(kind)
+            or pa.types.is_large_binary(kind)
+        ):
+            continue
+        lengths = pc.binary_length(column)
+        over = pc.greater(lengths, MAX_RECORD_BYTES)
+        for index in pc.indices_nonzero(pc.fill_null(over, False)).to_pylist():
+            large[index] = max(large.get(index, 0), lengths[index].as_py())
+    return large
+
+
+def cells(column: Any, skipped: dict[int, int]) -> list[Any]:
+    """A Parquet column's values as Python objects, None in the ``skipped`` rows."""
+    if not skipped:
+        return column.to_pylist()
+    return [None if i in skipped else column[i].as_py() for i in range(len(column))]

@@ -45,7 +45,12 @@ def expand_sources(specs: Iterable[str]) -> tuple[list[str], list[Problem]]:
         else:
             found = [spec] if os.path.isfile(spec) else []
         if not found:
-            what = "no file matches this pattern" if has_glob else "file not found"
+            if has_glob:
+                what = "no file matches this pattern"
+            elif not is_gcs(spec) and os.path.isdir(spec):
+                what = "is a directory: give its files or a glob (e.g. DIR/*.jsonl)"
+            else:
+                what = "file not found"
             problems.append(Problem(FILE_NOT_FOUND, what, spec))
         files.extend(p for p in found if p not in files)
     return files, problems

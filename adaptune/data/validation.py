@@ -47,6 +47,7 @@ from adaptune.data.report import LengthSample, ValidationReport
 from adaptune.data.settings import DataSettings
 from adaptune.data.sources import expand_sources, open_binary
 from adaptune.data.token_counting import TokenCounter, byte_length, whole_text_chars
+from adaptune.data.visible_text import has_visible
 from adaptune.errors import UserError
 from adaptune.hashing import sha256_named_files
 
@@ -492,7 +493,7 @@ class DatasetScan:
             cut["context"] = context
         if input_tokens > room:
             cut["input_text"] = self.counter.keep_last(example["input_text"], room)
-            if not cut["input_text"].strip():
+            if not has_visible(cut["input_text"]):
                 return None
         return cut
 
