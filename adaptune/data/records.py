@@ -267,7 +267,8 @@ def oversized_rows(batch: Any, columns: tuple[str, ...]) -> dict[int, int]:
     for name in columns:
         column = batch.column(name)
         kind = column.type
-        if pa.types.is_dictionary(kind):
+        dictionary = pa.types.is_dictionary(kind)
+        if dictionary:
             kind = kind.value_type
         if not (
             pa.types.is_string(kind)
@@ -276,7 +277,10 @@ def oversized_rows(batch: Any, columns: tuple[str, ...]) -> dict[int, int]:
             or pa.types.is_large_binary(kind)
         ):
             continue
-        lengths = pc.binary_length(column)
+        if dictionary:  # the lengths of the distinct values, per row
+            lengths = pc.take(pc.binary_length(column.dictionary), column.indices)
+        else:
+            lengths = pc.binary_length(column)
         over = pc.greater(lengths, MAX_RECORD_BYTES)
         for index in pc.indices_nonzero(pc.fill_null(over, False)).to_pylist():
             large[index] = max(large.get(index, 0), lengths[index].as_py())
