@@ -19,12 +19,15 @@ from typing import Any
 from adaptune.data.problems import (
     BAD_ROLE_ORDER,
     EMPTY_FIELD,
+    INVISIBLE_ONLY,
     MISSING_FIELD,
     NO_TARGET_TURN,
+    NUL_CHARACTER,
     UNKNOWN_ROLE,
     WRONG_TYPE,
     RecordProblem,
 )
+from adaptune.data.visible_text import has_visible, nul_position
 
 Example = dict[str, Any]
 
@@ -72,7 +75,11 @@ def type_name(value: Any) -> str:
 
 
 def text_field(obj: dict[str, Any], name: str, what: str = "field") -> str:
-    """``obj[name]`` as a non-blank string, or a :class:`RecordProblem` saying why not."""
+    """``obj[name]`` as a string a model can read, or a :class:`RecordProblem` saying why not.
+
+    Not a string, empty or whitespace, holding a NUL, or made only of invisible characters
+    (:mod:`adaptune.data.visible_text`): each has its own category.
+    """
     if name not in obj or obj[name] is None:
         raise RecordProblem(MISSING_FIELD, f"missing {what} '{name}'")
     value = obj[name]
@@ -82,6 +89,17 @@ def text_field(obj: dict[str, Any], name: str, what: str = "field") -> str:
         )
     if not value or value.isspace():
         raise RecordProblem(EMPTY_FIELD, f"{what} '{name}' is empty")
+    nul = nul_position(value)
+    if nul >= 0:
+        raise RecordProblem(
+            NUL_CHARACTER, f"{what} '{name}' holds a NUL character (at character {nul})"
+        )
+    if not has_visible(value):
+        raise RecordProblem(
+            INVISIBLE_ONLY,
+            f"{what} '{name}' has only invisible characters (zero-width, format or control "
+            "characters and whitespace)",
+        )
     return value
 
 
@@ -97,8 +115,15 @@ def pair_example(obj: Any, input_name: str, output_name: str, what: str = "field
     obj = expect_object(obj)
     a = obj.get(input_name)
     b = obj.get(output_name)
-    # Fast path: both fields are non-blank strings.
-    if type(a) is str and type(b) is str and a and b and not a.isspace() and not b.isspace():
+    # Fast path: both fields are strings with a visible character and no NUL.
+    if (
+        type(a) is str
+        and type(b) is str
+        and has_visible(a)
+        and has_visible(b)
+        and "\x00" not in a
+        and "\x00" not in b
+    ):
         return {"input_text": a, "output_text": b}
     return {
         "input_text": text_field(obj, input_name, what),
@@ -268,6 +293,32 @@ def input_pieces(example: Example) -> list[str]:
     pieces.extend(turn["text"] for turn in example.get("context", ()))
     pieces.append(example["input_text"])
     return pieces
+
+
+def input_places(example: Example) -> list[tuple[str | int, str]]:
+    """The input's texts with where each is: ``"system"``, a context turn's index, ``"input"``."""
+    places: list[tuple[str | int, str]] = []
+    if "system" in example:
+        places.append(("system", example["system"]))
+    places.extend(enumerate(turn["text"] for turn in example.get("context", ())))
+    places.append(("input", example["input_text"]))
+    return places
+
+
+def with_text(example: Example, where: str | int, text: str) -> Example:
+    """``example`` with the text at ``where`` (see :func:`input_places`, or ``"output"``)."""
+    changed = dict(example)
+    if where == "output":
+        changed["output_text"] = text
+    elif where == "input":
+        changed["input_text"] = text
+    elif where == "system":
+        changed["system"] = text
+    else:
+        context = [dict(turn) for turn in example["context"]]
+        context[int(where)]["text"] = text
+        changed["context"] = context
+    return changed
 
 
 def example_key(example: Example) -> tuple[Any, ...]:

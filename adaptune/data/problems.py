@@ -16,10 +16,13 @@ UNREADABLE_FILE = "unreadable_file"
 EMPTY_FILE = "empty_file"
 # Problems with one record (a line or a row): dropped when max_invalid_fraction allows.
 NOT_UTF8 = "not_utf8"
+RECORD_TOO_LARGE = "record_too_large"
 NOT_JSON = "not_json"
 WRONG_TYPE = "wrong_type"
 MISSING_FIELD = "missing_field"
 EMPTY_FIELD = "empty_field"
+NUL_CHARACTER = "nul_character"
+INVISIBLE_ONLY = "invisible_only"
 UNKNOWN_FORMAT = "unknown_format"
 MIXED_FORMATS = "mixed_formats"
 UNKNOWN_ROLE = "unknown_role"
@@ -40,10 +43,13 @@ TARGET_MASKED = "target_masked"
 FILE_CATEGORIES = (FILE_NOT_FOUND, UNREADABLE_FILE, EMPTY_FILE)
 RECORD_CATEGORIES = (
     NOT_UTF8,
+    RECORD_TOO_LARGE,
     NOT_JSON,
     WRONG_TYPE,
     MISSING_FIELD,
     EMPTY_FIELD,
+    NUL_CHARACTER,
+    INVISIBLE_ONLY,
     UNKNOWN_FORMAT,
     MIXED_FORMATS,
     UNKNOWN_ROLE,

@@ -3,6 +3,10 @@
 Readers yield ``(line, value)``: the parsed record, or a :class:`RecordProblem` when the line
 cannot be read. Nothing is held beyond the current block, so memory does not grow with the file.
 A UTF-8 byte order mark and CRLF line ends are tolerated; blank lines are skipped.
+
+Nor does memory grow past one record: a line is read into one buffer of its own size (a long
+one is measured first, then read once), and one over ``MAX_RECORD_BYTES`` is skipped without
+being held (``record_too_large``), as is a CSV field or a Parquet cell over it.
 """
 
 from __future__ import annotations
@@ -17,12 +21,72 @@ from adaptune.data.problems import (
     MISSING_FIELD,
     NOT_JSON,
     NOT_UTF8,
+    RECORD_TOO_LARGE,
     UNREADABLE_FILE,
     RecordProblem,
 )
 
 BOM = b"\xef\xbb\xbf"
 PARQUET_BATCH_ROWS = 4096
+MAX_RECORD_BYTES = 64 << 20
+"""The most bytes one record (a JSONL line, a CSV row's line or field, a Parquet cell) may have."""
+LINE_BLOCK = 1 << 20
+SPLIT_UNQUOTED_CHARS = 1 << 20
+"""CSV lines at least this long with no quote are split directly (the csv module would hold
+four bytes per character of a field)."""
+
+
+def too_large(size: int | None = None) -> RecordProblem:
+    """The problem of a record over ``MAX_RECORD_BYTES``."""
+    what = f"{size:,} bytes" if size is not None else "more bytes"
+    return RecordProblem(
+        RECORD_TOO_LARGE,
+        f"the record has {what}, more than the {MAX_RECORD_BYTES:,} a record may have "
+        "(skipped unread)",
+    )
+
+
+def read_lines(stream: IO[bytes], limit: int | None = None) -> Iterator[bytes | int]:
+    """Each line of ``stream`` (with its line end), or its size when over ``limit`` bytes.
+
+    ``limit`` defaults to ``MAX_RECORD_BYTES``.
+
+    A line shorter than ``LINE_BLOCK`` is read at once; a longer one is measured to its end
+    and, when it fits, read again in one buffer of its size (from a seekable stream), so one
+    line costs one copy of itself, and a line over the limit none.
+    """
+    limit = MAX_RECORD_BYTES if limit is None else limit
+    readline = stream.readline
+    seekable = stream.seekable()
+    while True:
+        raw = readline(LINE_BLOCK)
+        if not raw:
+            return
+        if len(raw) < LINE_BLOCK or raw.endswith(b"\n"):
+            yield raw
+            continue
+        start = stream.tell() - len(raw) if seekable else 0
+        parts: list[bytes] | None = None if seekable else [raw]
+        size = len(raw)
+        while not raw.endswith(b"\n"):
+            raw = readline(LINE_BLOCK)
+            if not raw:
+                break
+            size += len(raw)
+            if parts is not None:
+                parts.append(raw)
+                if size > limit + 1:
+                    parts = None  # not seekable and too large: keep nothing more
+        content = size - 1 if raw.endswith(b"\n") else size
+        del raw
+        if content > limit:
+            yield content
+        elif seekable:
+            stream.seek(start)
+            yield stream.read(size)  # read to where the measuring stopped; held by no frame
+        elif parts is not None:
+            yield b"".join(parts)
+            parts = None
 
 
 class FileProblem(Exception):
@@ -48,42 +112,99 @@ def jsonl_records(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
     """Each non-blank line of a JSONL stream, parsed with orjson (NaN is not JSON)."""
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
-    for number, raw in enumerate(stream, start=1):
+    for number, raw in enumerate(read_lines(stream), start=1):
+        if isinstance(raw, int):
+            yield number, too_large(raw)
+            continue
         if number == 1 and raw.startswith(BOM):
             raw = raw[len(BOM) :]
         try:
-            yield number, loads(raw)
+            value = loads(raw)
         except decode_error as exc:
             if raw.strip():
                 yield number, bad_line(raw, exc)
+            continue
+        del raw  # the record is held once, parsed, while the caller checks it
+        yield number, value
+
+
+class CsvLines:
+    """The lines a ``csv.reader`` parses, decoded, with what it must not parse itself.
+
+    A line over ``MAX_RECORD_BYTES`` that starts a row, or a long one with no quote, is handed
+    to the reader as an empty line while ``special`` holds its problem or its fields; the
+    consumer sets ``row_start`` before asking the reader for each row.
+    """
+
+    def __init__(self, stream: IO[bytes]):
+        self.lines = read_lines(stream)
+        self.number = 0
+        self.row_start = True
+        self.special: RecordProblem | list[str] | None = None
+
+    def __iter__(self) -> CsvLines:
+        return self
+
+    def __next__(self) -> str:
+        raw = next(self.lines)
+        self.number += 1
+        row_start, self.row_start = self.row_start, False
+        if isinstance(raw, int):
+            if not row_start:
+                raise FileProblem(
+                    RECORD_TOO_LARGE,
+                    f"a quoted field goes on over a line of {raw:,} bytes, more than the "
+                    f"{MAX_RECORD_BYTES:,} a record may have; the CSV cannot be followed past it",
+                    self.number,
+                )
+            self.special = too_large(raw)
+            return "\n"
+        if self.number == 1 and raw.startswith(BOM):
+            raw = raw[len(BOM) :]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise FileProblem(
+                NOT_UTF8, f"not valid UTF-8 ({err.reason} at byte {err.start})", self.number
+            ) from None
+        del raw
+        if row_start and len(text) >= SPLIT_UNQUOTED_CHARS and '"' not in text:
+            body = len(text) - (2 if text.endswith("\r\n") else int(text.endswith(("\n", "\r"))))
+            if text.find("\r", 0, body) < 0:
+                fields = text.split(",")
+                del text
+                fields[-1] = fields[-1].rstrip("\r\n")
+                self.special = fields
+                return "\n"
+        return text
 
 
 def csv_records(stream: IO[bytes], columns: tuple[str, ...]) -> Iterator[tuple[int, Any]]:
     """Each row of a CSV stream (with a header row) as a dict of the wanted columns.
 
+    A row with a line or a field over ``MAX_RECORD_BYTES`` is a ``record_too_large`` problem.
+
     Raises:
-        FileProblem: When a line is not UTF-8 (the CSV cannot be followed past it) or the
-            header lacks a wanted column.
+        FileProblem: When a line is not UTF-8 (the CSV cannot be followed past it), the
+            header lacks a wanted column, or a quoted field spans more than a record may have.
     """
-    position = {"line": 0}
+    if csv.field_size_limit() != MAX_RECORD_BYTES:
+        csv.field_size_limit(MAX_RECORD_BYTES)
+    feed = CsvLines(stream)
+    reader = csv.reader(feed)
 
-    def lines() -> Iterator[str]:
-        for number, raw in enumerate(stream, start=1):
-            position["line"] = number
-            if number == 1 and raw.startswith(BOM):
-                raw = raw[len(BOM) :]
-            try:
-                yield raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise FileProblem(
-                    NOT_UTF8, f"not valid UTF-8 ({err.reason} at byte {err.start})", number
-                ) from None
+    def next_row() -> list[str] | RecordProblem | None:
+        feed.row_start = True
+        row = next(reader, None)
+        special, feed.special = feed.special, None
+        return special if special is not None else row
 
-    reader = csv.reader(lines())
     try:
-        header = next(reader, None)
+        header = next_row()
         if header is None:
             return
+        if isinstance(header, RecordProblem):
+            raise FileProblem(header.category, f"the header row: {header.message}", 1)
         missing = [c for c in columns if c not in header]
         if missing:
             raise FileProblem(
@@ -93,13 +214,16 @@ def csv_records(stream: IO[bytes], columns: tuple[str, ...]) -> Iterator[tuple[i
             )
         index = {c: header.index(c) for c in columns}
         start = reader.line_num + 1
-        for row in reader:
+        while (row := next_row()) is not None:
             line, start = start, reader.line_num + 1
+            if isinstance(row, RecordProblem):
+                yield line, row
+                continue
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
             yield line, {c: row[i] if i < len(row) else None for c, i in index.items()}
     except csv.Error as exc:
-        raise FileProblem(UNREADABLE_FILE, f"not valid CSV ({exc})", position["line"]) from None
+        raise FileProblem(UNREADABLE_FILE, f"not valid CSV ({exc})", feed.number) from None
 
 
 def parquet_records(stream: IO[bytes], columns: tuple[str, ...]) -> Iterator[tuple[int, Any]]:
@@ -122,9 +246,49 @@ def parquet_records(stream: IO[bytes], columns: tuple[str, ...]) -> Iterator[tup
     number = 0
     try:
         for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(columns)):
-            values = [batch.column(c).to_pylist() for c in columns]
-            for row in zip(*values, strict=True):
+            large = oversized_rows(batch, columns)
+            values = [cells(batch.column(c), large) for c in columns]
+            for index, row in enumerate(zip(*values, strict=True)):
                 number += 1
-                yield number, dict(zip(columns, row, strict=True))
+                if index in large:
+                    yield number, too_large(large[index])
+                else:
+                    yield number, dict(zip(columns, row, strict=True))
     except (pa.ArrowException, OSError) as exc:
         raise FileProblem(UNREADABLE_FILE, f"Parquet read failed ({exc})", number + 1) from None
+
+
+def oversized_rows(batch: Any, columns: tuple[str, ...]) -> dict[int, int]:
+    """Rows of a Parquet batch with a text or binary cell over ``MAX_RECORD_BYTES``: its size."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    large: dict[int, int] = {}
+    for name in columns:
+        column = batch.column(name)
+        kind = column.type
+        dictionary = pa.types.is_dictionary(kind)
+        if dictionary:
+            kind = kind.value_type
+        if not (
+            pa.types.is_string(kind)
+            or pa.types.is_large_string(kind)
+            or pa.types.is_binary(kind)
+            or pa.types.is_large_binary(kind)
+        ):
+            continue
+        if dictionary:  # the lengths of the distinct values, per row
+            lengths = pc.take(pc.binary_length(column.dictionary), column.indices)
+        else:
+            lengths = pc.binary_length(column)
+        over = pc.greater(lengths, MAX_RECORD_BYTES)
+        for index in pc.indices_nonzero(pc.fill_null(over, False)).to_pylist():
+            large[index] = max(large.get(index, 0), lengths[index].as_py())
+    return large
+
+
+def cells(column: Any, skipped: dict[int, int]) -> list[Any]:
+    """A Parquet column's values as Python objects, None in the ``skipped`` rows."""
+    if not skipped:
+        return column.to_pylist()
+    return [None if i in skipped else column[i].as_py() for i in range(len(column))]

@@ -107,6 +107,8 @@ class ValidationReport:
         truncated_first: The first truncations, as text.
         duplicates: Duplicate examples per split.
         max_tokens: The largest token count seen per side.
+        max_exact: Per side, whether ``max_tokens`` is exact; False when it is a lower bound
+            (a text counted only until it was over its limit).
         lengths: Token-length percentiles per side.
         labels: Output label counts.
         passed: Whether the data passes.
@@ -133,6 +135,7 @@ class ValidationReport:
     truncated_first: list[str] = field(default_factory=list)
     duplicates: dict[str, int] = field(default_factory=dict)
     max_tokens: dict[str, int] = field(default_factory=lambda: {"input": 0, "output": 0})
+    max_exact: dict[str, bool] = field(default_factory=lambda: {"input": True, "output": True})
     lengths: dict[str, dict[str, Any]] = field(default_factory=dict)
     labels: LabelCounts = field(default_factory=LabelCounts)
     passed: bool = False
@@ -147,15 +150,23 @@ class ValidationReport:
         if len(first) < FIRST_PER_CATEGORY:
             first.append(problem)
 
-    def note_max(self, side: str, tokens: int) -> None:
-        """Note a token count of ``side`` (``input`` or ``output``)."""
-        self.max_tokens[side] = max(self.max_tokens[side], tokens)
+    def note_max(self, side: str, tokens: int, exact: bool = True) -> None:
+        """Note a token count of ``side`` (``input`` or ``output``); a lower bound if not exact."""
+        if tokens > self.max_tokens[side] or (tokens == self.max_tokens[side] and not exact):
+            self.max_tokens[side] = tokens
+            self.max_exact[side] = exact
 
-    def add_truncation(self, side: str, path: str, line: int, tokens: int, limit: int) -> None:
-        """Count a truncation; keep it when it is among the first."""
+    def add_truncation(
+        self, side: str, path: str, line: int, tokens: int, limit: int, exact: bool = True
+    ) -> None:
+        """Count a truncation; keep it when it is among the first.
+
+        ``tokens`` is the side's count before the cut, or a lower bound of it (``exact`` False).
+        """
         self.truncations[side] += 1
         if len(self.truncated_first) < 2 * FIRST_PER_CATEGORY:
-            self.truncated_first.append(f"{path}:{line}: {side} {tokens} → {limit} tokens")
+            had = str(tokens) if exact else f"at least {tokens}"
+            self.truncated_first.append(f"{path}:{line}: {side} {had} → {limit} tokens")
 
     def first_problems(self) -> list[Problem]:
         """Fatal problems, then the first problems of each category in category order."""
@@ -242,7 +253,7 @@ class ValidationReport:
                             s["p5"],
                             s["p50"],
                             s["p95"],
-                            s["max"],
+                            s["max"] if s.get("max_exact", True) else f"at least {s['max']}",
                             self.settings.get(f"max_{side}_tokens"),
                         ]
                         for side, s in self.lengths.items()

@@ -80,6 +80,8 @@ class DataSettings:
             raise UserError(
                 f"data.system_instruction must be a string, got {self.system_instruction!r}"
             )
+        if "\x00" in self.system_instruction:
+            raise UserError("data.system_instruction must not hold a NUL character")
         if self.length_policy not in LENGTH_POLICIES:
             raise UserError(
                 f"data.length_policy must be one of {list(LENGTH_POLICIES)}, "

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import glob
+import io
 import os
 from collections.abc import Iterable
 from typing import IO
@@ -44,7 +45,12 @@ def expand_sources(specs: Iterable[str]) -> tuple[list[str], list[Problem]]:
         else:
             found = [spec] if os.path.isfile(spec) else []
         if not found:
-            what = "no file matches this pattern" if has_glob else "file not found"
+            if has_glob:
+                what = "no file matches this pattern"
+            elif not is_gcs(spec) and os.path.isdir(spec):
+                what = "is a directory: give its files or a glob (e.g. DIR/*.jsonl)"
+            else:
+                what = "file not found"
             problems.append(Problem(FILE_NOT_FOUND, what, spec))
         files.extend(p for p in found if p not in files)
     return files, problems
@@ -53,5 +59,7 @@ def expand_sources(specs: Iterable[str]) -> tuple[list[str], list[Problem]]:
 def open_binary(path: str) -> IO[bytes]:
     """Open a local file or ``gs://`` object for binary reading."""
     if is_gcs(path):
-        return gcs_filesystem().open(path, "rb", block_size=READ_BLOCK)
+        # Wrapped so it reads lines up to a size (``readline(n)``), as a local file does.
+        remote = gcs_filesystem().open(path, "rb", block_size=READ_BLOCK)
+        return io.BufferedReader(remote, buffer_size=1 << 20)  # type: ignore[arg-type]
     return open(path, "rb", buffering=READ_BLOCK)

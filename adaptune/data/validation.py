@@ -4,6 +4,12 @@ The validator streams: records are read one at a time and handled a chunk at a t
 counts in one batch per chunk), so memory stays flat as files grow. What it keeps per example
 is two 64-bit hashes, a line number and a file index (for duplicates and train/eval overlap),
 plus a bounded sample of token lengths and the first problems of each category.
+
+Memory follows the limits, not the longest record either: a text too long to tokenise whole
+(:func:`~adaptune.data.token_counting.whole_text_chars`) is counted only as far as its limit
+needs, and then rejected (``more than N tokens``) or cut to the limit before anything else
+reads it (``length_policy: truncate``). A record is read whole once; one over
+``MAX_RECORD_BYTES`` is skipped unread (``record_too_large``).
 """
 
 from __future__ import annotations
@@ -31,20 +37,26 @@ from adaptune.data.formats import (
     example_key,
     input_key,
     input_pieces,
+    input_places,
     table_row_examples,
+    with_text,
 )
 from adaptune.data.problems import DataValidationError, Problem, RecordProblem
 from adaptune.data.records import FileProblem, csv_records, jsonl_records, parquet_records
 from adaptune.data.report import LengthSample, ValidationReport
 from adaptune.data.settings import DataSettings
 from adaptune.data.sources import expand_sources, open_binary
-from adaptune.data.token_counting import TokenCounter, byte_length
+from adaptune.data.token_counting import TokenCounter, byte_length, whole_text_chars
+from adaptune.data.visible_text import has_visible
 from adaptune.errors import UserError
 from adaptune.hashing import sha256_named_files
 
 DEFAULT_BASE_MODEL = "builtin:tiny-gpt2"
 DEFAULT_MIN_EXAMPLES = DataSettings().min_examples
 CHUNK_RECORDS = 4096
+CHAT_EDGE_TOKENS = 16
+"""Tokens a chat template's markup may merge with at the edges of a text; a text whose tokens
+alone pass its limit by more is over it, rendered or not."""
 SPLITS = ("train", "eval")
 DROPPED_FILE = "dropped.jsonl"
 
@@ -156,9 +168,10 @@ class DatasetScan:
         self.report.prompt_format = "chat" if chat is not None else "template"
         self.index = {split: SplitIndex() for split in SPLITS}
         self.files: list[str] = []
-        self.pending: list[tuple[str, int, int, list[Example]]] = []
+        # (split, file index, line, examples, per example: the lower bounds of cut sides)
+        self.pending: list[tuple[str, int, int, list[Example], list[dict[str, int]]]] = []
         self.lengths = {"input": LengthSample(), "output": LengthSample()}
-        self.longest: dict[str, tuple[int, str]] = {"input": (-1, ""), "output": (-1, "")}
+        self.longest: dict[str, tuple[int, list[str]]] = {"input": (-1, []), "output": (-1, [])}
         self.sampled = 0
 
     # Problems -------------------------------------------------------------------------
@@ -231,7 +244,11 @@ class DatasetScan:
                     except RecordProblem as problem:
                         self.record_problem(Problem(problem.category, problem.message, path, line))
                         continue
-                    self.pending.append((split, file_index, line, examples))
+                    bounded, bounds, problem = self.bound_long_texts(examples, path, line)
+                    if problem is not None:
+                        self.record_problem(problem)
+                        continue
+                    self.pending.append((split, file_index, line, bounded, bounds))
                     if len(self.pending) >= CHUNK_RECORDS:
                         self.flush()
         except FileProblem as problem:
@@ -251,7 +268,7 @@ class DatasetScan:
         limits = {"input": settings.max_input_tokens, "output": settings.max_output_tokens}
         texts: list[str] = []
         plans = []  # per example: (input piece slice or None, output index or None, sampled)
-        for _, _, _, examples in self.pending:
+        for _, _, _, examples, _ in self.pending:
             for example in examples:
                 pieces = input_pieces(example)
                 sizes = [byte_length(t) for t in pieces]
@@ -273,15 +290,15 @@ class DatasetScan:
                 plans.append((in_slice, out_index, sampled))
         counts = counter.count(texts)
         chat_counts = iter(
-            self.chat.token_counts([e for *_, examples in self.pending for e in examples])
+            self.chat.token_counts([e for _, _, _, examples, _ in self.pending for e in examples])
             if self.chat is not None
             else ()
         )
         plan = iter(plans)
-        for split, file_index, line, examples in self.pending:
+        for split, file_index, line, examples, all_bounds in self.pending:
             kept: list[Example] = []
             problem = None
-            for example in examples:
+            for example, bounds in zip(examples, all_bounds, strict=True):
                 # Every example takes its plan and counts, even after a problem in its record.
                 in_slice, out_index, sampled = next(plan)
                 rendered = next(chat_counts) if self.chat is not None else None
@@ -299,13 +316,15 @@ class DatasetScan:
                     overhead = (rendered[0] - (n_in or 0), rendered[1] - (n_out or 0))
                     n_in, n_out = rendered
                 if sampled:
-                    self.lengths["input"].add(n_in or 0)
-                    self.lengths["output"].add(n_out or 0)
+                    self.lengths["input"].add(bounds.get("input", n_in or 0))
+                    self.lengths["output"].add(bounds.get("output", n_out or 0))
                 for side, n in (("input", n_in), ("output", n_out)):
-                    if n is not None:
+                    if side in bounds:
+                        self.report.note_max(side, bounds[side], exact=False)
+                    elif n is not None:
                         self.report.note_max(side, n)
                 example, problem = self.apply_limits(
-                    example, piece_counts, content_out, file_index, line, overhead
+                    example, piece_counts, content_out, file_index, line, overhead, bounds
                 )
                 if problem is None:
                     kept.append(example)
@@ -322,7 +341,62 @@ class DatasetScan:
     def note_longest(self, side: str, size: int, pieces: list[str]) -> None:
         """Remember the longest text (in bytes) of each side, counted at the end."""
         if size > self.longest[side][0]:
-            self.longest[side] = (size, "".join(pieces))
+            self.longest[side] = (size, pieces)
+
+    def bound_long_texts(
+        self, examples: list[Example], path: str, line: int
+    ) -> tuple[list[Example], list[dict[str, int]], Problem | None]:
+        """Count the texts too long to tokenise whole only as far as their limits need.
+
+        A text over its limit is a problem (``length_policy: reject``) or is cut to the limit
+        here (``truncate``), so nothing later holds or tokenises more than the limits need.
+
+        Returns:
+            The examples (long texts cut), per example the lower bound of the token count of
+            each side that was cut, and the problem of the record (or None).
+        """
+        settings, counter = self.settings, self.counter
+        edge = CHAT_EDGE_TOKENS if self.chat is not None else 0
+        limits = {"input": settings.max_input_tokens, "output": settings.max_output_tokens}
+        windows = {side: whole_text_chars(limit + edge) for side, limit in limits.items()}
+        truncate = settings.length_policy == "truncate"
+        bounded, all_bounds = [], []
+        for example in examples:
+            bounds: dict[str, int] = {}
+            texts: list[tuple[str, str | int, str]] = [("output", "output", example["output_text"])]
+            if len(texts[0][2]) <= windows["output"]:
+                texts = []
+            texts += [
+                ("input", where, text)
+                for where, text in input_places(example)
+                if len(text) > windows["input"]
+            ]
+            for side, where, text in texts:
+                n, exact = counter.count_upto(text, limits[side] + edge)
+                if exact:
+                    continue
+                self.report.note_max(side, n, exact=False)
+                limit = limits[side]
+                if not truncate or where == "system":
+                    how = " and cannot be truncated below the system text" if truncate else ""
+                    return (
+                        examples,
+                        [],
+                        Problem(
+                            p.INPUT_TOO_LONG if side == "input" else p.OUTPUT_TOO_LONG,
+                            f"{side} has at least {n} tokens, more than max_{side}_tokens={limit} "
+                            f"(counted only as far as the limit needs, in a text of "
+                            f"{len(text):,} characters){how}",
+                            path,
+                            line,
+                        ),
+                    )
+                keep = counter.keep_first if side == "output" else counter.keep_last
+                example = with_text(example, where, keep(text, limit))
+                bounds[side] = bounds.get(side, 0) + n
+            bounded.append(example)
+            all_bounds.append(bounds)
+        return bounded, all_bounds, None
 
     def apply_limits(
         self,
@@ -332,12 +406,16 @@ class DatasetScan:
         file_index: int,
         line: int,
         overhead: tuple[int, int] = (0, 0),
+        bounds: dict[str, int] | None = None,
     ) -> tuple[Example, Problem | None]:
         """Reject or truncate an example over a token limit.
 
         ``overhead`` is what the chat template adds to the input's and the output's token
-        counts (0 in the template format), so the limits count the rendered text.
+        counts (0 in the template format), so the limits count the rendered text. ``bounds``
+        holds, for each side whose long text :meth:`bound_long_texts` already cut, a lower
+        bound of the side's tokens before that cut.
         """
+        bounds = bounds or {}
         settings = self.settings
         path = self.files[file_index]
         n_in = sum(piece_counts) + overhead[0] if piece_counts is not None else None
@@ -347,15 +425,24 @@ class DatasetScan:
             cut = self.truncate_input(example, piece_counts, overhead[0]) if truncate else None
             if cut is None:
                 how = "" if not truncate else " and cannot be truncated below the system text"
+                has = f"more than {n_in - 1}" if "input" in bounds else str(n_in)
                 return example, Problem(
                     p.INPUT_TOO_LONG,
-                    f"input has {n_in} tokens, more than max_input_tokens="
+                    f"input has {has} tokens, more than max_input_tokens="
                     f"{settings.max_input_tokens}{how}",
                     path,
                     line,
                 )
             example = cut
-            self.report.add_truncation("input", path, line, n_in, settings.max_input_tokens)
+        if "input" in bounds or (n_in is not None and n_in > settings.max_input_tokens):
+            self.report.add_truncation(
+                "input",
+                path,
+                line,
+                bounds.get("input", n_in or 0),
+                settings.max_input_tokens,
+                exact="input" not in bounds,
+            )
         if n_out is not None and n_out > settings.max_output_tokens:
             if not truncate:
                 return example, Problem(
@@ -371,7 +458,15 @@ class DatasetScan:
                     example["output_text"], settings.max_output_tokens - overhead[1]
                 ),
             }
-            self.report.add_truncation("output", path, line, n_out, settings.max_output_tokens)
+        if "output" in bounds or (n_out is not None and n_out > settings.max_output_tokens):
+            self.report.add_truncation(
+                "output",
+                path,
+                line,
+                bounds.get("output", n_out or 0),
+                settings.max_output_tokens,
+                exact="output" not in bounds,
+            )
         return example, None
 
     def truncate_input(
@@ -398,7 +493,7 @@ class DatasetScan:
             cut["context"] = context
         if input_tokens > room:
             cut["input_text"] = self.counter.keep_last(example["input_text"], room)
-            if not cut["input_text"].strip():
+            if not has_visible(cut["input_text"]):
                 return None
         return cut
 
@@ -416,12 +511,20 @@ class DatasetScan:
     # The dataset as a whole -----------------------------------------------------------
     def finish(self) -> dict[str, set[int]]:
         """Duplicates, overlap and counts; returns the example indices to drop per split."""
-        for side, (size, text) in self.longest.items():
+        limits = {
+            "input": self.settings.max_input_tokens,
+            "output": self.settings.max_output_tokens,
+        }
+        for side, (size, pieces) in self.longest.items():
             if size >= 0:
-                self.report.note_max(side, self.counter.count([text])[0])
+                counts = [self.counter.count_upto(text, limits[side]) for text in pieces]
+                exact = all(e for _, e in counts)
+                self.report.note_max(side, sum(n for n, _ in counts), exact=exact)
         self.report.lengths = {
             side: s.summary(self.report.max_tokens[side]) for side, s in self.lengths.items()
         }
+        for side, summary in self.report.lengths.items():
+            summary["max_exact"] = self.report.max_exact[side]
         drops: dict[str, set[int]] = {}
         for split in SPLITS:
             drops[split] = self.find_duplicates(split)
@@ -545,10 +648,10 @@ def chat_rendering(settings: DataSettings, base_model: str) -> ChatRendering | N
     Raises:
         UserError: If ``data.prompt_format`` is ``chat`` and the tokenizer has no template.
     """
-    from adaptune.base_models.builtin import is_builtin
+    from adaptune.base_models.builtin_tokenizer import BUILTIN_PREFIX  # no torch import
 
     if settings.prompt_format == "template" or (
-        settings.prompt_format == "auto" and is_builtin(base_model)
+        settings.prompt_format == "auto" and base_model.startswith(BUILTIN_PREFIX)
     ):
         return None
     from adaptune.base_models.tokenizer import load_tokenizer

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from adaptune.errors import UserError
-from adaptune.evaluation.generation import TokenCounts
+
+if TYPE_CHECKING:
+    from adaptune.evaluation.generation import TokenCounts
 
 GREEDY_BELOW = 1e-3
 """Temperatures above 0 but below this decode greedily, as 0 does.
