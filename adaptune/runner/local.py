@@ -107,6 +107,13 @@ def find_error(log_path: Path) -> dict[str, str] | None:
     return found
 
 
+class _NoAliasDumper(yaml.SafeDumper):
+    """Writes a value shared by two parameters twice: ``params.yaml`` is read without aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def prepare_run_dir(runs_root: Path, run_id: str, params: dict[str, Any]) -> Path:
     """Create ``<runs_root>/<run_id>/`` (it must not exist) with ``params.yaml``.
 
@@ -116,7 +123,8 @@ def prepare_run_dir(runs_root: Path, run_id: str, params: dict[str, Any]) -> Pat
     run_dir = (Path(runs_root) / run_id).resolve()
     run_dir.mkdir(parents=True, exist_ok=False)
     params = {**params, "run_id": run_id}
-    write_text_atomic(run_dir / PARAMS_FILE, yaml.safe_dump(params, sort_keys=True))
+    text = yaml.dump(params, Dumper=_NoAliasDumper, sort_keys=True)
+    write_text_atomic(run_dir / PARAMS_FILE, text)
     return run_dir
 
 

@@ -22,8 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from adaptune.errors import UserError
 from adaptune.hashing import sha256_file
 from adaptune.lineage.manifest import data_hashes, fingerprint, git_state
@@ -37,6 +35,7 @@ from adaptune.runner.local import (
     PARAMS_FILE,
     PIPELINE_SUBDIR,
 )
+from adaptune.runner.params import load_config
 
 ARTIFACT_MARKER = "__kfp_artifact__"
 """How kfp.local's cache entries mark an artifact output (``kfp/local/cache.py``)."""
@@ -112,7 +111,7 @@ def _refuse(run_id: str, why: str) -> UserError:
 def _read_manifest(run_id: str, run_dir: Path) -> dict[str, Any]:
     path = run_dir / MANIFEST_FILE
     if not path.is_file():
-        raise _refuse(run_id, f"{path} is missing")
+        raise _refuse(run_id, f"{path} is {'not a file' if path.exists() else 'missing'}")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -131,17 +130,14 @@ def _read_manifest(run_id: str, run_dir: Path) -> dict[str, Any]:
 
 
 def _read_params(run_id: str, run_dir: Path) -> dict[str, Any]:
+    """``params.yaml``, read as a config file is (UTF-8, 1 MiB at most, no YAML aliases)."""
     path = run_dir / PARAMS_FILE
     if not path.is_file():
-        raise _refuse(run_id, f"{path} is missing")
+        raise _refuse(run_id, f"{path} is {'not a file' if path.exists() else 'missing'}")
     try:
-        params = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise _refuse(run_id, f"{path} is not valid YAML ({reason})") from None
-    if not isinstance(params, dict):
-        raise _refuse(run_id, f"{path} is damaged: not a mapping of parameters")
-    return params
+        return load_config(path)
+    except UserError as exc:
+        raise _refuse(run_id, str(exc)) from None
 
 
 def _started(record: dict[str, Any]) -> datetime:
