@@ -27,12 +27,10 @@ pytestmark = pytest.mark.hostile
 STORE_FILES = frozenset({"metadata.sqlite", "metadata.sqlite-wal", "metadata.sqlite-shm"})
 
 
-@pytest.fixture(scope="module")
-def failed_run(tmp_path_factory) -> dict:
+def _failed_run(root: Path) -> dict:
     """A real run that failed at format-text-to-text, after validate-dataset succeeded."""
-    root = tmp_path_factory.mktemp("failed")
     train = root / "data" / "train.jsonl"
-    train.parent.mkdir()
+    train.parent.mkdir(parents=True)
     train.write_text("".join((SAMPLE / "train.jsonl").read_text().splitlines(True)[:20]))
     compiled = root / "compiled.yaml"
     shutil.copyfile(COMPILED, compiled)
@@ -51,6 +49,12 @@ def failed_run(tmp_path_factory) -> dict:
     assert manifest["status"] == "failed" and manifest["failed_step"] == "format-text-to-text"
     assert list((run_dir / "cache").glob("*.json")), "validate-dataset left no cache entry"
     return {"root": root, "run_id": run_dir.name, "train": train, "compiled": compiled}
+
+
+@pytest.fixture(scope="module")
+def failed_run(tmp_path_factory) -> dict:
+    """The failed run the refusal cases copy."""
+    return _failed_run(tmp_path_factory.mktemp("failed"))
 
 
 class Case:
@@ -341,25 +345,33 @@ def test_resume_takes_no_other_option(name, failed_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_tampered_cache_entry_is_dropped_and_its_step_runs_again(failed_run, tmp_path):
-    case = Case(failed_run, tmp_path)
-    (dataset,) = case.run_dir.glob("pipeline/*/validate-dataset/dataset")
+def test_a_tampered_cache_entry_is_dropped_and_its_step_runs_again(tmp_path):
+    # Its own run: cache entries name their outputs by absolute path, so a copy would not do.
+    failed = _failed_run(tmp_path)
+    run_dir = tmp_path / "runs" / failed["run_id"]
+    (dataset,) = run_dir.glob("pipeline/*/validate-dataset/dataset")
     train = dataset / "train.jsonl"
     train.write_text(train.read_text().replace("billing", "sales"))
-    outside = tree(case.root / "data"), tree(case.root / "compiled.yaml")
-    entries = sorted(p.name for p in (case.run_dir / "cache").glob("*.json"))
-    result = invoke("run", "--runs-dir", case.runs, "--resume", case.run_id)
+    outside = tree(tmp_path / "data"), tree(tmp_path / "registry"), failed["compiled"].read_bytes()
+    entries = sorted(p.name for p in (run_dir / "cache").glob("*.json"))
+    result = invoke("run", "--runs-dir", tmp_path / "runs", "--resume", failed["run_id"])
     assert "Traceback" not in result.output
     assert result.exit_code == 1, result.output  # its eval split is still empty: it fails again
     lines = result.output.splitlines()
-    assert lines[0] == f"resuming run {case.run_id}: outputs checked and reusable: nothing"
+    assert lines[0] == f"resuming run {failed['run_id']}: outputs checked and reusable: nothing"
     assert lines[1].startswith("  runs again: validate-dataset (") and "changed" in lines[1]
-    attempts = sorted((case.run_dir / "pipeline").iterdir())
+    attempts = sorted((run_dir / "pipeline").iterdir())
     assert len(attempts) == 2
     assert (attempts[-1] / "validate-dataset" / "executor_output.json").is_file()  # rerun
-    after = sorted(p.name for p in (case.run_dir / "cache").glob("*.json"))
-    assert set(entries) - set(after)  # the tampered entry was removed; a new one written
-    assert (tree(case.root / "data"), tree(case.root / "compiled.yaml")) == outside
-    manifest = case.manifest()
+    # The tampered entry was removed; the rerun wrote it again (same key), naming its new outputs.
+    (entry,) = [run_dir / "cache" / name for name in entries]
+    assert str(attempts[-1] / "validate-dataset") in entry.read_text()
+    assert str(attempts[0]) not in entry.read_text()
+    assert outside == (
+        tree(tmp_path / "data"),
+        tree(tmp_path / "registry"),
+        failed["compiled"].read_bytes(),
+    )
+    manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "failed" and manifest["attempts"] == 2
     assert "validate-dataset" in manifest["resumes"][-1]["rerun"]
