@@ -21,7 +21,7 @@ import yaml
 from conftest import COMPILED, SAMPLE
 from hostile import invoke, one_line_error, tree
 
-from adaptune.lineage.store import MetadataStore
+from adaptune.lineage.store import MetadataStore, RunNotRestartable
 
 pytestmark = pytest.mark.hostile
 STORE_FILES = frozenset({"metadata.sqlite", "metadata.sqlite-wal", "metadata.sqlite-shm"})
@@ -375,3 +375,21 @@ def test_a_tampered_cache_entry_is_dropped_and_its_step_runs_again(tmp_path):
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "failed" and manifest["attempts"] == 2
     assert "validate-dataset" in manifest["resumes"][-1]["rerun"]
+
+
+def test_of_two_resumes_at_once_only_one_restarts_the_run(failed_run, tmp_path):
+    case = Case(failed_run, tmp_path)
+    first, second = case.store(), case.store()
+    try:
+        before = first.restart_run(case.run_id)  # the first resume holds the run now
+        assert before["status"] == "failed"
+        with pytest.raises(RunNotRestartable, match="running now"):
+            second.restart_run(case.run_id)
+        record = second.run(case.run_id)
+        assert record["status"] == "running" and record["attempts"] == 2
+        assert record["pid"] == os.getpid() and "error" not in record
+    finally:
+        first.close()
+        second.close()
+    line = one_line_error(invoke("run", "--runs-dir", case.runs, "--resume", case.run_id))
+    assert "it is running now" in line, line
