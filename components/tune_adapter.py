@@ -22,7 +22,9 @@ def tune_adapter(
 ) -> NamedTuple("Outputs", first_loss=float, final_loss=float):
     """Train the adapter on the formatted pairs, with the loss on output tokens only.
 
-    Checkpoints go beside the adapter output, so a retry of this task resumes.
+    Checkpoints go beside the adapter output, so a retry of this task resumes; in a local run
+    (ADAPTUNE_RUN_DIR set) under the run's directory, so `adaptune run --resume` does. They are
+    keyed by the formatted data's bytes and every setting: other settings never resume them.
 
     Args:
         formatted: Prompt/target pairs from format_text_to_text.
@@ -46,20 +48,29 @@ def tune_adapter(
     from adaptune.atomic import write_json_atomic, write_text_atomic
     from adaptune.step_errors import reported
     from adaptune.tuning.adapter import tune_adapter as tune
+    from adaptune.tuning.checkpoint_dirs import checkpoint_dir, training_key
     from adaptune.tuning.methods import method_from_dict
     from adaptune.tuning.settings import TrainingSettings
 
     with reported("tune_adapter"):
         settings = TrainingSettings.from_dict({**training, "seed": seed})
         out = Path(trained_adapter.path)
-        result = tune(
+        train_file, eval_file = (
             Path(formatted.path) / "train.jsonl",
+            Path(formatted.path) / "eval.jsonl",
+        )
+        key = training_key(
+            [train_file, eval_file],
+            {"base_model": base_model, "adapter": adapter, "training": training, "seed": seed},
+        )
+        result = tune(
+            train_file,
             out,
             base_model,
             settings,
             method_from_dict(adapter),
-            Path(formatted.path) / "eval.jsonl",
-            out.with_name(out.name + "-checkpoints"),
+            eval_file,
+            checkpoint_dir("tune-adapter", out, key),
         )
     for name, value in result.summary.items():
         training_metrics.log_metric(name, value)

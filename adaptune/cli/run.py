@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from adaptune.cli.errors import reports_errors
 from adaptune.cli.options import EXPERIMENT, compiled_option, runs_dir_option
 from adaptune.cli.params import parameter_options, resolve_parameters
+from adaptune.errors import UserError
 
 
 @click.command()
@@ -27,9 +29,22 @@ from adaptune.cli.params import parameter_options, resolve_parameters
     is_flag=True,
     help="Do nothing (exit 0) when data content and parameters equal the last successful run's.",
 )
+@click.option(
+    "--resume",
+    "resume_id",
+    metavar="RUN_ID",
+    help="Continue this killed or failed run in place: same run id, parameters and pipeline, "
+    "reusing the steps whose outputs still match their recorded sha256 and tuning from the "
+    "last checkpoint. Takes no other option but --runs-dir.",
+)
 @reports_errors
 def run(
-    runs_dir: Path, compiled: Path, experiment: str | None, if_changed: bool, **flags: Any
+    runs_dir: Path,
+    compiled: Path,
+    experiment: str | None,
+    if_changed: bool,
+    resume_id: str | None,
+    **flags: Any,
 ) -> None:
     """Run the compiled pipeline locally with kfp.local and print a summary.
 
@@ -38,6 +53,9 @@ def run(
     from adaptune.runner.run import run_local, unchanged_since
     from adaptune.runner.summary import print_summary
 
+    if resume_id is not None:
+        _resume(resume_id, runs_dir)
+        return
     params = resolve_parameters(compiled, flags)
     if if_changed:
         last = unchanged_since(compiled, params, runs_dir)
@@ -47,6 +65,34 @@ def run(
             )
             return
     result = run_local(compiled, params, runs_dir, experiment)
+    print_summary(result.summary)
+    if not result.succeeded:
+        sys.exit(1)
+
+
+def _resume(run_id: str, runs_dir: Path) -> None:
+    """``adaptune run --resume RUN_ID``: refuse any other option, check, then continue the run."""
+    from adaptune.runner.resume import plan_resume
+    from adaptune.runner.run import resume_local
+    from adaptune.runner.summary import print_summary
+
+    ctx = click.get_current_context()
+    given = [
+        max(option.opts, key=len)
+        for option in ctx.command.params
+        if option.name not in ("resume_id", "runs_dir")
+        and ctx.get_parameter_source(option.name) == ParameterSource.COMMANDLINE
+    ]
+    if given:
+        raise UserError(
+            f"--resume continues a run with its own parameters: drop {', '.join(sorted(given))}"
+        )
+    plan = plan_resume(runs_dir, run_id)
+    reused = ", ".join(plan.reusable) or "nothing"
+    click.echo(f"resuming run {run_id}: outputs checked and reusable: {reused}")
+    for entry in plan.dropped:
+        click.echo(f"  runs again: {entry.task or entry.path.name} ({entry.problem})")
+    result = resume_local(plan, runs_dir)
     print_summary(result.summary)
     if not result.succeeded:
         sys.exit(1)

@@ -64,6 +64,16 @@ class TaskRecord:
     artifacts: dict[str, OutputArtifact] = field(default_factory=dict)
 
 
+def artifact_digest(kind: str, uri: Path) -> str | None:
+    """An output artifact's sha256 as recorded: adapters by config and weights, else all files.
+
+    None when nothing is at ``uri``.
+    """
+    if kind in ADAPTER_KINDS:
+        return adapter_sha256(uri)
+    return sha256_tree(uri) if uri.exists() else None
+
+
 def data_key(param: str) -> str:
     """The artifact key of the data file a pipeline parameter names."""
     return f"data.{param}"
@@ -128,10 +138,7 @@ class RunRecorder:
         key = f"{task.name}.{name}"
         if key not in self.ids:
             uri = Path(artifact.uri)
-            if artifact.kind in ADAPTER_KINDS:
-                digest = adapter_sha256(uri)
-            else:
-                digest = sha256_tree(uri) if uri.exists() else None
+            digest = artifact_digest(artifact.kind, uri)
             self.ids[key] = self.store.put_artifact(
                 artifact.kind,
                 str(uri),

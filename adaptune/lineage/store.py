@@ -82,6 +82,10 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+class RunNotRestartable(Exception):
+    """A run that cannot be resumed: it is running now, or it succeeded."""
+
+
 @dataclass(frozen=True)
 class Artifact:
     """A stored artifact."""
@@ -261,6 +265,7 @@ class MetadataStore:
             "start_time": now(),
             "pid": os.getpid(),
             "host": socket.gethostname(),
+            "attempts": 1,
         }
         with self.transaction() as db:
             cursor = db.execute(
@@ -306,6 +311,46 @@ class MetadataStore:
             db.execute(
                 "UPDATE contexts SET properties = ? WHERE id = ?", (json.dumps(props), row["id"])
             )
+
+    def restart_run(self, run_id: str) -> dict[str, Any]:
+        """Put a run that ended without succeeding back to ``running``, owned by this process.
+
+        In one write-locked transaction, so of two resumes of the same run only one restarts
+        it. Its end, error and failed step are cleared and ``attempts`` counts this one.
+
+        Returns:
+            The run's properties as they were before the restart.
+
+        Raises:
+            KeyError: If there is no such run.
+            RunNotRestartable: If it is running now or it succeeded.
+        """
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT id, properties FROM contexts WHERE type = ? AND name = ?",
+                (RUN_CONTEXT, run_id),
+            ).fetchone()
+            if row is None:
+                raise KeyError(run_id)
+            before = json.loads(row["properties"])
+            status = before.get("status")
+            if status == "running":
+                raise RunNotRestartable(f"it is running now (process {before.get('pid')})")
+            if status == "succeeded":
+                raise RunNotRestartable("it succeeded: there is nothing to resume")
+            cleared = ("end_time", "error", "failed_step", "finished_at")
+            props = {k: v for k, v in before.items() if k not in cleared}
+            props |= {
+                "status": "running",
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "attempts": int(before.get("attempts") or 1) + 1,
+                "resumed_at": now(),
+            }
+            db.execute(
+                "UPDATE contexts SET properties = ? WHERE id = ?", (json.dumps(props), row["id"])
+            )
+        return before
 
     def finish_run(self, run_id: str, status: str, **changes: Any) -> None:
         """Record the run's end: ``succeeded`` or ``failed``."""
@@ -460,6 +505,13 @@ class MetadataStore:
         note = f"artifact {r['id']}'s properties in {self.path} are {problem}" if problem else None
         sha256 = r["sha256"] if isinstance(r["sha256"], str) else None
         return Artifact(r["id"], str(r["type"]), str(r["uri"]), sha256, properties, note)
+
+    def artifacts_at(self, uri: str) -> list[Artifact]:
+        """Every artifact recorded at this URI, newest first."""
+        rows = self.db.execute(
+            "SELECT id FROM artifacts WHERE uri = ? ORDER BY id DESC", (uri,)
+        ).fetchall()
+        return [self.artifact(r["id"]) for r in rows]
 
     def find_artifacts(self, type_: str, **properties: Any) -> list[Artifact]:
         """Artifacts of a type whose properties include ``properties``, newest first."""

@@ -26,14 +26,21 @@ from adaptune.hashing import adapter_sha256, sha256_file
 from adaptune.lineage.manifest import build_manifest, data_hashes, fingerprint
 from adaptune.lineage.recorder import RunRecorder
 from adaptune.lineage.store import MetadataStore
-from adaptune.run_ids import new_run_id
+from adaptune.run_ids import check_run_id, new_run_id
 from adaptune.runner import dag
-from adaptune.runner.local import LOG_FILE, LocalRun, run_pipeline
+from adaptune.runner.local import (
+    LOG_FILE,
+    MANIFEST_FILE,
+    PIPELINE_SUBDIR,
+    LocalRun,
+    prepare_run_dir,
+    run_in,
+)
+from adaptune.runner.resume import ResumePlan, restart
 from adaptune.runner.summary import build_summary
-from adaptune.runner.task_records import RunState, read_task_records
+from adaptune.runner.task_records import RunState, read_task_records, task_dirs
 
 log = logging.getLogger(__name__)
-MANIFEST_FILE = "manifest.json"
 WATCH_SECONDS = 1.0
 
 
@@ -65,9 +72,10 @@ def run_local(
 ) -> RunResult:
     """Run the compiled pipeline with kfp.local, recording lineage and writing the summary.
 
-    The manifest (what is about to run) is made before anything runs; each task is recorded
-    in the metadata store as it finishes; at the end the summary and the manifest, with the
-    results, are written and the run is marked succeeded or failed.
+    The manifest (what is about to run) is written to ``manifest.json`` with status
+    ``running`` before anything runs, so a killed run leaves its parameters and data hashes
+    behind; each task is recorded in the metadata store as it finishes; at the end the summary
+    and the manifest, with the results, are written and the run is marked succeeded or failed.
 
     Args:
         compiled: The compiled pipeline YAML.
@@ -79,8 +87,6 @@ def run_local(
         The finished run, whether it succeeded or failed.
     """
     run_id = new_run_id()
-    run_dir = (Path(runs_root) / run_id).resolve()
-    spec = yaml.safe_load(compiled.read_text(encoding="utf-8"))
     full = {**params, "run_id": run_id}
     manifest = build_manifest(run_id, compiled, full)
     store = MetadataStore(runs_root)
@@ -89,7 +95,7 @@ def run_local(
             run_id,
             {
                 "fingerprint": manifest["fingerprint"],
-                "run_dir": str(run_dir),
+                "run_dir": str((Path(runs_root) / run_id).resolve()),
                 "data_sha256": manifest["data_sha256"],
                 "model_name": params.get("model_name"),
                 "gate_metric": (params.get("gate") or {}).get("metric"),
@@ -98,44 +104,91 @@ def run_local(
         if experiment:
             store.add_run_to(run_id, "experiment", experiment)
             manifest["experiment"] = experiment
-        data_files = {
-            p: (str(full[p]), digest) for p, digest in manifest["data_sha256"].items() if digest
-        }
-        recorder = RunRecorder(store, run_id, run_dir / LOG_FILE, data_files)
-        started = datetime.now().astimezone()
-        with _recording_while_running(recorder, run_dir, spec, full, started):
-            run = run_pipeline(compiled, params, runs_root, run_id=run_id)
-        state = RunState(started, datetime.now().astimezone(), run.succeeded, _task_of(run))
-        tasks = read_task_records(run_dir, spec, full, state)
-        ids = recorder.record(tasks.values())
-        summary = build_summary(run, full, tasks)
-        adapter = summary["outputs"].get("adapter")
-        results = {
-            "status": "succeeded" if run.succeeded else "failed",
-            "failed_step": summary.get("failed_step"),
-            "error": run.error,
-            "metrics": summary.get("metrics"),
-            "production": summary.get("production"),
-            "data_sha256_normalised": summary.get("data_sha256"),
-            "gate": summary.get("gate"),
-            "registry": summary.get("registry"),
-            "vertex": summary.get("vertex"),
-            "adapter_sha256": adapter_sha256(Path(adapter)) if adapter else None,
-            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-        manifest |= results
+        run_dir = prepare_run_dir(runs_root, run_id, params)
+        manifest |= {"status": "running", "attempts": 1}
         write_json_atomic(run_dir / MANIFEST_FILE, manifest)
-        store.finish_run(
-            run_id,
-            results["status"],
-            **{k: v for k, v in results.items() if k != "status"},
-            artifacts=len(ids),
-        )
+        return _attempt(store, compiled, full, run_dir, manifest, datetime.now().astimezone())
     finally:
         store.close()
+
+
+def _attempt(
+    store: MetadataStore,
+    compiled: Path,
+    full: dict[str, Any],
+    run_dir: Path,
+    manifest: dict[str, Any],
+    started: datetime,
+) -> RunResult:
+    """Run the pipeline once in ``run_dir``, record its tasks, write the summary and manifest."""
+    run_id = str(full["run_id"])
+    spec = yaml.safe_load(compiled.read_text(encoding="utf-8"))
+    data_files = {
+        p: (str(full[p]), digest) for p, digest in manifest["data_sha256"].items() if digest
+    }
+    recorder = RunRecorder(store, run_id, run_dir / LOG_FILE, data_files)
+    with _recording_while_running(recorder, run_dir, spec, full, started):
+        run = run_in(compiled, full, run_dir)
+    state = RunState(started, datetime.now().astimezone(), run.succeeded, _task_of(run))
+    tasks = read_task_records(run_dir, spec, full, state)
+    ids = recorder.record(tasks.values())
+    summary = build_summary(run, full, tasks)
+    adapter = summary["outputs"].get("adapter")
+    results = {
+        "status": "succeeded" if run.succeeded else "failed",
+        "failed_step": summary.get("failed_step"),
+        "error": run.error,
+        "metrics": summary.get("metrics"),
+        "production": summary.get("production"),
+        "data_sha256_normalised": summary.get("data_sha256"),
+        "gate": summary.get("gate"),
+        "registry": summary.get("registry"),
+        "vertex": summary.get("vertex"),
+        "adapter_sha256": adapter_sha256(Path(adapter)) if adapter else None,
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    manifest |= results
+    if manifest.get("resumes"):
+        manifest["resumes"][-1]["reused"] = reused_tasks(run_dir)
+    write_json_atomic(run_dir / MANIFEST_FILE, manifest)
+    store.finish_run(
+        run_id,
+        results["status"],
+        **{k: v for k, v in results.items() if k != "status"},
+        artifacts=len(ids),
+    )
     return RunResult(
         run_id, run.run_dir, run.succeeded, run.error, run.failed_step, manifest, summary
     )
+
+
+def resume_local(plan: ResumePlan, runs_root: Path) -> RunResult:
+    """Run a planned resume: one more attempt of the run, in place, under the same id.
+
+    The run's record goes back to ``running`` (``attempts`` counts this one), its cache entries
+    that failed their check are removed, the manifest is rewritten with status ``running``, and
+    the pipeline runs again: kfp.local reuses the tasks whose entries remain, tune-adapter
+    continues from its newest checkpoint. At the end the summary and manifest are rewritten and
+    the run is marked succeeded or failed, as any run.
+
+    Raises:
+        UserError: If the run started running or succeeded since it was planned.
+    """
+    manifest = restart(runs_root, plan)
+    write_json_atomic(plan.run_dir / MANIFEST_FILE, manifest)
+    store = MetadataStore(runs_root)
+    try:
+        return _attempt(store, plan.compiled, plan.params, plan.run_dir, manifest, plan.started)
+    finally:
+        store.close()
+
+
+def reused_tasks(run_dir: Path) -> list[str]:
+    """Tasks whose outputs the newest attempt took from an earlier one (kfp.local cache hits)."""
+    attempts = sorted(p for p in (run_dir / PIPELINE_SUBDIR).glob("*") if p.is_dir())
+    if len(attempts) < 2:
+        return []
+    return sorted(name for name, d in task_dirs(run_dir).items() if d.parent != attempts[-1])
 
 
 def _task_of(run: LocalRun) -> str | None:
@@ -199,12 +252,19 @@ def read_manifest(runs_root: Path, run_id: str) -> dict[str, Any]:
     """A run's manifest.
 
     Raises:
-        UserError: If the run has none.
+        UserError: If the run id is invalid, or the run has none or it is damaged.
     """
+    check_run_id(run_id)
     path = Path(runs_root) / run_id / MANIFEST_FILE
     if not path.is_file():
         raise UserError(f"no manifest for run {run_id!r} in {runs_root}")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise UserError(f"{path} is damaged: not a JSON object")
+    return manifest
 
 
 @dataclass(frozen=True)

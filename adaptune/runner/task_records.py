@@ -45,8 +45,18 @@ def _stamp(when: datetime | float) -> str:
 
 
 def task_dirs(run_dir: Path) -> dict[str, Path]:
-    """The directory kfp.local made for each task that started, by task name."""
-    return {p.name: p for p in sorted((run_dir / PIPELINE_SUBDIR).glob("*/*")) if p.is_dir()}
+    """The directory kfp.local made for each task that started, by task name.
+
+    A resumed run has one timestamped directory per attempt: the newest attempt's tasks, plus
+    the tasks an earlier attempt finished (what a resume reuses), the newer ones winning.
+    """
+    attempts = sorted(p for p in (run_dir / PIPELINE_SUBDIR).glob("*") if p.is_dir())
+    found: dict[str, Path] = {}
+    for number, attempt in enumerate(attempts, start=1):
+        for task in sorted(p for p in attempt.iterdir() if p.is_dir()):
+            if number == len(attempts) or (task / EXECUTOR_OUTPUT).is_file():
+                found[task.name] = task
+    return found
 
 
 def read_outputs(task_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]] | None:
