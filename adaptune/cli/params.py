@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from adaptune.cli.options import apply_options, json_mapping_option
+from adaptune.cli.options import apply_options, json_mapping_option, parse_json
 
 DATA_HELP = "a file, glob or gs:// URI; JSONL, CSV or Parquet"
 
@@ -30,9 +30,11 @@ class Assignment(click.ParamType):
         if not sep or not name.strip():
             self.fail(f"expected NAME=VALUE, got {value!r}", param, ctx)
         try:
-            return name.strip(), json.loads(text)
+            return name.strip(), parse_json(text)
         except json.JSONDecodeError:
             return name.strip(), text
+        except ValueError as exc:  # a repeated key, nesting too deep, a number too long
+            self.fail(f"{name.strip()}: not valid JSON: {exc}", param, ctx)
 
 
 # Flags that set one pipeline parameter each, by the parameter's name.
@@ -136,16 +138,19 @@ def parameter_overrides(flags: dict[str, Any]) -> dict[str, Any]:
     return overrides
 
 
-def resolve_parameters(compiled: Path, flags: dict[str, Any]) -> dict[str, Any]:
-    """Every pipeline parameter: declared defaults < ``--config`` file < the flags.
+def resolve_parameters(compiled: Path, flags: dict[str, Any], local: bool = True) -> dict[str, Any]:
+    """Every pipeline parameter: declared defaults < ``--config`` file < the flags, checked.
 
     Args:
         compiled: The compiled pipeline YAML whose parameters these are.
         flags: The command's keyword arguments (those of ``parameter_options`` are read).
+        local: Whether the pipeline runs here (``run``), not on Vertex AI.
 
     Raises:
         UserError: On a missing file, unknown, missing or invalid parameters.
     """
     from adaptune.runner.params import pipeline_params
 
-    return pipeline_params(compiled, flags.get("config_path"), parameter_overrides(flags))
+    return pipeline_params(
+        compiled, flags.get("config_path"), parameter_overrides(flags), local=local
+    )

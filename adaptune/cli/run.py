@@ -9,13 +9,13 @@ from typing import Any
 import click
 
 from adaptune.cli.errors import reports_errors
-from adaptune.cli.options import EXPERIMENT, compiled_option, runs_dir_option
+from adaptune.cli.options import EXPERIMENT, compiled_option, writable_runs_dir_option
 from adaptune.cli.params import parameter_options, resolve_parameters
 
 
 @click.command()
 @parameter_options
-@runs_dir_option
+@writable_runs_dir_option
 @compiled_option(" to run")
 @click.option(
     "--experiment",
@@ -54,7 +54,7 @@ def run(
 
 @click.command()
 @click.argument("run_id")
-@runs_dir_option
+@writable_runs_dir_option
 @reports_errors
 def reproduce(run_id: str, runs_dir: Path) -> None:
     """Rerun a run from its manifest and check the adapter's sha256 matches.
