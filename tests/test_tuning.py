@@ -177,7 +177,7 @@ def test_last_layers_trains_only_the_last_block():
     model = apply_method(base.model, method_from_dict({"method": "last_layers"}), "causal")
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all(n.startswith("transformer.h.1.") for n in trainable)
-    with pytest.raises(UserError, match="adapter.num_layers must be at most 2 .*got 5"):
+    with pytest.raises(UserError, match=r"adapter\.num_layers must be at most 2 .*got 5"):
         apply_method(load_base_model("builtin:tiny-gpt2").model,
                      method_from_dict({"method": "last_layers", "num_layers": 5}), "causal")
 

@@ -48,6 +48,11 @@ def _one_line_usage_errors() -> Iterator[None]:
         where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
         message = " ".join(exc.format_message().split())
         fail(f"{message}{where}")
+    except ValueError as exc:
+        # What the OS says of a path holding NUL (click stats path options as it parses them).
+        if str(exc) != "embedded null byte":
+            raise
+        fail("a path given contains a NUL character (\\x00)")
 
 
 def reports_errors(func: Func) -> Func:

@@ -30,6 +30,21 @@ def apply_options(options: Iterable[Callable[[Func], Func]]) -> Callable[[Func],
     return decorate
 
 
+class PathOption(click.Path):
+    """A path option whose value holding NUL is a one-line usage error naming the option."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Refuse NUL, then convert as ``click.Path`` does."""
+        if "\x00" in str(value):
+            self.fail("contains a NUL character (\\x00)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+def path_option_type() -> PathOption:
+    """The type of a path option: a ``pathlib.Path``, NUL refused."""
+    return PathOption(path_type=Path)
+
+
 MAX_JSON_DEPTH = 32
 
 
@@ -90,7 +105,7 @@ def json_mapping_option(flag: str, dest: str, example: str, what: str) -> Callab
 
 runs_dir_option = click.option(
     "--runs-dir",
-    type=click.Path(path_type=Path),
+    type=path_option_type(),
     default=Path("runs"),
     show_default=True,
     help="Where run directories and metadata.sqlite live.",
@@ -112,7 +127,7 @@ def _writable_runs_dir(ctx: click.Context, param: click.Parameter, value: Path) 
 
 writable_runs_dir_option = click.option(
     "--runs-dir",
-    type=click.Path(path_type=Path),
+    type=path_option_type(),
     default=Path("runs"),
     show_default=True,
     callback=_writable_runs_dir,
@@ -121,7 +136,7 @@ writable_runs_dir_option = click.option(
 
 registry_dir_option = click.option(
     "--registry-dir",
-    type=click.Path(path_type=Path),
+    type=path_option_type(),
     default=Path("registry"),
     show_default=True,
     envvar=REGISTRY_ENV,
@@ -143,7 +158,7 @@ def compiled_option(note: str = "") -> Callable[[Func], Func]:
     """``--compiled``: the compiled pipeline YAML (``note`` adds to its help)."""
     return click.option(
         "--compiled",
-        type=click.Path(path_type=Path),
+        type=path_option_type(),
         default=DEFAULT_COMPILED,
         show_default=True,
         help=f"Compiled pipeline YAML{note}.",

@@ -12,7 +12,8 @@ from typing import Any
 
 import click
 
-from adaptune.cli.options import apply_options, json_mapping_option, parse_json
+from adaptune.cli.options import apply_options, json_mapping_option, parse_json, path_option_type
+from adaptune.errors import UserError
 
 DATA_HELP = "a file, glob or gs:// URI; JSONL, CSV or Parquet"
 
@@ -64,7 +65,7 @@ PARAMETER_OPTIONS = [
     click.option(
         "--config",
         "config_path",
-        type=click.Path(path_type=Path),
+        type=path_option_type(),
         help="YAML file of pipeline parameters (flags override it).",
     ),
     click.option("--train-data", help=f"Training data: {DATA_HELP}."),
@@ -116,8 +117,14 @@ def parameter_overrides(flags: dict[str, Any]) -> dict[str, Any]:
 
     A mapping parameter merges key by key: ``--set``'s mapping, then the JSON flag, then the
     one-key flags (``--train-steps`` is ``training.steps``).
+
+    Raises:
+        UserError: If ``--set`` gives null (a parameter left out takes its default).
     """
     overrides: dict[str, Any] = dict(flags.get("assignments") or ())
+    for name, value in overrides.items():
+        if value is None:
+            raise UserError(f"--set {name}=null: give a value, or leave {name} out for its default")
     for name in SCALAR_FLAGS:
         if flags.get(name) is not None:
             overrides[name] = flags[name]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +51,25 @@ def declared_parameters(compiled: Path) -> dict[str, Any]:
         UserError: If the file is missing or is not a compiled pipeline.
     """
     try:
+        stat = compiled.stat()
+    except FileNotFoundError:
+        raise UserError(f"compiled pipeline not found: {compiled} (run: make compile)") from None
+    except OSError as exc:
+        raise UserError(f"{compiled}: cannot read it ({exc.strerror})") from None
+    return copy.deepcopy(_declared(compiled.resolve(), stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=8)
+def _declared(compiled: Path, mtime_ns: int, size: int) -> dict[str, Any]:
+    """``declared_parameters`` of one version of the file (keyed by its time and size)."""
+    try:
         spec = yaml.safe_load(compiled.read_text(encoding="utf-8"))
         definitions = spec["root"]["inputDefinitions"]["parameters"]
     except FileNotFoundError:
         raise UserError(f"compiled pipeline not found: {compiled} (run: make compile)") from None
-    except (yaml.YAMLError, KeyError, TypeError):
+    except OSError as exc:
+        raise UserError(f"{compiled}: cannot read it ({exc.strerror})") from None
+    except (yaml.YAMLError, KeyError, TypeError, UnicodeDecodeError):
         raise UserError(f"{compiled}: not a compiled pipeline") from None
     params = {}
     for name, info in definitions.items():
@@ -109,6 +126,15 @@ class _NoAliasLoader(yaml.SafeLoader):
                     f"key {shown(key)} appears twice (line {key_node.start_mark.line + 1})"
                 )
         return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.2 reads 1e-3 as a number; PyYAML (YAML 1.1) reads it as the string "1e-3" unless it
+# has a dot. A learning rate written 1e-3 is a number.
+_NoAliasLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def load_config(path: Path) -> dict[str, Any]:
@@ -223,6 +249,8 @@ def resolve_params(
     params = dict(declared)
     for source, origin in ((config, base_dir), (overrides, Path.cwd())):
         for name, value in source.items():
+            if value is None and source is config:
+                raise UserError(f"{name} is null in the config file: give a value or remove it")
             if value is None:
                 continue
             if name in DICT_PARAMS:
@@ -240,6 +268,11 @@ def resolve_params(
     for name in SCALAR_PARAMS:
         if name in params:
             check_scalar(name, params[name])
+    if isinstance(params["training"], dict) and "seed" in params["training"]:
+        raise UserError(
+            "training.seed is not set in training: use the top-level seed (--seed, or seed: "
+            "in a config file)"
+        )
     method = method_from_dict(params["adapter"])
     GateSettings.from_dict(params["gate"])
     DataSettings.from_dict(params["data"])
