@@ -242,8 +242,7 @@ def test_the_tune_step_checks_the_method_before_loading_weights(tmp_path, monkey
 
 @pytest.mark.pipeline
 @pytest.mark.slow
-def test_a_user_error_in_tuning_is_reported_once_and_not_retrained(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_a_user_error_in_tuning_is_reported_once_and_not_retrained(tmp_path):
     train = tmp_path / "train.jsonl"
     train.write_text("".join((SAMPLE / "train.jsonl").read_text().splitlines(True)[:64]))
     evaluation = tmp_path / "eval.jsonl"
@@ -260,6 +259,8 @@ def test_a_user_error_in_tuning_is_reported_once_and_not_retrained(tmp_path, mon
         "40",
         "--registry-dir",
         tmp_path / "registry",
+        "--runs-dir",
+        tmp_path / "runs",
     )
     assert result.exit_code == 1, result.output
     assert "FAILED at step tune-adapter" in result.output
