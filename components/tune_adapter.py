@@ -24,7 +24,9 @@ def tune_adapter(
 
     Checkpoints go beside the adapter output, so a retry of this task resumes; in a local run
     (ADAPTUNE_RUN_DIR set) under the run's directory, so `adaptune run --resume` does. They are
-    keyed by the formatted data's bytes and every setting: other settings never resume them.
+    keyed by the formatted data's bytes and every setting: other settings never resume them. A
+    user error is recorded beside the output, so a retry after one fails at once with the same
+    message.
 
     Args:
         formatted: Prompt/target pairs from format_text_to_text.
@@ -45,16 +47,30 @@ def tune_adapter(
     from collections import namedtuple
     from pathlib import Path
 
-    from adaptune.atomic import write_json_atomic, write_text_atomic
     from adaptune.step_errors import reported
-    from adaptune.tuning.adapter import tune_adapter as tune
-    from adaptune.tuning.checkpoint_dirs import checkpoint_dir, training_key
-    from adaptune.tuning.methods import method_from_dict
-    from adaptune.tuning.settings import TrainingSettings
 
-    with reported("tune_adapter"):
+    out = Path(trained_adapter.path)
+    # A retry after a user error fails at once with the same message (no retraining): retries
+    # are for a killed or preempted task, which resumes from its checkpoints.
+    inputs = {
+        "formatted": formatted.path,
+        "data_sha256": data_sha256,
+        "base_model": base_model,
+        "adapter": adapter,
+        "training": training,
+        "seed": seed,
+    }
+    with reported("tune_adapter", out.with_name(out.name + "-user-error.json"), inputs):
+        from adaptune.atomic import write_json_atomic, write_text_atomic
+        from adaptune.tuning.adapter import tune_adapter as tune
+        from adaptune.tuning.applies import check_method_applies
+        from adaptune.tuning.checkpoint_dirs import checkpoint_dir, training_key
+        from adaptune.tuning.methods import method_from_dict
+        from adaptune.tuning.settings import TrainingSettings
+
         settings = TrainingSettings.from_dict({**training, "seed": seed})
-        out = Path(trained_adapter.path)
+        method = method_from_dict(adapter)
+        check_method_applies(method, base_model, {"training.max_length": settings.max_length})
         train_file, eval_file = (
             Path(formatted.path) / "train.jsonl",
             Path(formatted.path) / "eval.jsonl",
@@ -68,7 +84,7 @@ def tune_adapter(
             out,
             base_model,
             settings,
-            method_from_dict(adapter),
+            method,
             eval_file,
             checkpoint_dir("tune-adapter", out, key),
         )

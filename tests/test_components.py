@@ -212,5 +212,5 @@ def test_vertex_deploy_settings_are_checked_before_the_deploy_branch(tmp_path, c
             reason=str(tmp_path / "reason"),
         )
     assert exit_.value.code == 1
-    assert "unknown Vertex deploy setting(s) ['traffic']" in capsys.readouterr().err
+    assert "unknown vertex_deploy setting(s) ['traffic']" in capsys.readouterr().err
 

@@ -182,10 +182,10 @@ def test_settings_reject_unknown_keys_and_bad_values_and_accept_struct_floats():
         ({"min_exmaples": 3}, r"unknown data setting\(s\) \['min_exmaples'\]"),
         ({"format": "xml"}, "data.format must be one of"),
         ({"length_policy": "cut"}, "data.length_policy"),
-        ({"min_examples": 2.5}, "data.min_examples must be a non-negative integer"),
-        ({"max_input_tokens": 0}, "data.max_input_tokens must be at least 1"),
-        ({"max_invalid_fraction": 1.0}, r"max_invalid_fraction must be in \[0, 1\)"),
-        ({"eval_fraction": 0}, "eval_fraction must be between 0 and 1"),
+        ({"min_examples": 2.5}, "data.min_examples must be an integer >= 0"),
+        ({"max_input_tokens": 0}, "data.max_input_tokens must be an integer >= 1"),
+        ({"max_invalid_fraction": 1.0}, r"max_invalid_fraction must be a finite number in \[0, 1"),
+        ({"eval_fraction": 0}, r"eval_fraction must be a finite number in \(0, 1\)"),
         ({"min_examples": 10, "max_examples": 5}, "below data.min_examples"),
         ({"input_column": ""}, "data.input_column must be a non-empty string"),
     ]:
@@ -314,6 +314,7 @@ def test_the_runner_merges_the_data_dict_key_by_key_and_checks_it(tmp_path):
     from adaptune.runner.params import declared_parameters, resolve_params
 
     declared = declared_parameters(COMPILED)
+    (tmp_path / "train.jsonl").write_text((GOOD / "vertex_text.jsonl").read_text())
     params = resolve_params(
         declared,
         {"train_data": "train.jsonl", "data": {"max_examples": 1000}},
@@ -326,7 +327,9 @@ def test_the_runner_merges_the_data_dict_key_by_key_and_checks_it(tmp_path):
         "length_policy": "truncate",
     }
     with pytest.raises(UserError, match="unknown data setting"):
-        resolve_params(declared, {"train_data": "t.jsonl", "data": {"formt": "csv"}}, {}, tmp_path)
+        resolve_params(
+            declared, {"train_data": "train.jsonl", "data": {"formt": "csv"}}, {}, tmp_path
+        )
 
 
 def test_run_refuses_bad_data_settings_before_anything_runs(tmp_path):

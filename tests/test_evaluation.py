@@ -375,14 +375,14 @@ def test_report_shows_the_examples_where_models_differ_most():
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"temperature": -0.5}, r"evaluation\.temperature must be a number >= 0"),
-        ({"temperature": "hot"}, r"evaluation\.temperature must be a number >= 0"),
-        ({"temperature": float("nan")}, r"evaluation\.temperature must be a number >= 0"),
-        ({"batch_size": 0}, r"evaluation\.batch_size must be >= 1"),
-        ({"max_new_tokens": -1}, r"evaluation\.max_new_tokens must be a non-negative integer"),
-        ({"report_examples": 2.5}, r"evaluation\.report_examples must be a non-negative integer"),
-        ({"seed": True}, r"evaluation\.seed must be a non-negative integer"),
-        ({"max_length": 4}, r"evaluation\.max_length must be >= 8"),
+        ({"temperature": -0.5}, r"evaluation\.temperature must be a finite number >= 0"),
+        ({"temperature": "hot"}, r"evaluation\.temperature must be a finite number >= 0"),
+        ({"temperature": float("nan")}, r"evaluation\.temperature must be a finite number >= 0"),
+        ({"batch_size": 0}, r"evaluation\.batch_size must be an integer >= 1"),
+        ({"max_new_tokens": -1}, r"evaluation\.max_new_tokens must be an integer >= 0"),
+        ({"report_examples": 2.5}, r"evaluation\.report_examples must be an integer >= 0"),
+        ({"seed": True}, r"evaluation\.seed must be an integer from 0 to 4294967295"),
+        ({"max_length": 4}, r"evaluation\.max_length must be an integer >= 8"),
         ({"temprature": 1.0}, r"unknown evaluation setting\(s\) \['temprature'\]"),
     ],
 )

@@ -47,8 +47,8 @@ def test_reason_names_every_number():
     ("values", "message"),
     [
         ({"metric": "accuracy"}, r"gate\.metric"),
-        ({"tolerance": -0.1}, r"gate\.tolerance must be >= 0"),
-        ({"threshold": "high"}, r"gate\.threshold must be a number"),
+        ({"tolerance": -0.1}, r"gate\.tolerance must be a finite number from 0 to 1"),
+        ({"threshold": "high"}, r"gate\.threshold must be a finite number"),
         ({"treshold": 0.5}, "unknown gate setting"),
     ],
 )

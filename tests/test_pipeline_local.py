@@ -163,5 +163,5 @@ def test_bad_parameters_are_refused_before_anything_runs(tmp_path):
         ],
     )
     assert result.exit_code == 2
-    assert "adapter.r must be a positive integer" in result.output
+    assert "adapter.r must be an integer from 1 to" in result.output
     assert not (tmp_path / "runs").exists()

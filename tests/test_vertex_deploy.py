@@ -272,10 +272,10 @@ def test_lineage_reads_a_deployed_version_back(env, adc, versions):  # noqa: F81
     [
         (
             ["--traffic-percentage", "150"],
-            "traffic_percentage must be a whole number from 0 to 100",
+            "traffic_percentage must be an integer from 0 to 100",
         ),
-        (["--traffic-percentage", "-5"], "traffic_percentage must be a whole number from 0 to 100"),
-        (["--max-replicas", "0"], "max_replicas (0) must be at least min_replicas"),
+        (["--traffic-percentage", "-5"], "traffic_percentage must be an integer from 0 to 100"),
+        (["--max-replicas", "0"], "max_replicas must be an integer >= 1, got 0"),
         (["--accelerator-type", "NVIDIA_L4"], "accelerator_type and accelerator_count"),
         (["--artifact-prefix", "/tmp/x"], "artifact_prefix must be a gs:// directory"),
     ],
@@ -342,7 +342,7 @@ def test_deploy_settings_come_from_a_config_file_under_the_flags(env, adc, versi
 
     config.write_text("vertex_deploy:\n  traffic: 10\n")
     bad = _deploy_cli(MODEL, "--registry-dir", str(registry), "--config", str(config))
-    assert bad.exit_code == 2 and "unknown Vertex deploy setting(s) ['traffic']" in bad.output
+    assert bad.exit_code == 2 and "unknown vertex_deploy setting(s) ['traffic']" in bad.output
 
 
 def test_deploy_settings_from_a_pipeline_dict():

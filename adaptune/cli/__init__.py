@@ -10,9 +10,10 @@ import click
 
 from adaptune import __version__
 from adaptune.cli import export, lineage, models, run, runs, serving, validate, vertex
+from adaptune.cli.errors import CommandGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="adaptune")
 def main() -> None:
     """Tune LLM adapters with one compiled Kubeflow pipeline, locally or on Vertex AI."""

@@ -30,6 +30,50 @@ def apply_options(options: Iterable[Callable[[Func], Func]]) -> Callable[[Func],
     return decorate
 
 
+class PathOption(click.Path):
+    """A path option whose value holding NUL is a one-line usage error naming the option."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Refuse NUL, then convert as ``click.Path`` does."""
+        if "\x00" in str(value):
+            self.fail("contains a NUL character (\\x00)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+def path_option_type() -> PathOption:
+    """The type of a path option: a ``pathlib.Path``, NUL refused."""
+    return PathOption(path_type=Path)
+
+
+MAX_JSON_DEPTH = 32
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise ValueError(f"key {key!r} appears twice")
+    return dict(pairs)
+
+
+def parse_json(text: str) -> Any:
+    """A JSON value from a flag: no repeated keys, at most ``MAX_JSON_DEPTH`` levels deep.
+
+    Raises:
+        ValueError: On invalid JSON (a ``json.JSONDecodeError`` among them), a repeated key,
+            nesting too deep or a number too long to read.
+    """
+    depth = 0
+    for char in text:  # brackets inside strings count too: a bound, not a parser
+        depth += 1 if char in "[{" else -1 if char in "]}" else 0
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep")
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 class JsonMapping(click.ParamType):
     """An option's value that is a JSON object, e.g. ``'{"method": "lora", "r": 16}'``.
 
@@ -43,8 +87,8 @@ class JsonMapping(click.ParamType):
         if isinstance(value, dict):
             return value
         try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError as exc:
+            parsed = parse_json(value)
+        except ValueError as exc:
             self.fail(f"not valid JSON: {exc}", param, ctx)
         if not isinstance(parsed, dict):
             self.fail(f"must be a JSON object, got {type(parsed).__name__}", param, ctx)
@@ -61,15 +105,38 @@ def json_mapping_option(flag: str, dest: str, example: str, what: str) -> Callab
 
 runs_dir_option = click.option(
     "--runs-dir",
-    type=click.Path(path_type=Path),
+    type=path_option_type(),
     default=Path("runs"),
     show_default=True,
     help="Where run directories and metadata.sqlite live.",
 )
 
+
+def _writable_runs_dir(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    """The ``--runs-dir`` of a command that writes runs: refused at once if unusable."""
+    from adaptune.cli.errors import fail
+    from adaptune.errors import UserError
+    from adaptune.runner.params import check_writable_dir
+
+    try:
+        check_writable_dir("--runs-dir", value)
+    except UserError as exc:
+        fail(str(exc))
+    return value
+
+
+writable_runs_dir_option = click.option(
+    "--runs-dir",
+    type=path_option_type(),
+    default=Path("runs"),
+    show_default=True,
+    callback=_writable_runs_dir,
+    help="Where run directories and metadata.sqlite live (a directory this command can write).",
+)
+
 registry_dir_option = click.option(
     "--registry-dir",
-    type=click.Path(path_type=Path),
+    type=path_option_type(),
     default=Path("registry"),
     show_default=True,
     envvar=REGISTRY_ENV,
@@ -91,7 +158,7 @@ def compiled_option(note: str = "") -> Callable[[Func], Func]:
     """``--compiled``: the compiled pipeline YAML (``note`` adds to its help)."""
     return click.option(
         "--compiled",
-        type=click.Path(path_type=Path),
+        type=path_option_type(),
         default=DEFAULT_COMPILED,
         show_default=True,
         help=f"Compiled pipeline YAML{note}.",

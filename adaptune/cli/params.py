@@ -12,7 +12,8 @@ from typing import Any
 
 import click
 
-from adaptune.cli.options import apply_options, json_mapping_option
+from adaptune.cli.options import apply_options, json_mapping_option, parse_json, path_option_type
+from adaptune.errors import UserError
 
 DATA_HELP = "a file, glob or gs:// URI; JSONL, CSV or Parquet"
 
@@ -30,9 +31,11 @@ class Assignment(click.ParamType):
         if not sep or not name.strip():
             self.fail(f"expected NAME=VALUE, got {value!r}", param, ctx)
         try:
-            return name.strip(), json.loads(text)
+            return name.strip(), parse_json(text)
         except json.JSONDecodeError:
             return name.strip(), text
+        except ValueError as exc:  # a repeated key, nesting too deep, a number too long
+            self.fail(f"{name.strip()}: not valid JSON: {exc}", param, ctx)
 
 
 # Flags that set one pipeline parameter each, by the parameter's name.
@@ -62,7 +65,7 @@ PARAMETER_OPTIONS = [
     click.option(
         "--config",
         "config_path",
-        type=click.Path(path_type=Path),
+        type=path_option_type(),
         help="YAML file of pipeline parameters (flags override it).",
     ),
     click.option("--train-data", help=f"Training data: {DATA_HELP}."),
@@ -114,8 +117,14 @@ def parameter_overrides(flags: dict[str, Any]) -> dict[str, Any]:
 
     A mapping parameter merges key by key: ``--set``'s mapping, then the JSON flag, then the
     one-key flags (``--train-steps`` is ``training.steps``).
+
+    Raises:
+        UserError: If ``--set`` gives null (a parameter left out takes its default).
     """
     overrides: dict[str, Any] = dict(flags.get("assignments") or ())
+    for name, value in overrides.items():
+        if value is None:
+            raise UserError(f"--set {name}=null: give a value, or leave {name} out for its default")
     for name in SCALAR_FLAGS:
         if flags.get(name) is not None:
             overrides[name] = flags[name]
@@ -136,16 +145,19 @@ def parameter_overrides(flags: dict[str, Any]) -> dict[str, Any]:
     return overrides
 
 
-def resolve_parameters(compiled: Path, flags: dict[str, Any]) -> dict[str, Any]:
-    """Every pipeline parameter: declared defaults < ``--config`` file < the flags.
+def resolve_parameters(compiled: Path, flags: dict[str, Any], local: bool = True) -> dict[str, Any]:
+    """Every pipeline parameter: declared defaults < ``--config`` file < the flags, checked.
 
     Args:
         compiled: The compiled pipeline YAML whose parameters these are.
         flags: The command's keyword arguments (those of ``parameter_options`` are read).
+        local: Whether the pipeline runs here (``run``), not on Vertex AI.
 
     Raises:
         UserError: On a missing file, unknown, missing or invalid parameters.
     """
     from adaptune.runner.params import pipeline_params
 
-    return pipeline_params(compiled, flags.get("config_path"), parameter_overrides(flags))
+    return pipeline_params(
+        compiled, flags.get("config_path"), parameter_overrides(flags), local=local
+    )

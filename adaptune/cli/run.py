@@ -10,14 +10,14 @@ import click
 from click.core import ParameterSource
 
 from adaptune.cli.errors import reports_errors
-from adaptune.cli.options import EXPERIMENT, compiled_option, runs_dir_option
+from adaptune.cli.options import EXPERIMENT, compiled_option, writable_runs_dir_option
 from adaptune.cli.params import parameter_options, resolve_parameters
 from adaptune.errors import UserError
 
 
 @click.command()
 @parameter_options
-@runs_dir_option
+@writable_runs_dir_option
 @compiled_option(" to run")
 @click.option(
     "--experiment",
@@ -100,7 +100,7 @@ def _resume(run_id: str, runs_dir: Path) -> None:
 
 @click.command()
 @click.argument("run_id")
-@runs_dir_option
+@writable_runs_dir_option
 @reports_errors
 def reproduce(run_id: str, runs_dir: Path) -> None:
     """Rerun a run from its manifest and check the adapter's sha256 matches.

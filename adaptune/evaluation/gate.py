@@ -6,11 +6,10 @@ A tuned model that passes is registered as a new version and promoted to product
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from adaptune.errors import UserError
 from adaptune.evaluation.metrics import METRICS
-from adaptune.settings_dict import from_pipeline_dict
+from adaptune.settings_dict import check_fields, from_pipeline_dict, setting
 
 
 @dataclass(frozen=True)
@@ -25,25 +24,20 @@ class GateSettings:
             production score minus this (0: never fall behind what serves now).
     """
 
-    metric: str = "exact_match"
-    threshold: float = 0.6
-    min_improvement: float = 0.1
-    tolerance: float = 0.0
+    setting_name: ClassVar[str] = "gate"
+
+    metric: str = setting("exact_match", "Metric compared.", choices=METRICS)
+    threshold: float = setting(0.6, "Tuned score needed.")
+    min_improvement: float = setting(0.1, "Tuned minus base score needed.", ge=-1, le=1)
+    tolerance: float = setting(0.0, "How far below production tuned may score.", ge=0, le=1)
 
     def __post_init__(self) -> None:
-        if self.metric not in METRICS:
-            raise UserError(f"gate.metric must be one of {list(METRICS)}, got {self.metric!r}")
-        for name in ("threshold", "min_improvement", "tolerance"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise UserError(f"gate.{name} must be a number, got {value!r}")
-        if self.tolerance < 0:
-            raise UserError(f"gate.tolerance must be >= 0, got {self.tolerance!r}")
+        check_fields(self, self.setting_name)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> GateSettings:
         """Build from a pipeline dict, rejecting unknown keys."""
-        return from_pipeline_dict(cls, values, "gate setting")
+        return from_pipeline_dict(cls, values, cls.setting_name)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""

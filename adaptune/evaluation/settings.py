@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
 
-from adaptune.errors import UserError
-from adaptune.settings_dict import from_pipeline_dict
-
-INT_FIELDS = ("max_new_tokens", "batch_size", "seed", "report_examples", "max_length")
+from adaptune.settings_dict import SEED_LIMIT, check_fields, from_pipeline_dict, setting
 
 
 @dataclass(frozen=True)
@@ -29,38 +25,22 @@ class EvaluationSettings:
             tuning step's ``training.max_length`` so the eval loss is computed as in training.
     """
 
-    max_new_tokens: int = field(default=0, metadata={"help": "Most new tokens (0: auto)."})
-    temperature: float = field(default=0.0, metadata={"help": "0: greedy; > 0: seeded sampling."})
-    batch_size: int = field(default=32, metadata={"help": "Examples per forward pass."})
-    seed: int = field(default=0, metadata={"help": "Seed of the sampling."})
-    report_examples: int = field(default=20, metadata={"help": "Examples shown in the report."})
-    max_length: int = field(default=256, metadata={"help": "Most tokens per example."})
+    setting_name: ClassVar[str] = "evaluation"
+
+    max_new_tokens: int = setting(0, "Most new tokens (0: auto).", ge=0)
+    temperature: float = setting(0.0, "0: greedy; > 0: seeded sampling.", ge=0)
+    batch_size: int = setting(32, "Examples per forward pass.", ge=1)
+    seed: int = setting(0, "Seed of the sampling.", ge=0, le=SEED_LIMIT)
+    report_examples: int = setting(20, "Examples shown in the report.", ge=0)
+    max_length: int = setting(256, "Most tokens per example.", ge=8)
 
     def __post_init__(self) -> None:
-        for name in INT_FIELDS:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise UserError(f"evaluation.{name} must be a non-negative integer, got {value!r}")
-        temperature = self.temperature
-        if (
-            isinstance(temperature, bool)
-            or not isinstance(temperature, int | float)
-            or not math.isfinite(temperature)
-            or temperature < 0
-        ):
-            raise UserError(
-                "evaluation.temperature must be a number >= 0 (0: greedy), "
-                f"got {self.temperature!r}"
-            )
-        if self.batch_size < 1:
-            raise UserError("evaluation.batch_size must be >= 1")
-        if self.max_length < 8:
-            raise UserError(f"evaluation.max_length must be >= 8, got {self.max_length}")
+        check_fields(self, self.setting_name)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> EvaluationSettings:
         """Build from the pipeline's ``evaluation`` dict, rejecting unknown keys."""
-        return from_pipeline_dict(cls, values, "evaluation setting", INT_FIELDS)
+        return from_pipeline_dict(cls, values, cls.setting_name)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON and the pipeline."""

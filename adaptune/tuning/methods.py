@@ -13,31 +13,24 @@ The pipeline passes the method as one dict, ``{"method": "lora", "r": 8, ...}``;
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar, Literal
 
 from peft import IA3Config, LoraConfig, PeftConfig, PromptTuningConfig, TaskType
 from transformers import PreTrainedModel
 
 from adaptune.errors import UserError
-from adaptune.settings_dict import from_pipeline_dict
+from adaptune.settings_dict import check_fields, from_pipeline_dict, setting, shown
 
 
 def _task_type(family: str) -> TaskType:
     return TaskType.SEQ_2_SEQ_LM if family == "seq2seq" else TaskType.CAUSAL_LM
 
 
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UserError(f"adapter.{name} must be a positive integer, got {value!r}")
-
-
-def _modules(name: str, value: Any) -> str | tuple[str, ...] | None:
-    if value is None or (isinstance(value, str) and value):
-        return value
-    if isinstance(value, list | tuple) and value and all(isinstance(v, str) and v for v in value):
-        return tuple(value)
-    raise UserError(f"adapter.{name} must be a module name list or 'all-linear', got {value!r}")
+MODULES = "a module name, 'all-linear' or a list of module names"
+MODULES_OR_NULL = "null (PEFT's defaults), a module name or a list of module names"
+MAX_RANK = 4096
+MAX_VIRTUAL_TOKENS = 4096
 
 
 @dataclass(frozen=True)
@@ -45,13 +38,20 @@ class AdapterMethod:
     """Base of the method configs: parsing, validation and serialisation."""
 
     method: ClassVar[str] = ""
-    int_fields: ClassVar[tuple[str, ...]] = ()
+    setting_name: ClassVar[str] = "adapter"
     peft: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        check_fields(self, self.setting_name)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, list):
+                object.__setattr__(self, f.name, tuple(value))
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> AdapterMethod:
         """Build from a dict without the ``method`` key, rejecting unknown keys."""
-        return from_pipeline_dict(cls, values, f"{cls.method} adapter setting", cls.int_fields)
+        return from_pipeline_dict(cls, values, cls.setting_name)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict with the ``method`` key, for JSON and the pipeline."""
@@ -79,29 +79,15 @@ class LoraMethod(AdapterMethod):
     """
 
     method: ClassVar[str] = "lora"
-    int_fields: ClassVar[tuple[str, ...]] = ("r",)
 
-    r: int = field(default=8, metadata={"help": "Rank of the update matrices."})
-    alpha: float = field(default=16.0, metadata={"help": "Scale numerator (alpha/r)."})
-    dropout: float = field(default=0.0, metadata={"help": "Dropout on the LoRA input."})
-    target_modules: str | tuple[str, ...] = field(
-        default="all-linear", metadata={"help": "Modules to adapt, or 'all-linear'."}
+    r: int = setting(8, "Rank of the update matrices.", ge=1, le=MAX_RANK)
+    alpha: float = setting(16.0, "Scale numerator (alpha/r).", gt=0)
+    dropout: float = setting(0.0, "Dropout on the LoRA input.", ge=0, lt=1)
+    target_modules: str | tuple[str, ...] = setting(
+        "all-linear", "Modules to adapt, or 'all-linear'.", non_empty=True, phrase=MODULES
     )
-    use_rslora: bool = field(default=False, metadata={"help": "Scale by alpha/sqrt(r)."})
-    use_dora: bool = field(default=False, metadata={"help": "Weight-decomposed LoRA."})
-
-    def __post_init__(self) -> None:
-        _positive_int("r", self.r)
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, int | float):
-            raise UserError(f"adapter.alpha must be a number, got {self.alpha!r}")
-        if self.alpha <= 0:
-            raise UserError(f"adapter.alpha must be > 0, got {self.alpha}")
-        if not isinstance(self.dropout, int | float) or not 0.0 <= self.dropout < 1.0:
-            raise UserError(f"adapter.dropout must be in [0, 1), got {self.dropout!r}")
-        object.__setattr__(self, "target_modules", _modules("target_modules", self.target_modules))
-        for name in ("use_rslora", "use_dora"):
-            if not isinstance(getattr(self, name), bool):
-                raise UserError(f"adapter.{name} must be true or false")
+    use_rslora: bool = setting(False, "Scale by alpha/sqrt(r).")
+    use_dora: bool = setting(False, "Weight-decomposed LoRA.")
 
     def peft_config(self, family: str) -> PeftConfig:  # noqa: D102
         modules = self.target_modules
@@ -126,17 +112,9 @@ class PromptTuningMethod(AdapterMethod):
     """
 
     method: ClassVar[str] = "prompt_tuning"
-    int_fields: ClassVar[tuple[str, ...]] = ("num_virtual_tokens",)
 
-    num_virtual_tokens: int = field(default=16, metadata={"help": "Virtual tokens learned."})
-    init: Literal["random", "sample_vocab"] = field(
-        default="sample_vocab", metadata={"help": "'random' or 'sample_vocab'."}
-    )
-
-    def __post_init__(self) -> None:
-        _positive_int("num_virtual_tokens", self.num_virtual_tokens)
-        if self.init not in ("random", "sample_vocab"):
-            raise UserError(f"adapter.init must be 'random' or 'sample_vocab', got {self.init!r}")
+    num_virtual_tokens: int = setting(16, "Virtual tokens learned.", ge=1, le=MAX_VIRTUAL_TOKENS)
+    init: Literal["random", "sample_vocab"] = setting("sample_vocab", "'random' or 'sample_vocab'.")
 
     def peft_config(self, family: str) -> PeftConfig:  # noqa: D102
         return PromptTuningConfig(
@@ -158,16 +136,15 @@ class IA3Method(AdapterMethod):
 
     method: ClassVar[str] = "ia3"
 
-    target_modules: str | tuple[str, ...] | None = field(
-        default=None, metadata={"help": "Modules to rescale (None: PEFT's defaults)."}
+    target_modules: str | tuple[str, ...] | None = setting(
+        None, "Modules to rescale (None: PEFT's defaults).", non_empty=True, phrase=MODULES_OR_NULL
     )
-    feedforward_modules: str | tuple[str, ...] | None = field(
-        default=None, metadata={"help": "Feed-forward modules among them."}
+    feedforward_modules: str | tuple[str, ...] | None = setting(
+        None, "Feed-forward modules among them.", non_empty=True, phrase=MODULES_OR_NULL
     )
 
     def __post_init__(self) -> None:
-        for name in ("target_modules", "feedforward_modules"):
-            object.__setattr__(self, name, _modules(name, getattr(self, name)))
+        super().__post_init__()
         if (self.feedforward_modules is None) != (self.target_modules is None):
             raise UserError("adapter.target_modules and feedforward_modules go together for ia3")
 
@@ -191,13 +168,9 @@ class LastLayersMethod(AdapterMethod):
     """
 
     method: ClassVar[str] = "last_layers"
-    int_fields: ClassVar[tuple[str, ...]] = ("num_layers",)
     peft: ClassVar[bool] = False
 
-    num_layers: int = field(default=1, metadata={"help": "Last blocks trained."})
-
-    def __post_init__(self) -> None:
-        _positive_int("num_layers", self.num_layers)
+    num_layers: int = setting(1, "Last blocks trained.", ge=1)
 
     def trainable_prefixes(self, model: PreTrainedModel) -> list[str]:
         """Parameter-name prefixes of the last ``num_layers`` blocks of each layer stack.
@@ -212,12 +185,13 @@ class LastLayersMethod(AdapterMethod):
             if match:
                 stacks.setdefault(match.group(1), set()).add(int(match.group(2)))
         if not stacks:
-            raise UserError("last_layers: the model has no numbered layer stack")
+            raise UserError("adapter.method last_layers: the model has no numbered layer stack")
         prefixes = []
         for stack, indices in stacks.items():
             if len(indices) < self.num_layers:
                 raise UserError(
-                    f"last_layers: num_layers={self.num_layers} but {stack} has {len(indices)}"
+                    f"adapter.num_layers must be at most {len(indices)} for this model "
+                    f"({stack.rstrip('.')} has {len(indices)} blocks), got {self.num_layers}"
                 )
             prefixes += [f"{stack}{i}." for i in sorted(indices)[-self.num_layers :]]
         return prefixes
@@ -234,8 +208,10 @@ def method_from_dict(values: dict[str, Any] | None) -> AdapterMethod:
     Raises:
         UserError: On an unknown method, unknown keys or invalid values.
     """
+    if values is not None and not isinstance(values, dict):
+        raise UserError(f"adapter must be a mapping, got {shown(values)}")
     values = dict(values or {})
     name = values.pop("method", "lora")
-    if name not in METHODS:
-        raise UserError(f"unknown adapter method {name!r}; choose one of {sorted(METHODS)}")
+    if not isinstance(name, str) or name not in METHODS:
+        raise UserError(f"adapter.method must be one of {sorted(METHODS)}, got {shown(name)}")
     return METHODS[name].from_values(values)

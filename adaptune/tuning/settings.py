@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Literal
 
 from adaptune.data.encoding import DEFAULT_MAX_LENGTH
 from adaptune.errors import UserError
-from adaptune.settings_dict import from_pipeline_dict
-
-INT_FIELDS = (
-    "steps",
-    "epochs",
-    "batch_size",
-    "grad_accum",
-    "seed",
-    "max_length",
-    "max_batch_tokens",
-    "eval_every",
-    "patience",
-    "checkpoint_every",
-)
+from adaptune.settings_dict import SEED_LIMIT, check_fields, from_pipeline_dict, setting
 
 
 @dataclass(frozen=True)
@@ -47,58 +34,39 @@ class TrainingSettings:
         divergence_factor: Stop when the loss exceeds this multiple of the first loss.
     """
 
-    steps: int = field(default=300, metadata={"help": "Optimizer steps (0: use epochs)."})
-    epochs: int = field(default=1, metadata={"help": "Passes over the data if steps is 0."})
-    learning_rate: float = field(default=3e-3, metadata={"help": "Peak learning rate."})
-    batch_size: int = field(default=16, metadata={"help": "Examples per forward pass."})
-    grad_accum: int = field(default=1, metadata={"help": "Forward passes per optimizer step."})
-    schedule: Literal["linear", "cosine"] = field(
-        default="linear", metadata={"help": "Decay after warmup: 'linear' or 'cosine'."}
+    setting_name: ClassVar[str] = "training"
+
+    steps: int = setting(300, "Optimizer steps (0: use epochs).", ge=0)
+    epochs: int = setting(1, "Passes over the data if steps is 0.", ge=0)
+    learning_rate: float = setting(3e-3, "Peak learning rate.", gt=0)
+    batch_size: int = setting(16, "Examples per forward pass.", ge=1)
+    grad_accum: int = setting(1, "Forward passes per optimizer step.", ge=1)
+    schedule: Literal["linear", "cosine"] = setting(
+        "linear", "Decay after warmup: 'linear' or 'cosine'."
     )
-    warmup_fraction: float = field(default=0.05, metadata={"help": "Share of steps warming up."})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm."})
-    seed: int = field(default=0, metadata={"help": "Random seed."})
-    max_length: int = field(
-        default=DEFAULT_MAX_LENGTH, metadata={"help": "Most tokens per example."}
+    warmup_fraction: float = setting(0.05, "Share of steps warming up.", ge=0, lt=1)
+    max_grad_norm: float = setting(1.0, "Gradient clipping norm.", gt=0)
+    seed: int = setting(0, "Random seed.", ge=0, le=SEED_LIMIT)
+    max_length: int = setting(DEFAULT_MAX_LENGTH, "Most tokens per example.", ge=8)
+    max_batch_tokens: int = setting(
+        4096, "Most padded tokens per forward pass (0: no limit).", ge=0
     )
-    max_batch_tokens: int = field(
-        default=4096, metadata={"help": "Most padded tokens per forward pass (0: no limit)."}
-    )
-    eval_every: int = field(default=50, metadata={"help": "Eval loss every N steps (0: end)."})
-    patience: int = field(default=0, metadata={"help": "Evals without improvement (0: off)."})
-    checkpoint_every: int = field(default=50, metadata={"help": "Checkpoint every N steps."})
-    divergence_factor: float = field(
-        default=10.0, metadata={"help": "Stop when loss > this × the first loss."}
-    )
+    eval_every: int = setting(50, "Eval loss every N steps (0: end).", ge=0)
+    patience: int = setting(0, "Evals without improvement (0: off).", ge=0)
+    checkpoint_every: int = setting(50, "Checkpoint every N steps.", ge=0)
+    divergence_factor: float = setting(10.0, "Stop when loss > this × the first loss.", gt=1)
 
     def __post_init__(self) -> None:
-        for name in INT_FIELDS:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise UserError(f"training.{name} must be a non-negative integer, got {value!r}")
-        checks = [
-            (self.steps > 0 or self.epochs > 0, "training.steps or training.epochs must be > 0"),
-            (self.learning_rate > 0, f"training.learning_rate must be > 0: {self.learning_rate}"),
-            (self.batch_size >= 1, "training.batch_size must be >= 1"),
-            (self.grad_accum >= 1, "training.grad_accum must be >= 1"),
-            (self.max_length >= 8, "training.max_length must be >= 8"),
-            (self.schedule in ("linear", "cosine"), "training.schedule must be linear or cosine"),
-            (0 <= self.warmup_fraction < 1, "training.warmup_fraction must be in [0, 1)"),
-            (self.max_grad_norm > 0, "training.max_grad_norm must be > 0"),
-            (self.divergence_factor > 1, "training.divergence_factor must be > 1"),
-            (
-                self.patience == 0 or self.eval_every > 0,
-                "training.patience needs training.eval_every > 0",
-            ),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UserError(message)
+        check_fields(self, self.setting_name)
+        if not (self.steps > 0 or self.epochs > 0):
+            raise UserError("training.steps or training.epochs must be > 0")
+        if self.patience and not self.eval_every:
+            raise UserError("training.patience needs training.eval_every > 0")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> TrainingSettings:
         """Build from the pipeline's ``training`` dict, rejecting unknown keys."""
-        return from_pipeline_dict(cls, values, "training setting", INT_FIELDS)
+        return from_pipeline_dict(cls, values, cls.setting_name)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON and the pipeline."""

@@ -11,12 +11,11 @@ request to the container's predict route.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 from adaptune.errors import UserError
-from adaptune.settings_dict import from_pipeline_dict
+from adaptune.settings_dict import check_fields, check_value, from_pipeline_dict, setting, shown
 
-INT_FIELDS = ("traffic_percentage", "accelerator_count", "min_replicas", "max_replicas")
 SERVE_COMMAND = ("adaptune", "serve")
 PREDICT_ROUTE = "/predict"
 HEALTH_ROUTE = "/health"
@@ -45,51 +44,46 @@ class VertexDeploySettings:
             pipeline root's ``models/``).
     """
 
-    endpoint: str = ""
-    traffic_percentage: int = 100
-    machine_type: str = "n1-standard-4"
-    accelerator_type: str = ""
-    accelerator_count: int = 0
-    min_replicas: int = 1
-    max_replicas: int = 1
-    serving_image: str = ""
-    artifact_prefix: str = ""
+    setting_name: ClassVar[str] = "vertex_deploy"
+
+    endpoint: str = setting("", "Endpoint display name.", max_chars=MAX_DISPLAY_NAME)
+    traffic_percentage: int = setting(100, "Share of traffic.", ge=0, le=100)
+    machine_type: str = setting("n1-standard-4", "Machine type.", non_empty=True)
+    accelerator_type: str = setting("", "Accelerator per replica.")
+    accelerator_count: int = setting(0, "Accelerators per replica.", ge=0)
+    min_replicas: int = setting(1, "Replicas always running.", ge=1)
+    max_replicas: int = setting(1, "Upper bound for autoscaling.", ge=1)
+    serving_image: str = setting("", "Serving container image.")
+    artifact_prefix: str = setting("", "gs:// directory to stage versions under.")
 
     def __post_init__(self) -> None:
-        if not _is_int(self.traffic_percentage) or not 0 <= self.traffic_percentage <= 100:
+        check_fields(self, self.setting_name)
+        if any(c in self.endpoint for c in '"\\'):
             raise UserError(
-                f"traffic_percentage must be a whole number from 0 to 100, "
-                f"got {self.traffic_percentage!r}"
+                f"vertex_deploy.endpoint {self.endpoint!r}: at most {MAX_DISPLAY_NAME} "
+                "characters, no quotes or backslashes"
             )
-        if len(self.endpoint) > MAX_DISPLAY_NAME or any(c in self.endpoint for c in '"\\'):
+        if self.max_replicas < self.min_replicas:
             raise UserError(
-                f"endpoint name {self.endpoint!r}: at most {MAX_DISPLAY_NAME} characters, "
-                "no quotes or backslashes"
+                f"vertex_deploy.max_replicas ({self.max_replicas!r}) must be at least "
+                f"min_replicas ({self.min_replicas})"
             )
-        if not self.machine_type:
-            raise UserError("machine_type must not be empty")
-        if not _is_int(self.min_replicas) or self.min_replicas < 1:
-            raise UserError(f"min_replicas must be at least 1, got {self.min_replicas!r}")
-        if not _is_int(self.max_replicas) or self.max_replicas < self.min_replicas:
-            raise UserError(
-                f"max_replicas ({self.max_replicas!r}) must be at least min_replicas "
-                f"({self.min_replicas})"
-            )
-        if not _is_int(self.accelerator_count) or self.accelerator_count < 0:
-            raise UserError(f"accelerator_count must be 0 or more, got {self.accelerator_count!r}")
         if bool(self.accelerator_type) != (self.accelerator_count > 0):
-            raise UserError("accelerator_type and accelerator_count go together (both or neither)")
+            raise UserError(
+                "vertex_deploy.accelerator_type and accelerator_count go together (both or neither)"
+            )
         if self.artifact_prefix and (
             not self.artifact_prefix.startswith("gs://") or len(self.artifact_prefix) <= 5
         ):
             raise UserError(
-                f"artifact_prefix must be a gs:// directory, got {self.artifact_prefix!r}"
+                "vertex_deploy.artifact_prefix must be a gs:// directory, got "
+                f"{self.artifact_prefix!r}"
             )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> VertexDeploySettings:
         """Build from the pipeline's ``vertex_deploy`` dict, rejecting unknown keys."""
-        return from_pipeline_dict(cls, values, "Vertex deploy setting", INT_FIELDS)
+        return from_pipeline_dict(cls, values, cls.setting_name)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON and the pipeline."""
@@ -126,10 +120,6 @@ class VertexDeploySettings:
         )
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 VERTEX_KEYS = ("project", "location", "pipeline_root", "api_endpoint", "kms_key", "labels")
 """Keys of the pipeline's ``vertex_deploy`` dict that say where (``VertexSettings``)."""
 
@@ -154,19 +144,33 @@ def check_vertex_deploy(values: dict[str, Any] | None) -> tuple[Any, VertexDeplo
     Raises:
         UserError: On a missing project, unknown keys or invalid values, naming the key.
     """
-    if not values:
+    if values is None or values == {}:
         return None
     if not isinstance(values, dict):
-        raise UserError(f"vertex_deploy must be a mapping, got {values!r}")
+        raise UserError(f"vertex_deploy must be a mapping, got {shown(values)}")
+    odd = [k for k in values if not isinstance(k, str)]
+    if odd:
+        raise UserError(f"vertex_deploy keys must be strings, got {shown(odd[0])}")
     from adaptune.vertex.settings import VertexSettings
 
     where, how = split_pipeline_dict(values)
     if not where.get("project"):
         raise UserError("vertex_deploy.project is required to deploy to Vertex AI")
     for key, value in where.items():
-        if key != "labels" and not isinstance(value, str):
-            raise UserError(f"vertex_deploy.{key} must be a string, got {value!r}")
-    return VertexSettings(**where), VertexDeploySettings.from_dict(how)
+        if key == "labels":
+            if not isinstance(value, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+            ):
+                raise UserError(
+                    f"vertex_deploy.labels must be a mapping of strings, got {shown(value)}"
+                )
+        else:
+            check_value(f"vertex_deploy.{key}", value, str)
+    try:
+        settings = VertexSettings(**where)
+    except UserError as exc:
+        raise UserError(f"vertex_deploy: {exc}") from None
+    return settings, VertexDeploySettings.from_dict(how)
 
 
 def wants_vertex_deploy(vertex_deploy: dict[str, Any] | None, promoted: bool) -> tuple[bool, str]:

@@ -125,6 +125,6 @@ def prepare(options: dict[str, Any], out_dir: Path, credentials: Any = None) -> 
     settings = vertex_settings(options)
     init_vertex(settings, credentials)  # before the job is built: its client takes the endpoint
     template = pipeline_template(options["compiled"], options["profile"], options["image"], out_dir)
-    params = resolve_parameters(template, options)
+    params = resolve_parameters(template, options, local=False)
     run_id = check_run_id(options["run_id"]) if options["run_id"] else new_run_id()
     return settings, prepare_job(settings, template, params, run_id, credentials)
