@@ -52,11 +52,13 @@ def run(
     """
     from adaptune.runner.run import run_local, unchanged_since
     from adaptune.runner.summary import print_summary
+    from adaptune.vertex.deploy_settings import check_deploy_credentials
 
     if resume_id is not None:
         _resume(resume_id, runs_dir)
         return
     params = resolve_parameters(compiled, flags)
+    check_deploy_credentials(params.get("vertex_deploy"))  # a local run deploys with ADC
     if if_changed:
         last = unchanged_since(compiled, params, runs_dir)
         if last is not None:
