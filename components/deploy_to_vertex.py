@@ -47,7 +47,11 @@ def deploy_to_vertex(
 
     with reported("deploy_to_vertex"):
         release = release_registered_version(
-            Path(registry_dir), model_name, version, vertex_deploy, serving_image,
+            Path(registry_dir),
+            model_name,
+            version,
+            vertex_deploy,
+            serving_image,
             production_version,
         )
     deployed = release.deployment

@@ -1,4 +1,4 @@
-"""Component: register the adapter as a new immutable version; promote it unless Vertex goes first."""
+"""Component: register the adapter as a new immutable version; promote it unless Vertex is next."""
 
 from typing import NamedTuple
 
@@ -23,9 +23,7 @@ def register_version(
     gate_reason: str,
     production_version: int,
     vertex_deploy: dict,
-) -> NamedTuple(
-    "Outputs", version=int, model_ref=str, promoted=bool, note=str, deploy_first=bool
-):
+) -> NamedTuple("Outputs", version=int, model_ref=str, promoted=bool, note=str, deploy_first=bool):
     """Register the adapter as the next version of model_name and make it production.
 
     The version's lineage (lineage.json) is written before the commit that makes it visible.

@@ -75,8 +75,9 @@ def _run_params(run: dict[str, Any] | None, run_id: str) -> tuple[Any, str | Non
 def version_record(
     store: MetadataStore, registry_dir: Path, model: str, version: int | None
 ) -> dict[str, Any]:
-    """A version's lineage from its own ``lineage.json`` (else ``version.json``), for when the
-    store never recorded its registration (the runner was killed after the commit).
+    """A version's lineage from its own ``lineage.json`` (else ``version.json``).
+
+    For when the store never recorded its registration (the runner was killed after the commit).
 
     The run's parameters come from the record, else from ``params.yaml`` in the run directory
     the store's run record names (written when the run started).
@@ -142,7 +143,8 @@ def render_version_record(node: dict[str, Any], name: str) -> Tree:
             tree.add(f"{key}: [dim]{escape(_short(own[key]))}[/]")
     run = node["run"]
     if run:
-        tree.add(f"run {escape(str(run['run_id']))} ({escape(str(run['status']))}) in {run['run_dir']}")
+        status = escape(str(run["status"]))
+        tree.add(f"run {escape(str(run['run_id']))} ({status}) in {run['run_dir']}")
     params = node["params"]
     if params:
         branch = tree.add(f"params ({escape(str(node['params_file']))})")

@@ -14,8 +14,8 @@ from adaptune.registry.local import (
     survey_model,
     verify_version,
 )
-from adaptune.registry.version_lineage import LINEAGE_FILE, read_version_lineage
 from adaptune.registry.refs import ALIASES, check_model_name, parse_model_ref
+from adaptune.registry.version_lineage import LINEAGE_FILE, read_version_lineage
 
 __all__ = [
     "ALIASES",

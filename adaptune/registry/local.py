@@ -457,7 +457,7 @@ def register_and_promote(
 
 
 def stale_note(evaluated_against: int, current: int) -> str | None:
-    """Why a gated version may not be promoted now; None when production is still the one compared."""
+    """Why a gated version may not be promoted now; None while production is the one compared."""
     if current == evaluated_against:
         return None
     was = f"v{evaluated_against}" if evaluated_against else "none"

@@ -279,38 +279,58 @@ def _undo_failed_deploy(
     return " Nothing was deployed: the endpoint's traffic split is as before."
 
 
-def undo_deployment(deployment: VertexDeployment) -> str:
+def _without(split: dict[str, int], deployed_model_id: str) -> dict[str, int]:
+    """``split`` without one deployed model, the rest scaled back to 100 (largest remainder)."""
+    rest = {k: v for k, v in split.items() if k != deployed_model_id and v > 0}
+    total = sum(rest.values())
+    if not total:
+        return {}
+    shares = {k: v * 100 / total for k, v in rest.items()}
+    scaled = {k: int(v) for k, v in shares.items()}
+    for k in sorted(shares, key=lambda k: shares[k] - scaled[k], reverse=True)[
+        : 100 - sum(scaled.values())
+    ]:
+        scaled[k] += 1
+    return scaled
+
+
+def undo_deployment(deployment: VertexDeployment, ours: bool = False) -> str:
     """Undo what a deploy changed on the endpoint; a sentence saying what was done.
 
     The deployed model is undeployed and the endpoint's traffic split set back to what it was
     before (one operation). A version that was on the endpoint before the deploy is left as it
-    is; so are the uploaded model version and the endpoint (they serve nothing by themselves).
+    is, unless ``ours`` says an earlier attempt of the same release put it there (a retried
+    release): then it is undeployed and the others' shares scaled back to 100. The uploaded
+    model version and the endpoint are left (they serve nothing by themselves).
 
     Raises:
         UserError: If undeploying fails (the message says what still serves).
     """
-    if deployment.already_deployed:
+    if deployment.already_deployed and not ours:
         return (
             f"{deployment.model_version} was on {deployment.endpoint} before this deploy: "
             "left as it was"
         )
+    restored = (
+        _without(deployment.traffic_split, deployment.deployed_model_id)
+        if deployment.already_deployed
+        else deployment.previous_traffic_split
+    )
     kill_point("release:before-undo")
     try:
-        _undeploy(
-            deployment.endpoint, deployment.deployed_model_id, deployment.previous_traffic_split
-        )
+        _undeploy(deployment.endpoint, deployment.deployed_model_id, restored)
     except call_errors() as exc:
         raise UserError(
             f"undeploying {deployment.model_version} (deployed model "
             f"{deployment.deployed_model_id}) from {deployment.endpoint} failed: {exc}; it "
             f"still serves {deployment.traffic_split.get(deployment.deployed_model_id, 0)}% "
             f"of the traffic: undeploy it by hand (the split before was "
-            f"{deployment.previous_traffic_split or 'empty'})"
+            f"{restored or 'empty'})"
         ) from exc
     kill_point("release:after-undo")
     return (
-        f"its Vertex AI deployment was undone: {deployment.endpoint}'s traffic split is as "
-        f"before ({deployment.previous_traffic_split or 'empty'})"
+        f"its Vertex AI deployment was undone: {deployment.endpoint}'s traffic split is "
+        f"{restored or 'empty'}, as before"
     )
 
 
@@ -398,12 +418,14 @@ def release_registered_version(
         raise
     if promoted:
         return Release(deployment, True)
-    return Release(deployment, False, f"{note}; {undo_deployment(deployment)}")
+    # The version is this run's, registered unpromoted: a deployment of it found on the
+    # endpoint was made by an earlier attempt of this release (killed before it finished).
+    return Release(deployment, False, f"{note}; {undo_deployment(deployment, ours=True)}")
 
 
 def _undo_quietly(deployment: VertexDeployment) -> str:
-    """``undo_deployment``, its failure reported in the sentence rather than raised."""
+    """``undo_deployment`` (of this release's deployment), its failure told, not raised."""
     try:
-        return undo_deployment(deployment)
+        return undo_deployment(deployment, ours=True)
     except UserError as exc:
         return str(exc)
