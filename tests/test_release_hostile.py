@@ -733,3 +733,97 @@ def test_a_run_whose_vertex_deploy_fails_leaves_production_where_it_was(
     # Nothing outside the registry and the runs directory changed.
     data_after = {k: v for k, v in tree(tmp_path).items() if not k.startswith(("registry", "runs"))}
     assert data_after == data_before
+
+
+# -- lineage from the version's own record ------------------------------------------------------
+
+
+def _lineage(world, ref: str):
+    return invoke(
+        "lineage", ref, "--registry-dir", world["registry"], "--runs-dir", world["runs"], "--json"
+    )
+
+
+def _registered(world) -> Path:
+    done = register_and_promote(
+        world["registry"], MODEL, world["adapter"], {**METADATA, "run_id": RUN_ID}, 1
+    )
+    return done.version.path
+
+
+def _store_knows_the_run(world, with_params: bool):
+    """The store recorded the run's start (its run_dir) but none of its tasks: a killed runner."""
+    from adaptune.lineage.store import MetadataStore
+
+    store = MetadataStore(world["runs"])
+    try:
+        store.start_run(RUN_ID, {"run_dir": str(world["runs"] / RUN_ID)})
+    finally:
+        store.close()
+    if not with_params:
+        (world["runs"] / RUN_ID / "params.yaml").unlink()
+
+
+@pytest.mark.parametrize(
+    "ref", [f"{MODEL}@v3", f"{MODEL}@production", f"{MODEL}@latest", MODEL, f"{MODEL}@3"]
+)
+def test_lineage_of_a_version_the_store_never_recorded_comes_from_its_own_record(world, ref):
+    _registered(world)
+    result = _lineage(world, ref)
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    chain = json.loads(result.output)
+    assert chain["properties"] == {"model": MODEL, "version": 3}
+    assert chain["lineage"]["run_id"] == RUN_ID and chain["lineage"]["evaluated_against"] == 1
+    assert chain["lineage"]["adapter_files"].keys() == {
+        "adapter_config.json",
+        "adapter_model.safetensors",
+    }
+    assert chain["params"]["seed"] == 7
+    assert "task records are missing" in chain["note"]
+    shown = invoke("lineage", ref, "--registry-dir", world["registry"], "--runs-dir", world["runs"])
+    assert shown.exit_code == 0 and "task records are missing" in shown.output
+
+
+def test_lineage_takes_the_runs_params_from_the_store_when_the_record_has_none(world):
+    version = _registered(world)
+    record = json.loads((version / "lineage.json").read_text())
+    assert record["params"] is not None
+    _store_knows_the_run(world, with_params=True)
+    # An older record without params: the store's run directory supplies them.
+    (version / "lineage.json").chmod(0o644)
+    (version / "lineage.json").write_text(json.dumps({**record, "params": None}))
+    chain = json.loads(_lineage(world, f"{MODEL}@v3").output)
+    assert chain["params"]["train_data"] == "/data/train.jsonl"
+    assert chain["run"]["run_id"] == RUN_ID
+
+
+def test_lineage_of_a_version_registered_before_lineage_files_uses_its_version_json(world):
+    version = _registered(world)
+    version.chmod(0o755)
+    (version / "lineage.json").unlink()
+    result = _lineage(world, f"{MODEL}@v3")
+    assert result.exit_code == 0, result.output
+    chain = json.loads(result.output)
+    assert chain["recorded_by"].endswith("version.json")
+    assert chain["lineage"]["run_id"] == RUN_ID
+
+
+@pytest.mark.parametrize(
+    ("damage", "code", "message"),
+    [
+        ("{not json", 2, "lineage.json is unreadable"),
+        ("[1, 2]", 2, "lineage.json is not a JSON object"),
+        (None, 2, "has no version v9"),
+    ],
+)
+def test_lineage_of_a_broken_or_missing_version_is_one_line(world, damage, code, message):
+    version = _registered(world)
+    ref = f"{MODEL}@v3"
+    if damage is None:
+        ref = f"{MODEL}@v9"
+    else:
+        (version / "lineage.json").chmod(0o644)
+        (version / "lineage.json").write_text(damage)
+    before = tree(world["registry"])
+    assert message in one_line_error(_lineage(world, ref), code)
+    assert tree(world["registry"]) == before

@@ -451,8 +451,9 @@ def register_and_promote(
     def unless_production_moved(index: ModelIndex) -> str | None:
         return stale_note(evaluated_against, index.aliases.get("production", 0))
 
+    recorded = {"evaluated_against": evaluated_against, **metadata}
     return _register(
-        registry_dir, model, adapter_dir, metadata, unless_production_moved, deploy_first
+        registry_dir, model, adapter_dir, recorded, unless_production_moved, deploy_first
     )
 
 
