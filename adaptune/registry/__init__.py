@@ -19,8 +19,8 @@ from adaptune.registry.version_lineage import LINEAGE_FILE, read_version_lineage
 
 __all__ = [
     "ALIASES",
-    "BrokenRecord",
     "LINEAGE_FILE",
+    "BrokenRecord",
     "ModelSurvey",
     "RegisteredVersion",
     "Registration",
