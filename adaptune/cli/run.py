@@ -90,6 +90,9 @@ def _resume(run_id: str, runs_dir: Path) -> None:
             f"--resume continues a run with its own parameters: drop {', '.join(sorted(given))}"
         )
     plan = plan_resume(runs_dir, run_id)
+    from adaptune.vertex.deploy_settings import check_deploy_credentials
+
+    check_deploy_credentials(plan.params.get("vertex_deploy"))  # before anything runs again
     reused = ", ".join(plan.reusable) or "nothing"
     click.echo(f"resuming run {run_id}: outputs checked and reusable: {reused}")
     for entry in plan.dropped:
