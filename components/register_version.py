@@ -1,4 +1,4 @@
-"""Component: register the adapter as a new immutable version and promote it to production."""
+"""Component: register the adapter as a new immutable version; promote it unless Vertex is next."""
 
 from typing import NamedTuple
 
@@ -22,12 +22,16 @@ def register_version(
     pipeline_job_name: str,
     gate_reason: str,
     production_version: int,
-) -> NamedTuple("Outputs", version=int, model_ref=str, promoted=bool, note=str):
+    vertex_deploy: dict,
+) -> NamedTuple("Outputs", version=int, model_ref=str, promoted=bool, note=str, deploy_first=bool):
     """Register the adapter as the next version of model_name and make it production.
 
-    The registration and the alias move are one atomic write. When another run moved production
-    since this one was evaluated, the comparison is stale: the version is registered but not
-    promoted.
+    The version's lineage (lineage.json) is written before the commit that makes it visible.
+    Without a Vertex AI deploy, the registration and the alias move are one atomic write. With
+    one, the version is registered unpromoted: deploy-to-vertex promotes it once the deploy
+    succeeded, so a failed deploy leaves production where it was. When another run moved
+    production since this one was evaluated, the comparison is stale: the version is
+    registered but not promoted (and not deployed).
 
     Args:
         trained_adapter: The adapter from tune_adapter.
@@ -42,20 +46,25 @@ def register_version(
         pipeline_job_name: The pipeline job's name.
         gate_reason: Why the gate passed.
         production_version: The production version the gate compared with (0: none).
+        vertex_deploy: Empty for the local registry only; else the Vertex deploy settings
+            (the version is then promoted after its deploy).
 
     Returns:
         version: The new version number.
         model_ref: model_name@vN.
         promoted: Whether production now points at it.
         note: Why it was not promoted ("" when it was).
+        deploy_first: Whether it waits for its Vertex AI deploy to be promoted.
     """
     from collections import namedtuple
     from pathlib import Path
 
     from adaptune.registry import register_and_promote
     from adaptune.step_errors import reported
+    from adaptune.vertex.deploy_settings import check_vertex_deploy
 
     with reported("register_version"):
+        deploy_first = check_vertex_deploy(vertex_deploy) is not None
         done = register_and_promote(
             Path(registry_dir),
             model_name,
@@ -68,9 +77,14 @@ def register_version(
                 "run_id": run_id or pipeline_job_name,
                 "metrics": dict(eval_metrics.metadata),
                 "gate_reason": gate_reason,
+                "pipeline_job_name": pipeline_job_name,
+                "evaluated_against": production_version,
             },
             evaluated_against=production_version,
+            deploy_first=deploy_first,
         )
     print(f"registered {done.version.ref}" + ("" if done.promoted else f"; {done.note}"))
-    outputs = namedtuple("Outputs", ["version", "model_ref", "promoted", "note"])
-    return outputs(done.version.version, done.version.ref, done.promoted, done.note)
+    outputs = namedtuple("Outputs", ["version", "model_ref", "promoted", "note", "deploy_first"])
+    return outputs(
+        done.version.version, done.version.ref, done.promoted, done.note, done.deploy_first
+    )

@@ -6,15 +6,18 @@ from components.images import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def wants_vertex_deploy(vertex_deploy: dict, promoted: bool, reason: dsl.OutputPath(str)) -> bool:
-    """Deploy to Vertex AI iff vertex_deploy is set and the version became production.
+def wants_vertex_deploy(
+    vertex_deploy: dict, deploy_first: bool, reason: dsl.OutputPath(str)
+) -> bool:
+    """Deploy to Vertex AI iff vertex_deploy is set and the version waits for its deploy.
 
     The decision is the single return value (output "Output"), as kfp.local needs for dsl.If.
 
     Args:
         vertex_deploy: Empty for the local registry only; else project, location and the
             Vertex deploy settings.
-        promoted: Whether the registered version is now production.
+        deploy_first: Whether register_version left the version for the deploy to promote
+            (False: production moved since the gate compared, nothing to release).
         reason: Why the Vertex deploy runs or is skipped, in words.
 
     Returns:
@@ -24,7 +27,7 @@ def wants_vertex_deploy(vertex_deploy: dict, promoted: bool, reason: dsl.OutputP
     from adaptune.vertex.deploy_settings import wants_vertex_deploy as decide
 
     with reported("wants_vertex_deploy"):
-        wanted, why = decide(vertex_deploy, promoted)
+        wanted, why = decide(vertex_deploy, deploy_first)
     print(why)
     with open(reason, "w", encoding="utf-8") as f:
         f.write(why)

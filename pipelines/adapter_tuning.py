@@ -1,8 +1,10 @@
 """The adapter tuning DAG: validate → format → tune → evaluate → gate → release (if it passes).
 
-The release is a sub-DAG you can see: register the version (and promote it) → ask whether a
-Vertex AI deploy was requested → deploy to Vertex AI. A run without Vertex shows that last task
-skipped, not a green task that did nothing.
+The release is a sub-DAG you can see: register the version → ask whether a Vertex AI deploy was
+requested → deploy to Vertex AI. Without a Vertex deploy, register-version also promotes the
+version (one atomic write) and the deploy shows skipped, not a green task that did nothing. With
+one, register-version registers it unpromoted and deploy-to-vertex promotes it only once it
+serves (undoing the deploy if production moved meanwhile): a failed deploy publishes nothing.
 
 Defaults mirror the library's (a test keeps them in sync); nothing here reads the environment.
 """
@@ -129,8 +131,8 @@ def adapter_tuning(
         vertex_deploy: Empty for the local registry only; else project, location
             (pipeline_root or artifact_prefix) and endpoint, traffic_percentage, machine_type,
             accelerator_type, accelerator_count, min_replicas, max_replicas, serving_image to
-            also deploy the promoted version to a Vertex AI endpoint (serving_image defaults to
-            the compile profile's image).
+            also deploy the version to a Vertex AI endpoint, promoting it only once it serves
+            (serving_image defaults to the compile profile's image).
     """
     validation = validate_dataset(
         train_data=train_data, eval_data=eval_data, base_model=base_model, data=data
@@ -188,10 +190,11 @@ def adapter_tuning(
             pipeline_job_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
             gate_reason=gate_check.outputs["reason"],
             production_version=scoring.outputs["production_version"],
+            vertex_deploy=vertex_deploy,
         )
         registration.set_caching_options(False)
         vertex_check = wants_vertex_deploy(
-            vertex_deploy=vertex_deploy, promoted=registration.outputs["promoted"]
+            vertex_deploy=vertex_deploy, deploy_first=registration.outputs["deploy_first"]
         )
         vertex_check.set_caching_options(False)
         with dsl.If(vertex_check.outputs["Output"] == True, name="vertex-deploy"):  # noqa: E712
@@ -201,5 +204,6 @@ def adapter_tuning(
                 version=registration.outputs["version"],
                 vertex_deploy=vertex_deploy,
                 serving_image=IMAGE,  # the compile profile puts its own image here
+                production_version=scoring.outputs["production_version"],
             )
             deployment.set_caching_options(False)

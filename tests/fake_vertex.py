@@ -4,7 +4,8 @@ Resources live in memory as the JSON the real API returns. Every request is reco
 path, query, body) so tests can assert exactly what the real ``google-cloud-aiplatform`` client
 sent. Collections: pipeline jobs, schedules, the metadata contexts behind experiments, models
 (with versions: ``models:upload`` with ``parentModel`` adds one, ``ID@VERSION`` reads one) and
-endpoints (``:deployModel`` updates their deployed models and traffic split).
+endpoints (``:deployModel`` and ``:undeployModel`` update their deployed models and traffic
+split, refusing a split that does not add up to 100 as the real API does).
 
 Model uploads, endpoint creation and deployments are long-running operations: the POST answers
 an operation that is not done, and the first GET of the operation finishes it. Their effect is
@@ -268,6 +269,8 @@ class FakeVertex:
             return self._not_found(name)
         if verb == "deployModel":
             return self._deploy_model(name, body)
+        if verb == "undeployModel":
+            return self._undeploy_model(name, body)
         if verb == "pause":
             self.resources[name]["state"] = "PAUSED"
         elif verb == "resume":
@@ -340,4 +343,36 @@ class FakeVertex:
             endpoint["trafficSplit"] = split
         endpoint["updateTime"] = _now()
         response = {"@type": TYPES + "DeployModelResponse", "deployedModel": deployed}
+        return self._operation(name, response)
+
+    def _undeploy_model(self, name: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """``endpoints/ID:undeployModel``: remove the deployed model; a given split replaces.
+
+        As the real API: the model must have no traffic left unless the request's split takes
+        it away; once the last model is undeployed the split is empty.
+        """
+        endpoint = self.resources[name]
+        deployed_id = str(body.get("deployedModelId", ""))
+        models = endpoint.get("deployedModels", [])
+        if deployed_id not in {d["id"] for d in models}:
+            return self._not_found(f"{name} deployed model {deployed_id}")
+        remaining = [d for d in models if d["id"] != deployed_id]
+        given = {key: int(value) for key, value in (body.get("trafficSplit") or {}).items()}
+        current = {k: int(v) for k, v in (endpoint.get("trafficSplit") or {}).items()}
+        if not remaining:
+            split: dict[str, int] = {}
+        elif given:
+            if set(given) - {d["id"] for d in remaining} or sum(given.values()) != 100:
+                return _error(400, "INVALID_ARGUMENT", f"invalid traffic split {given}")
+            split = given
+        elif current.get(deployed_id):
+            return _error(
+                400, "FAILED_PRECONDITION", f"deployed model {deployed_id} still has traffic"
+            )
+        else:
+            split = current
+        endpoint["deployedModels"] = remaining
+        endpoint["trafficSplit"] = split
+        endpoint["updateTime"] = _now()
+        response = {"@type": TYPES + "UndeployModelResponse"}
         return self._operation(name, response)

@@ -150,6 +150,7 @@ def test_tune_evaluate_gate_register(trained_adapter, tmp_path):
             pipeline_job_name=f"job-{round_}",
             gate_reason="ok",
             production_version=scores.production_version,
+            vertex_deploy={},
         )
         return scores, eval_metrics, registered, reason_file.read_text()
 
@@ -192,23 +193,28 @@ def test_gate_says_no_with_a_reason(tmp_path):
     assert "tuned 0.5000 < production v3 0.9000 - tolerance 0.0000" in reason.read_text()
 
 
-def test_vertex_deploy_is_asked_only_with_settings_and_a_promoted_version(tmp_path):
+def test_vertex_deploy_is_asked_only_with_settings_and_a_version_left_to_it(tmp_path):
     reason = tmp_path / "reason"
-    settings = {"project": "p", "location": "europe-west4", "endpoint": "router"}
+    settings = {
+        "project": "p",
+        "location": "europe-west4",
+        "endpoint": "router",
+        "pipeline_root": "gs://b/root",
+    }
     asked = wants_vertex_deploy.python_func
-    assert asked(vertex_deploy={}, promoted=True, reason=str(reason)) is False
+    assert asked(vertex_deploy={}, deploy_first=False, reason=str(reason)) is False
     assert "local registry only" in reason.read_text()
-    assert asked(vertex_deploy=settings, promoted=False, reason=str(reason)) is False
+    assert asked(vertex_deploy=settings, deploy_first=False, reason=str(reason)) is False
     assert "not promoted" in reason.read_text()
-    assert asked(vertex_deploy=settings, promoted=True, reason=str(reason)) is True
-    assert reason.read_text() == "deploy to Vertex AI (p/europe-west4)"
+    assert asked(vertex_deploy=settings, deploy_first=True, reason=str(reason)) is True
+    assert reason.read_text() == "deploy to Vertex AI (p/europe-west4), then promote"
 
 
 def test_vertex_deploy_settings_are_checked_before_the_deploy_branch(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         wants_vertex_deploy.python_func(
             vertex_deploy={"project": "p", "traffic": 10},
-            promoted=True,
+            deploy_first=True,
             reason=str(tmp_path / "reason"),
         )
     assert exit_.value.code == 1

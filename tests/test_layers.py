@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
         "adaptune.settings_dict",
         "adaptune.step_errors",
         "adaptune.gcs",
+        "adaptune.kill_points",
     ),
     ("adaptune.base_models",),  # base LLMs and tokenizers, local or gs://
     ("adaptune.data",),  # reading, validating, formatting and encoding examples

@@ -352,7 +352,13 @@ def test_registration_records_each_files_sha256(adapter, tmp_path):
     (adapter / "README.md").write_text("notes")
     version = register_version(tmp_path, "router", adapter, {})
     files = version.metadata["files"]
-    assert set(files) == {"adapter_config.json", "adapter_model.safetensors", "README.md"}
+    # lineage.json is written before version.json: its checksum is recorded too
+    assert set(files) == {
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "README.md",
+        "lineage.json",
+    }
     for name, digest in files.items():
         assert digest == sha256_file(version.path / name)
     assert json.loads((version.path / "version.json").read_text())["files"] == files

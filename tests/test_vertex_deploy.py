@@ -410,6 +410,13 @@ def test_the_release_sub_dag_deploys_the_promoted_version_to_vertex(
     statuses = {t["task"]: t["status"] for t in result.summary["tasks"]}
     assert set(statuses.values()) == {"succeeded"}, statuses
     assert "deploy-to-vertex" in statuses
+    # Registered unpromoted, deployed, then promoted: production moved only after the deploy.
+    assert result.summary["registry"]["promoted"] is True
+    from adaptune.registry import read_aliases
+
+    history = json.loads((tmp_path / "registry" / MODEL / "index.json").read_text())["history"]
+    assert read_aliases(tmp_path / "registry", MODEL) == {"production": 1}
+    assert [h["action"] for h in history][-1] == "release"
     vertex = result.summary["vertex"]
     assert vertex["deployed"] is True and vertex["reason"].startswith("deploy to Vertex AI")
     assert vertex["endpoint"].endswith("/endpoints/" + vertex["endpoint"].rsplit("/", 1)[1])

@@ -52,11 +52,13 @@ def run(
     """
     from adaptune.runner.run import run_local, unchanged_since
     from adaptune.runner.summary import print_summary
+    from adaptune.vertex.deploy_settings import check_deploy_credentials
 
     if resume_id is not None:
         _resume(resume_id, runs_dir)
         return
     params = resolve_parameters(compiled, flags)
+    check_deploy_credentials(params.get("vertex_deploy"))  # a local run deploys with ADC
     if if_changed:
         last = unchanged_since(compiled, params, runs_dir)
         if last is not None:
@@ -88,6 +90,9 @@ def _resume(run_id: str, runs_dir: Path) -> None:
             f"--resume continues a run with its own parameters: drop {', '.join(sorted(given))}"
         )
     plan = plan_resume(runs_dir, run_id)
+    from adaptune.vertex.deploy_settings import check_deploy_credentials
+
+    check_deploy_credentials(plan.params.get("vertex_deploy"))  # before anything runs again
     reused = ", ".join(plan.reusable) or "nothing"
     click.echo(f"resuming run {run_id}: outputs checked and reusable: {reused}")
     for entry in plan.dropped:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from rich.markup import escape
@@ -10,6 +11,7 @@ from rich.tree import Tree
 
 from adaptune.errors import UserError
 from adaptune.lineage.store import MetadataStore
+from adaptune.registry.version_lineage import PARAMS_FILE, find_run_params
 
 SHORT_HASH = 12
 
@@ -54,6 +56,103 @@ def lineage(store: MetadataStore, artifact_id: int, depth: int = 0) -> dict[str,
             },
         }
     return node
+
+
+MISSING_RECORDS = (
+    "the run's task records are missing from the metadata store (its runner stopped before "
+    "recording them): shown from the version's own record"
+)
+
+
+def _run_params(run: dict[str, Any] | None, run_id: str) -> tuple[Any, str | None]:
+    """The run's parameters from ``params.yaml`` in the run directory the store recorded."""
+    run_dir = (run or {}).get("run_dir")
+    if not run_dir:
+        return None, None
+    return find_run_params(Path(run_dir) / PARAMS_FILE, run_id)
+
+
+def version_record(
+    store: MetadataStore, registry_dir: Path, model: str, version: int | None
+) -> dict[str, Any]:
+    """A version's lineage from its own ``lineage.json`` (else ``version.json``).
+
+    For when the store never recorded its registration (the runner was killed after the commit).
+
+    The run's parameters come from the record, else from ``params.yaml`` in the run directory
+    the store's run record names (written when the run started).
+
+    Raises:
+        UserError: If the version does not exist or its records are unreadable.
+    """
+    from adaptune.hashing import adapter_sha256
+    from adaptune.registry import read_version_lineage, resolve_version
+
+    registered = resolve_version(registry_dir, model, "latest" if version is None else str(version))
+    try:
+        own = read_version_lineage(registered.path)
+    except ValueError as exc:
+        raise UserError(f"{registered.ref} is broken: {exc}") from None
+    source = "lineage.json"
+    if own is None:  # registered before versions carried lineage.json
+        source = "version.json"
+        own = {k: v for k, v in registered.metadata.items() if k != "files"}
+    run_id = str(own.get("run_id") or "")
+    run = store.run(run_id) if run_id else None
+    params, params_file = own.get("params"), own.get("params_file")
+    if params is None:
+        params, params_file = _run_params(run, run_id)
+    try:
+        digest: str | None = adapter_sha256(registered.path)
+    except OSError:
+        digest = None
+    return {
+        "type": "registry_version",
+        "uri": str(registered.path),
+        "sha256": digest,
+        "properties": {"model": model, "version": registered.version},
+        "recorded_by": f"{registered.path / source}",
+        "note": MISSING_RECORDS,
+        "lineage": own,
+        "run": {k: run.get(k) for k in ("run_id", "status", "start_time", "end_time", "run_dir")}
+        if run
+        else None,
+        "params": params,
+        "params_file": params_file,
+    }
+
+
+def render_version_record(node: dict[str, Any], name: str) -> Tree:
+    """A rich Tree of ``version_record``'s answer: the facts the version carries."""
+    tree = Tree(_label(name, node))
+    tree.add(f"[yellow]{escape(node['note'])}[/] ({escape(node['recorded_by'])})")
+    own = node["lineage"]
+    for key in (
+        "run_id",
+        "pipeline_job_name",
+        "base_model",
+        "data_sha256",
+        "prompt_template",
+        "prompt_style",
+        "gate_reason",
+        "evaluated_against",
+        "metrics",
+        "adapter_files",
+    ):
+        if own.get(key) not in (None, "", {}):
+            tree.add(f"{key}: [dim]{escape(_short(own[key]))}[/]")
+    run = node["run"]
+    if run:
+        status = escape(str(run["status"]))
+        tree.add(f"run {escape(str(run['run_id']))} ({status}) in {run['run_dir']}")
+    params = node["params"]
+    if params:
+        branch = tree.add(f"params ({escape(str(node['params_file']))})")
+        for key, value in sorted(params.items()):
+            branch.add(f"{escape(str(key))}={escape(_short(value))}")
+    else:
+        tree.add("params: [dim]not found (no params.yaml for the run)[/]")
+    return tree
 
 
 def _label(name: str, node: dict[str, Any]) -> str:

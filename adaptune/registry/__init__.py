@@ -1,6 +1,6 @@
 """The model registry: immutable versions, ``production``/``previous`` aliases, atomic writes."""
 
-from adaptune.registry.aliases import promote, read_aliases, rollback
+from adaptune.registry.aliases import promote, promote_gated, read_aliases, rollback
 from adaptune.registry.index import BrokenRecord, list_models, read_index
 from adaptune.registry.local import (
     ModelSurvey,
@@ -15,9 +15,11 @@ from adaptune.registry.local import (
     verify_version,
 )
 from adaptune.registry.refs import ALIASES, check_model_name, parse_model_ref
+from adaptune.registry.version_lineage import LINEAGE_FILE, read_version_lineage
 
 __all__ = [
     "ALIASES",
+    "LINEAGE_FILE",
     "BrokenRecord",
     "ModelSurvey",
     "RegisteredVersion",
@@ -28,8 +30,10 @@ __all__ = [
     "list_versions",
     "parse_model_ref",
     "promote",
+    "promote_gated",
     "read_aliases",
     "read_index",
+    "read_version_lineage",
     "register_and_promote",
     "register_version",
     "resolve_version",

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from adaptune.errors import UserError
+from adaptune.kill_points import kill_point
 from adaptune.registry.index import ModelIndex, locked_index, read_index
 from adaptune.registry.refs import version_number
 
@@ -107,3 +108,43 @@ def rollback(
         _check_target(registry_dir, model, previous, on_note)
         move_production(index, previous, "rollback")
         return dict(index.aliases)
+
+
+def promote_gated(
+    registry_dir: Path,
+    model: str,
+    number: int,
+    evaluated_against: int,
+    on_note: Callable[[str], None] | None = None,
+) -> tuple[bool, str]:
+    """The release's last step: make ``v<number>`` production iff production did not move.
+
+    The gate compared the version with production ``evaluated_against`` (0: none); the version
+    was registered without promotion (``register_and_promote(deploy_first=True)``) and deployed
+    since. Under the model's lock: when production is still ``evaluated_against`` it moves to
+    the version (its files verified first), in one index write; when it is the version already
+    (a retried release) nothing changes.
+
+    Returns:
+        (True, "") when production points at the version; (False, why) when production moved
+        meanwhile and the comparison no longer holds (nothing changed).
+
+    Raises:
+        UserError: If the version does not exist or its files fail their checksums.
+    """
+    from adaptune.registry.local import stale_note  # local imports this module
+
+    with locked_index(registry_dir, model) as index:
+        if number not in index.versions:
+            raise UserError(f"{model} has no version v{number} (versions: {index.versions})")
+        current = index.aliases.get("production", 0)
+        if current == number:
+            return True, ""
+        note = stale_note(evaluated_against, current)
+        if note is not None:
+            return False, note
+        _check_target(registry_dir, model, number, on_note)
+        kill_point("release:before-promote")
+        move_production(index, number, "release")
+    kill_point("release:after-promote")
+    return True, ""

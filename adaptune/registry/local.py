@@ -24,6 +24,7 @@ from typing import Any
 from adaptune.atomic import write_json_atomic
 from adaptune.errors import UserError
 from adaptune.hashing import sha256_file, tree_files
+from adaptune.kill_points import kill_point
 from adaptune.registry.aliases import move_production
 from adaptune.registry.index import (
     METADATA_FILE,
@@ -36,6 +37,7 @@ from adaptune.registry.index import (
     staging_prefix,
 )
 from adaptune.registry.refs import VERSION_PATTERN, version_number
+from adaptune.registry.version_lineage import LINEAGE_FILE, lineage_record
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
@@ -247,11 +249,14 @@ class Registration:
         version: The registered version.
         promoted: Whether ``production`` now points at it.
         note: Why it was not promoted (empty when it was).
+        deploy_first: Whether it waits for its Vertex AI deploy to be promoted (registered, not
+            promoted, and production has not moved since the gate compared with it).
     """
 
     version: RegisteredVersion
     promoted: bool
     note: str = ""
+    deploy_first: bool = False
 
 
 def _same_files(a: Path, b: Path) -> bool:
@@ -288,11 +293,19 @@ def _register(
     adapter_dir: Path,
     metadata: dict[str, Any],
     promote: Callable[[ModelIndex], str | None] | None,
+    deploy_first: bool = False,
 ) -> Registration:
     """Copy, number, commit; ``promote(index)`` says why not to promote (None: promote).
 
-    A run that registers the same adapter again (its register task retried after the commit)
-    gets its earlier version back rather than a duplicate.
+    With ``deploy_first`` the version is not promoted even when ``promote`` allows it: the
+    release promotes it after its Vertex AI deploy (``promote_gated``). A run that registers the
+    same adapter again (its register task retried after the commit) gets its earlier version
+    back rather than a duplicate.
+
+    The write order makes a crash at any instant safe: the adapter files, then ``lineage.json``,
+    then ``version.json`` in a hidden staging directory; the rename to ``v<N>``; the index write
+    (the commit, aliases included); the pending marker's removal. Before the rename nothing is
+    visible; after it the version is complete, lineage included, and the next writer lists it.
     """
     directory = model_dir(registry_dir, model)
     missing = [f for f in ADAPTER_FILES if not (Path(adapter_dir) / f).is_file()]
@@ -309,17 +322,14 @@ def _register(
             if run_id and (
                 earlier := _earlier_attempt(registry_dir, model, index, adapter_dir, run_id)
             ):
-                # Killed before its commit, recovered since: it never served; promote it now.
-                if (
-                    promote is not None
-                    and not _ever_production(index, earlier.version)
-                    and promote(index) is None
-                ):
-                    move_production(index, earlier.version, "register")
-                promoted = index.aliases.get("production") == earlier.version
-                note = "" if promoted else f"{earlier.ref} was registered by this run before"
-                return Registration(earlier, promoted, note)
+                return _again(index, earlier, promote, deploy_first)
             number = _next_number(directory, index.versions)
+            kill_point("register:before-lineage")
+            write_json_atomic(
+                staging / LINEAGE_FILE,
+                lineage_record(model, number, adapter_dir, staging, metadata),
+            )
+            kill_point("register:after-lineage")
             record = {
                 **metadata,
                 "model": model,
@@ -328,24 +338,55 @@ def _register(
                 "files": file_checksums(staging),
             }
             write_json_atomic(staging / METADATA_FILE, record)
+            kill_point("register:after-version-file")
             final = directory / f"v{number}"
             os.rename(staging, final)
+            kill_point("register:after-rename")
             try:
                 _make_read_only(final)
                 index.versions.append(number)
                 note = "not asked to promote" if promote is None else promote(index)
-                if note is None:
+                if note is None and not deploy_first:
                     move_production(index, number, "register")
             except BaseException:
                 os.rename(final, staging)  # not committed: leave no version behind
                 raise
         # Committed: the index lists it. A kill before this line leaves only a harmless mark.
+        kill_point("register:after-commit")
         (final / PENDING_FILE).unlink(missing_ok=True)
         version = RegisteredVersion(model, number, final, record)
+        if note is None and deploy_first:
+            return Registration(version, False, DEPLOY_FIRST_NOTE, True)
         return Registration(version, note is None, note or "")
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+DEPLOY_FIRST_NOTE = "promoted only once its Vertex AI deploy succeeds"
+
+
+def _again(
+    index: ModelIndex,
+    earlier: RegisteredVersion,
+    promote: Callable[[ModelIndex], str | None] | None,
+    deploy_first: bool,
+) -> Registration:
+    """A retried registration: the version this run registered before, promoted if it may be."""
+    if index.aliases.get("production") == earlier.version:
+        return Registration(earlier, True)
+    allowed = (
+        promote is not None
+        and not _ever_production(index, earlier.version)
+        and promote(index) is None
+    )
+    if allowed and deploy_first:
+        return Registration(earlier, False, DEPLOY_FIRST_NOTE, True)
+    if allowed:
+        # Killed before its commit, recovered since: it never served; promote it now.
+        move_production(index, earlier.version, "register")
+        return Registration(earlier, True)
+    return Registration(earlier, False, f"{earlier.ref} was registered by this run before")
 
 
 def register_version(
@@ -382,6 +423,7 @@ def register_and_promote(
     adapter_dir: Path,
     metadata: dict[str, Any],
     evaluated_against: int,
+    deploy_first: bool = False,
 ) -> Registration:
     """Register a version that passed the gate and make it production, all or nothing.
 
@@ -393,8 +435,11 @@ def register_and_promote(
         registry_dir: Root of the registry; created when missing.
         model: Model name (validated).
         adapter_dir: An adapter directory; every file in it is copied.
-        metadata: Facts stored in ``version.json``.
+        metadata: Facts stored in ``version.json`` (and ``lineage.json``).
         evaluated_against: The production version number the gate compared with; 0 for none.
+        deploy_first: Register without promoting: the release deploys the version to Vertex AI
+            first and promotes it afterwards with ``promote_gated`` (the result says whether
+            it still may: ``deploy_first``).
 
     Returns:
         The version, whether it was promoted and, if not, why.
@@ -404,13 +449,21 @@ def register_and_promote(
     """
 
     def unless_production_moved(index: ModelIndex) -> str | None:
-        current = index.aliases.get("production", 0)
-        if current == evaluated_against:
-            return None
-        was = f"v{evaluated_against}" if evaluated_against else "none"
-        return (
-            f"not promoted: production moved from {was} to v{current} while this run was "
-            f"evaluated; compare again (rerun) or promote it by hand"
-        )
+        return stale_note(evaluated_against, index.aliases.get("production", 0))
 
-    return _register(registry_dir, model, adapter_dir, metadata, unless_production_moved)
+    recorded = {"evaluated_against": evaluated_against, **metadata}
+    return _register(
+        registry_dir, model, adapter_dir, recorded, unless_production_moved, deploy_first
+    )
+
+
+def stale_note(evaluated_against: int, current: int) -> str | None:
+    """Why a gated version may not be promoted now; None while production is the one compared."""
+    if current == evaluated_against:
+        return None
+    was = f"v{evaluated_against}" if evaluated_against else "none"
+    now = f"v{current}" if current else "none"
+    return (
+        f"not promoted: production moved from {was} to {now} while this run was evaluated; "
+        "compare again (rerun) or promote it by hand"
+    )

@@ -101,6 +101,7 @@ REGISTER = DagTask(
         "model_ref": "model_name@vN",
         "promoted": "whether production now points at it",
         "note": "why it was not promoted",
+        "deploy_first": "whether it waits for its Vertex AI deploy to be promoted",
     },
     registers=True,
     condition=(GATE_PASSED,),
@@ -116,6 +117,8 @@ DEPLOY = DagTask(
     {
         "vertex_model": "the Vertex AI model version",
         "vertex_endpoint": "the Vertex AI endpoint serving it",
+        "promoted": "whether production now points at the version (after the deploy)",
+        "note": "why it was not promoted and what was undone",
     },
     condition=(GATE_PASSED, VERTEX_DEPLOY),
 )

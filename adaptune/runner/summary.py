@@ -40,6 +40,7 @@ def build_summary(
     eval_metrics = metrics_artifact.metadata if metrics_artifact else {}
     training_artifact = artifact(dag.TUNE, "training_metrics")
     production_version = param(dag.EVALUATE, "production_version")
+    promoted, note = _release_outcome(param, ran)
     summary: dict[str, Any] = {
         "run_id": run.run_id,
         "run_dir": str(run.run_dir),
@@ -86,8 +87,8 @@ def build_summary(
         "registry": {
             "model_ref": param(dag.REGISTER, "model_ref"),
             "version": param(dag.REGISTER, "version"),
-            "promoted": param(dag.REGISTER, "promoted"),
-            "note": param(dag.REGISTER, "note"),
+            "promoted": promoted,
+            "note": note,
             "path": str(
                 Path(params["registry_dir"])
                 / params["model_name"]
@@ -97,7 +98,8 @@ def build_summary(
         if ran(dag.REGISTER)
         else None,
         "vertex": {
-            "deployed": ran(dag.DEPLOY),
+            # Deployed and promoted: a deploy undone because production moved does not count.
+            "deployed": ran(dag.DEPLOY) and param(dag.DEPLOY, "promoted") is not False,
             "reason": param(dag.WANTS_VERTEX, "reason"),
             "model": param(dag.DEPLOY, "vertex_model"),
             "endpoint": param(dag.DEPLOY, "vertex_endpoint"),
@@ -114,6 +116,20 @@ def build_summary(
     }
     write_json_atomic(run.run_dir / "summary.json", summary)
     return summary
+
+
+def _release_outcome(param: Any, ran: Any) -> tuple[Any, Any]:
+    """Whether the run's version became production, and why not: register's word, or deploy's.
+
+    With a Vertex AI deploy, register-version leaves the version unpromoted and
+    deploy-to-vertex promotes it after the deploy; a failed deploy leaves it unpromoted.
+    """
+    promoted, note = param(dag.REGISTER, "promoted"), param(dag.REGISTER, "note")
+    if not param(dag.REGISTER, "deploy_first"):
+        return promoted, note
+    if ran(dag.DEPLOY):
+        return bool(param(dag.DEPLOY, "promoted")), param(dag.DEPLOY, "note") or ""
+    return False, "not promoted: its Vertex AI deploy did not succeed"
 
 
 def _short(path: str | None) -> str:

@@ -170,18 +170,52 @@ def check_vertex_deploy(values: dict[str, Any] | None) -> tuple[Any, VertexDeplo
         settings = VertexSettings(**where)
     except UserError as exc:
         raise UserError(f"vertex_deploy: {exc}") from None
-    return settings, VertexDeploySettings.from_dict(how)
+    deploy = VertexDeploySettings.from_dict(how)
+    if not deploy.artifact_prefix and not settings.pipeline_root:
+        raise UserError(
+            "vertex_deploy needs artifact_prefix or pipeline_root: a gs:// directory to stage "
+            "the version's files in"
+        )
+    return settings, deploy
 
 
-def wants_vertex_deploy(vertex_deploy: dict[str, Any] | None, promoted: bool) -> tuple[bool, str]:
+def check_deploy_credentials(values: dict[str, Any] | None) -> None:
+    """Refuse a Vertex AI deploy this machine has no credentials for, before anything runs.
+
+    A local run deploys with Application Default Credentials (``GOOGLE_APPLICATION_CREDENTIALS``,
+    ``gcloud auth application-default login``, or a metadata server); without any, the deploy
+    would fail only after tuning. Nothing is checked when ``values`` is empty.
+
+    Raises:
+        UserError: If no credentials are found (one line: how to provide them).
+    """
+    if not values:
+        return
+    import google.auth
+    from google.auth.exceptions import GoogleAuthError
+
+    try:
+        google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    except GoogleAuthError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(
+            "vertex_deploy is set but no Google Cloud credentials were found (set "
+            "GOOGLE_APPLICATION_CREDENTIALS or run `gcloud auth application-default login`): "
+            f"{first}"
+        ) from None
+
+
+def wants_vertex_deploy(
+    vertex_deploy: dict[str, Any] | None, deploy_first: bool
+) -> tuple[bool, str]:
     """Whether the pipeline's release goes on to a Vertex AI endpoint, and why (or why not).
 
-    Only a version that became production is deployed: one registered but not promoted (its
-    comparison went stale) is not sent anywhere.
+    The version is deployed only when register-version left it for the deploy to promote: one
+    whose comparison went stale (production moved since the gate) is not sent anywhere.
 
     Args:
         vertex_deploy: The pipeline's ``vertex_deploy`` dict; empty for the local registry only.
-        promoted: Whether the registered version is now production.
+        deploy_first: Whether the registered version waits for its deploy to be promoted.
 
     Raises:
         UserError: If the dict has unknown keys or invalid values.
@@ -189,7 +223,7 @@ def wants_vertex_deploy(vertex_deploy: dict[str, Any] | None, promoted: bool) ->
     checked = check_vertex_deploy(vertex_deploy)
     if checked is None:
         return False, "no vertex_deploy settings: the version is in the local registry only"
-    if not promoted:
+    if not deploy_first:
         return False, "the version was registered but not promoted: nothing to deploy"
     where = checked[0]
-    return True, f"deploy to Vertex AI ({where.project}/{where.location})"
+    return True, f"deploy to Vertex AI ({where.project}/{where.location}), then promote"

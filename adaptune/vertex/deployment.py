@@ -5,6 +5,16 @@ uploaded twice, a version already uploaded from the same registry version and ru
 the endpoint is found by display name before one is created, and a version already on the
 endpoint is not deployed again. So after a failure, running the deploy again finishes the job;
 the error says which resources already exist.
+
+What serves never changes half-way: the deployment and its traffic split are one Vertex AI
+operation, and a deploy that fails after Vertex AI applied it (the operation's answer lost, say)
+is undone (the new deployment undeployed, the endpoint's traffic split restored). An uploaded
+version or an endpoint created on the way serve nothing and are left for the next attempt.
+
+The pipeline's release (``release_registered_version``) deploys a version registered but not yet
+promoted, then promotes it locally with the gate's compare-and-set; when that promotion is
+refused (production moved meanwhile) or fails, the deployment is undone, so a release either
+publishes everywhere or nowhere.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from adaptune.atomic import write_json_atomic
 from adaptune.errors import UserError
 from adaptune.hashing import sha256_named_files
+from adaptune.kill_points import kill_point
 from adaptune.registry.index import INDEX_FILE
 from adaptune.vertex import endpoints, model_registry, staging
 from adaptune.vertex.deploy_settings import VertexDeploySettings
@@ -47,6 +58,8 @@ class VertexDeployment:
         version_uploaded: Whether the version was uploaded now (False: an earlier upload reused).
         endpoint_created: Whether the endpoint was created.
         already_deployed: Whether the version was on the endpoint already (nothing changed).
+        previous_traffic_split: The endpoint's traffic split before the deploy (what undoing
+            it restores).
     """
 
     model: str
@@ -59,6 +72,7 @@ class VertexDeployment:
     version_uploaded: bool = False
     endpoint_created: bool = False
     already_deployed: bool = False
+    previous_traffic_split: dict[str, int] = field(default_factory=dict)
 
     @property
     def model_version(self) -> str:
@@ -167,25 +181,34 @@ def deploy_to_vertex(
             uploaded = model_registry.upload_version(
                 vertex, version, settings, uri, parent, credentials
             )
-    except google_errors() as exc:
+    except call_errors() as exc:
         raise UserError(
             f"uploading {version.ref} to the Vertex AI Model Registry failed: {exc}. "
             "Nothing was deployed; running the deploy again reuses what was staged."
         ) from exc
     endpoint_name = settings.endpoint_name(version.model)
     endpoint = None
+    previous: dict[str, int] = {}
+    before: set[str] = set()
     try:
         endpoint, endpoint_created = endpoints.find_or_create_endpoint(
             vertex, endpoint_name, credentials
         )
+        previous = dict(endpoint.gca_resource.traffic_split)
+        before = {d.id for d in endpoint.gca_resource.deployed_models}
         deployed = endpoints.deploy_version(
             endpoint, uploaded, settings, f"{version.model}-v{version.version}"
         )
-    except (*google_errors(), ValueError) as exc:
+    except (*call_errors(), UserError) as exc:
         where = endpoint.resource_name if endpoint else f"endpoint {endpoint_name!r}"
+        undone = (
+            _undo_failed_deploy(endpoint.resource_name, uploaded, before, previous)
+            if endpoint
+            else ""
+        )
         raise UserError(
             f"{version.ref} is uploaded as {uploaded.versioned_resource_name}, but deploying "
-            f"it to {where} failed: {exc}. Running the deploy again reuses that version"
+            f"it to {where} failed: {exc}.{undone} Running the deploy again reuses that version"
             + (" and endpoint." if endpoint else ".")
         ) from exc
     return VertexDeployment(
@@ -199,6 +222,115 @@ def deploy_to_vertex(
         version_uploaded=version_uploaded,
         endpoint_created=endpoint_created,
         already_deployed=deployed.already_deployed,
+        previous_traffic_split=previous,
+    )
+
+
+def call_errors() -> tuple[type[Exception], ...]:
+    """What a failed call to Google Cloud raises: API and auth errors, transport errors."""
+    import requests
+
+    return (*google_errors(), ValueError, requests.RequestException)
+
+
+def _undeploy(endpoint_name: str, deployed_model_id: str, traffic_split: dict[str, int]) -> None:
+    """Undeploy one deployed model and set the endpoint's traffic split, in one operation."""
+    from google.cloud import aiplatform
+
+    endpoint = aiplatform.Endpoint(endpoint_name)
+    operation = endpoint.api_client.undeploy_model(
+        endpoint=endpoint_name, deployed_model_id=deployed_model_id, traffic_split=traffic_split
+    )
+    operation.result()
+
+
+def _undo_failed_deploy(
+    endpoint_name: str, model: Any, before: set[str], previous: dict[str, int]
+) -> str:
+    """After a failed deploy: undeploy what it deployed anyway, restoring the traffic split.
+
+    Vertex AI may have applied a deployment whose answer never arrived (a lost or failed
+    operation poll). The endpoint is read again; a deployment of ``model`` that was not there
+    before is undeployed with the previous traffic split. Returns a sentence for the error.
+    """
+    from google.cloud import aiplatform
+
+    try:
+        endpoint = aiplatform.Endpoint(endpoint_name)
+        stray = [
+            d.id
+            for d in endpoint.gca_resource.deployed_models
+            if d.id not in before
+            and d.model == model.resource_name
+            and d.model_version_id == model.version_id
+        ]
+        for deployed_model_id in stray:
+            _undeploy(endpoint_name, deployed_model_id, previous)
+    except call_errors() as exc:
+        return (
+            f" Checking that nothing was deployed failed too ({exc}): look at {endpoint_name}'s "
+            f"deployed models; its traffic split before was {previous or 'empty'}."
+        )
+    if stray:
+        return (
+            f" Vertex AI had deployed it anyway ({', '.join(stray)}): undeployed again, "
+            f"the traffic split is as before ({previous or 'empty'})."
+        )
+    return " Nothing was deployed: the endpoint's traffic split is as before."
+
+
+def _without(split: dict[str, int], deployed_model_id: str) -> dict[str, int]:
+    """``split`` without one deployed model, the rest scaled back to 100 (largest remainder)."""
+    rest = {k: v for k, v in split.items() if k != deployed_model_id and v > 0}
+    total = sum(rest.values())
+    if not total:
+        return {}
+    shares = {k: v * 100 / total for k, v in rest.items()}
+    scaled = {k: int(v) for k, v in shares.items()}
+    for k in sorted(shares, key=lambda k: shares[k] - scaled[k], reverse=True)[
+        : 100 - sum(scaled.values())
+    ]:
+        scaled[k] += 1
+    return scaled
+
+
+def undo_deployment(deployment: VertexDeployment, ours: bool = False) -> str:
+    """Undo what a deploy changed on the endpoint; a sentence saying what was done.
+
+    The deployed model is undeployed and the endpoint's traffic split set back to what it was
+    before (one operation). A version that was on the endpoint before the deploy is left as it
+    is, unless ``ours`` says an earlier attempt of the same release put it there (a retried
+    release): then it is undeployed and the others' shares scaled back to 100. The uploaded
+    model version and the endpoint are left (they serve nothing by themselves).
+
+    Raises:
+        UserError: If undeploying fails (the message says what still serves).
+    """
+    if deployment.already_deployed and not ours:
+        return (
+            f"{deployment.model_version} was on {deployment.endpoint} before this deploy: "
+            "left as it was"
+        )
+    restored = (
+        _without(deployment.traffic_split, deployment.deployed_model_id)
+        if deployment.already_deployed
+        else deployment.previous_traffic_split
+    )
+    kill_point("release:before-undo")
+    try:
+        _undeploy(deployment.endpoint, deployment.deployed_model_id, restored)
+    except call_errors() as exc:
+        raise UserError(
+            f"undeploying {deployment.model_version} (deployed model "
+            f"{deployment.deployed_model_id}) from {deployment.endpoint} failed: {exc}; it "
+            f"still serves {deployment.traffic_split.get(deployment.deployed_model_id, 0)}% "
+            f"of the traffic: undeploy it by hand (the split before was "
+            f"{restored or 'empty'})"
+        ) from exc
+    kill_point("release:after-undo")
+    return (
+        f"its Vertex AI deployment was undone: {deployment.endpoint}'s traffic split is "
+        f"{restored or 'empty'}, as before"
     )
 
 
@@ -209,7 +341,7 @@ def deploy_registered_version(
     vertex_deploy: dict[str, Any],
     serving_image: str,
 ) -> VertexDeployment:
-    """The pipeline's deploy step: serve ``model@v<version>`` as ``vertex_deploy`` says.
+    """Serve ``model@v<version>`` as the pipeline's ``vertex_deploy`` dict says (no alias moves).
 
     Args:
         registry_dir: Registry root.
@@ -220,9 +352,10 @@ def deploy_registered_version(
         serving_image: The compile profile's image, used unless the dict names one.
 
     Raises:
-        UserError: On invalid settings or a failed deploy (naming what exists).
+        UserError: On invalid settings, a version whose files fail their checksums, or a
+            failed deploy (naming what exists).
     """
-    from adaptune.registry.local import resolve_version
+    from adaptune.registry.local import resolve_version, verify_version
     from adaptune.vertex.deploy_settings import check_vertex_deploy
 
     checked = check_vertex_deploy(vertex_deploy)
@@ -230,4 +363,69 @@ def deploy_registered_version(
         raise UserError("vertex_deploy is empty: nothing says where to deploy")
     where, how = checked
     registered = resolve_version(registry_dir, model, f"v{version}")
+    verify_version(registered)
     return deploy_to_vertex(registered, where, how.with_serving_image(serving_image))
+
+
+@dataclass(frozen=True)
+class Release:
+    """What the pipeline's release did on Vertex AI and in the local registry.
+
+    Attributes:
+        deployment: What the deploy made or found (undone again when not promoted).
+        promoted: Whether local ``production`` now points at the version.
+        note: Why it was not promoted, and what was undone (empty when it was).
+    """
+
+    deployment: VertexDeployment
+    promoted: bool
+    note: str = ""
+
+
+def release_registered_version(
+    registry_dir: Path,
+    model: str,
+    version: int,
+    vertex_deploy: dict[str, Any],
+    serving_image: str,
+    evaluated_against: int,
+) -> Release:
+    """The release's Vertex AI step: deploy the registered version, then promote it locally.
+
+    The version was registered without promotion. It is deployed first; only then does
+    ``production`` move to it, with the gate's compare-and-set against ``evaluated_against``
+    (``registry.promote_gated``). If production moved meanwhile, the deployment is undone and
+    the version stays registered, unpromoted (as a release without Vertex AI leaves it); if the
+    promotion fails, the deployment is undone and the error raised. So a failure at any step
+    leaves the local aliases where they were and the endpoint's traffic as it was.
+
+    Raises:
+        UserError: On a failed deploy (nothing serves it), or a failed promotion (its
+            deployment undone, or the message says what still serves).
+    """
+    from adaptune.registry.aliases import promote_gated
+
+    deployment = deploy_registered_version(
+        registry_dir, model, version, vertex_deploy, serving_image
+    )
+    kill_point("release:after-deploy")
+    try:
+        promoted, note = promote_gated(registry_dir, model, version, evaluated_against)
+    except UserError as exc:
+        raise UserError(f"{exc}; {_undo_quietly(deployment)}") from None
+    except BaseException:
+        _undo_quietly(deployment)
+        raise
+    if promoted:
+        return Release(deployment, True)
+    # The version is this run's, registered unpromoted: a deployment of it found on the
+    # endpoint was made by an earlier attempt of this release (killed before it finished).
+    return Release(deployment, False, f"{note}; {undo_deployment(deployment, ours=True)}")
+
+
+def _undo_quietly(deployment: VertexDeployment) -> str:
+    """``undo_deployment`` (of this release's deployment), its failure told, not raised."""
+    try:
+        return undo_deployment(deployment, ours=True)
+    except UserError as exc:
+        return str(exc)

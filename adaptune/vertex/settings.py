@@ -34,7 +34,10 @@ class VertexSettings:
         network: VPC network to peer with, ``projects/NUMBER/global/networks/NAME``.
         kms_key: Cloud KMS key encrypting the job and its outputs (CMEK).
         experiment: Vertex AI experiment the run is recorded in.
-        enable_caching: Whether tasks reuse the outputs of identical earlier tasks.
+        enable_caching: None (the default): each task's compiled caching option holds (off for
+            the tasks that read data or the registry, or register a version; on for the
+            rest). True or False applies to every task alike, overriding those options: with
+            True a cached register-version would register nothing.
         labels: Extra labels for the job.
         api_endpoint: Vertex API endpoint (empty: the regional one); for private endpoints.
     """
@@ -46,7 +49,7 @@ class VertexSettings:
     network: str = ""
     kms_key: str = ""
     experiment: str = ""
-    enable_caching: bool = True
+    enable_caching: bool | None = None
     labels: dict[str, str] = field(default_factory=dict)
     api_endpoint: str = ""
 
@@ -183,7 +186,7 @@ def resolve_settings(
             values[spec.name] = raw
         if flags.get(spec.name) is not None:
             values[spec.name] = flags[spec.name]
-    if "enable_caching" in values:
+    if values.get("enable_caching") is not None:
         values["enable_caching"] = _parse_bool("enable_caching", values["enable_caching"])
     if "labels" in values:
         values["labels"] = _parse_labels("labels", values["labels"])

@@ -47,7 +47,13 @@ JOB_OPTIONS = [
         help=f"{EXPERIMENT} Records the run in it, in Vertex AI Experiments "
         "[$ADAPTUNE_EXPERIMENT].",
     ),
-    click.option("--cache/--no-cache", "enable_caching", default=None, help="Reuse task outputs."),
+    click.option(
+        "--cache/--no-cache",
+        "enable_caching",
+        default=None,
+        help="Cache every task / no task (overrides each task's compiled setting; default: the "
+        "compiled settings, which never cache validation, evaluation, the gate or registration).",
+    ),
     labels_option,
     parameter_options,
     click.option(
