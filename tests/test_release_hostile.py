@@ -607,7 +607,7 @@ def test_run_refuses_a_vertex_deploy_without_credentials_before_anything_runs(
         ("  project: p\n  artifact_prefix: s3://x\n", "artifact_prefix must be a gs:// directory"),
         ("  project: 7\n  pipeline_root: gs://b/r\n", "vertex_deploy.project must be a string"),
         ("  project: p\n  pipeline_root: gs://b/r\n  traffic_percentage: 150\n", "0 to 100"),
-        ("  project: p\n  pipeline_root: gs://b/r\n  traffic: 10\n", "unknown vertex_deploy setting"),
+        ("  project: p\n  pipeline_root: gs://b/r\n  traffic: 10\n", "unknown vertex_deploy"),
         ("  project: p\n  pipeline_root: gs://b/r\n  min_replicas: 0\n", "min_replicas"),
     ],
 )
