@@ -29,6 +29,8 @@ def tree(root: Path, ignore: frozenset[str] = IGNORED_NAMES) -> dict[str, str]:
             listing[str(path.relative_to(root))] = "link:" + str(path.readlink())
         elif path.is_dir():
             listing[str(path.relative_to(root))] = "dir"
+        elif not path.is_file():  # a pipe or device: reading it could wait forever
+            listing[str(path.relative_to(root))] = "special"
         else:
             listing[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
     return listing

@@ -253,6 +253,39 @@ def test_named_flags_apply_on_top_of_set_and_the_config_file(captured_run, tmp_p
     assert params["training"]["steps"] == 4 and params["training"]["epochs"] == 5
 
 
+def test_set_name_key_sets_one_key_of_a_mapping_parameter(captured_run, tmp_path):
+    result = invoke("run", "--train-data", TRAIN, "--runs-dir", str(tmp_path / "runs"),
+                    "--set", 'training={"steps": 3, "epochs": 2}', "--set", "training.steps=5",
+                    "--set", "adapter.r=4", "--set", "gate.metric=chrf", "--learning-rate", "0.01")
+    assert result.exit_code == 0, result.output
+    params = captured_run[0]["params"]
+    assert params["training"]["steps"] == 5 and params["training"]["epochs"] == 2
+    assert params["training"]["learning_rate"] == 0.01
+    assert params["adapter"]["r"] == 4 and params["adapter"]["method"] == "lora"
+    assert params["gate"]["metric"] == "chrf"
+
+
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        ("training.steps=abc", "training.steps must be an integer >= 0, got 'abc'"),
+        ("training.stepz=3", "unknown training setting(s) ['stepz']"),
+        ("training.a.b=1", "--set training.a.b: give NAME=VALUE or NAME.KEY=VALUE"),
+        (".steps=1", "--set .steps: give NAME=VALUE or NAME.KEY=VALUE"),
+        ("training.=1", "--set training.: give NAME=VALUE or NAME.KEY=VALUE"),
+        ("training.steps=null", "--set training.steps=null: give a value"),
+        ("colour.x=1", "unknown pipeline parameter(s) ['colour']"),
+    ],
+)
+def test_set_name_key_errors_are_one_line(captured_run, tmp_path, assignment, message):
+    result = invoke("run", "--train-data", TRAIN, "--runs-dir", str(tmp_path / "runs"),
+                    "--set", assignment)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert captured_run == [] and not (tmp_path / "runs").exists()
+
+
 def test_run_refuses_unknown_and_invalid_parameters(captured_run, tmp_path):
     unknown = invoke("run", "--train-data", TRAIN, "--set", "colour=1")
     assert unknown.exit_code == 2 and "unknown pipeline parameter(s) ['colour']" in unknown.stderr

@@ -547,3 +547,31 @@ def test_vertex_commands_refuse_the_same_settings_before_any_call(vertex_env, co
     args = [*command, "--train-data", "train.jsonl", *extra]
     line = refused(vertex_env, *args)
     assert "Google Cloud" not in line, line
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+@pytest.mark.parametrize("param", ["--train-data", "--eval-data"])
+def test_data_that_is_not_a_regular_file_is_refused_without_reading_it(workspace, kind, param):
+    path = "/dev/zero"
+    if kind == "fifo":
+        path = str(workspace / "pipe")
+        os.mkfifo(path)  # reading it would wait forever
+    args = ["--train-data", "train.jsonl", "--eval-data", path]
+    if param == "--train-data":
+        args = ["--train-data", path]
+    line = refused(workspace, "run", *args)
+    assert "is not a regular file (a device, pipe or socket)" in line, line
+    assert param.removeprefix("--").replace("-", "_") in line, line
+
+
+def test_a_runs_dir_that_cannot_be_created_is_one_line(tmp_path, monkeypatch):
+    if not Path("/proc/self").is_dir():
+        pytest.skip("no /proc here")
+    monkeypatch.chdir(tmp_path)
+    lines = (SAMPLE / "train.jsonl").read_text(encoding="utf-8").splitlines(True)[:32]
+    (tmp_path / "train.jsonl").write_text("".join(lines), encoding="utf-8")
+    before = tree(tmp_path)
+    result = invoke("run", "--train-data", "train.jsonl", "--runs-dir", "/proc/adaptune-runs")
+    line = one_line_error(result, 2)
+    assert "cannot create the runs directory /proc/adaptune-runs" in line, line
+    assert tree(tmp_path) == before

@@ -104,8 +104,9 @@ PARAMETER_OPTIONS = [
         "assignments",
         type=Assignment(),
         multiple=True,
-        help="Any pipeline parameter NAME=VALUE (VALUE parsed as JSON when it can be; "
-        "repeatable; the flags above apply on top).",
+        help="Any pipeline parameter NAME=VALUE, or one key of a mapping parameter "
+        "NAME.KEY=VALUE (training.steps=300); VALUE parsed as JSON when it can be; "
+        "repeatable; the flags above apply on top.",
     ),
 ]
 
@@ -115,16 +116,29 @@ parameter_options = apply_options(PARAMETER_OPTIONS)
 def parameter_overrides(flags: dict[str, Any]) -> dict[str, Any]:
     """The pipeline parameters the flags give (``--set`` first, the named flags on top).
 
-    A mapping parameter merges key by key: ``--set``'s mapping, then the JSON flag, then the
-    one-key flags (``--train-steps`` is ``training.steps``).
+    A mapping parameter merges key by key: ``--set``'s mapping, then ``--set NAME.KEY=VALUE``,
+    then the JSON flag, then the one-key flags (``--train-steps`` is ``training.steps``).
 
     Raises:
         UserError: If ``--set`` gives null (a parameter left out takes its default).
     """
-    overrides: dict[str, Any] = dict(flags.get("assignments") or ())
-    for name, value in overrides.items():
+    overrides: dict[str, Any] = {}
+    dotted: dict[str, dict[str, Any]] = {}
+    for name, value in flags.get("assignments") or ():
         if value is None:
             raise UserError(f"--set {name}=null: give a value, or leave {name} out for its default")
+        parameter, dot, key = name.partition(".")
+        if not dot:
+            overrides[name] = value
+        elif not parameter or not key or "." in key:
+            raise UserError(f"--set {name}: give NAME=VALUE or NAME.KEY=VALUE (training.steps=300)")
+        else:
+            dotted.setdefault(parameter, {})[key] = value
+    for name, values in dotted.items():
+        given = overrides.get(name, {})
+        if not isinstance(given, dict):
+            raise UserError(f"--set {name}.{next(iter(values))}: {name} is not a mapping here")
+        overrides[name] = {**given, **values}
     for name in SCALAR_FLAGS:
         if flags.get(name) is not None:
             overrides[name] = flags[name]

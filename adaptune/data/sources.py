@@ -49,6 +49,8 @@ def expand_sources(specs: Iterable[str]) -> tuple[list[str], list[Problem]]:
                 what = "no file matches this pattern"
             elif not is_gcs(spec) and os.path.isdir(spec):
                 what = "is a directory: give its files or a glob (e.g. DIR/*.jsonl)"
+            elif not is_gcs(spec) and os.path.exists(spec):
+                what = "is not a regular file (a device, pipe or socket): give a data file"
             else:
                 what = "file not found"
             problems.append(Problem(FILE_NOT_FOUND, what, spec))

@@ -168,7 +168,13 @@ class MetadataStore:
         self.db: sqlite3.Connection | None = None
         try:
             if create:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise UserError(
+                        f"cannot create the runs directory {self.path.parent}: "
+                        f"{exc.strerror or exc}"
+                    ) from None
             self.db = self._connect(self.path if create or exists else ":memory:", timeout_ms)
             if self._check_tables() and not create and exists:
                 self.db.close()  # a database without tables holds no run: read as empty

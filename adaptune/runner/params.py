@@ -315,6 +315,8 @@ def check_data_path(name: str, value: str) -> None:
     if problems or not files:
         if Path(value).is_dir():
             raise UserError(f"{name} {value!r} is a directory: give a file or a glob")
+        if not GLOB_CHARS & set(value) and Path(value).exists():
+            raise UserError(f"{name} {value!r} is not a regular file (a device, pipe or socket)")
         what = "no file matches" if GLOB_CHARS & set(value) else "no such file"
         raise UserError(f"{name}: {what} {value!r}")
 
