@@ -428,3 +428,10 @@ def test_a_bad_config_file_is_one_line_before_anything_runs(tmp_path, content, m
 def test_a_directory_as_config_file_is_one_line(tmp_path):
     result = invoke("run", "--config", str(tmp_path), "--train-data", TRAIN)
     assert result.exit_code == 2 and "is a directory" in result.output
+
+
+def test_runs_list_says_when_there_are_no_runs_and_creates_nothing(tmp_path):
+    result = invoke("runs", "list", "--runs-dir", str(tmp_path / "none"))
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"no runs in {tmp_path / 'none'}"
+    assert not (tmp_path / "none").exists()

@@ -136,7 +136,11 @@ def runs_list(runs_dir: Path, experiment: str | None) -> None:
         )
         table.add_row(*(Text(cell) for cell in cells))  # Text: a name is never read as markup
         warnings += [f"run {record['run_id']}: {p}" for p in record_problems(record)]
-    _print_wide(table)
+    if table.row_count:
+        _print_wide(table)
+    else:
+        where = f" of experiment {experiment!r}" if experiment else ""
+        click.echo(f"no runs{where} in {runs_dir}")
     for warning in warnings:
         click.echo(f"adaptune: warning: {warning}", err=True)
 
