@@ -6,7 +6,9 @@ A UTF-8 byte order mark and CRLF line ends are tolerated; blank lines are skippe
 
 Nor does memory grow past one record: a line is read into one buffer of its own size (a long
 one is measured first, then read once), and one over ``MAX_RECORD_BYTES`` is skipped without
-being held (``record_too_large``), as is a CSV field or a Parquet cell over it.
+being held (``record_too_large``), as is a CSV record (lines of a quoted field) or a Parquet
+cell over it. A long CSV record is parsed by :mod:`adaptune.data.csv_parsing` at about one
+byte per byte instead of the csv module's four per character.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import IO, Any
 
 import orjson
 
+from adaptune.data.csv_parsing import RecordParser
 from adaptune.data.problems import (
     MISSING_FIELD,
     NOT_JSON,
@@ -31,18 +34,17 @@ PARQUET_BATCH_ROWS = 4096
 MAX_RECORD_BYTES = 64 << 20
 """The most bytes one record (a JSONL line, a CSV row's line or field, a Parquet cell) may have."""
 LINE_BLOCK = 1 << 20
-SPLIT_UNQUOTED_CHARS = 1 << 20
-"""CSV lines at least this long with no quote are split directly (the csv module would hold
-four bytes per character of a field)."""
+LONG_RECORD_BYTES = 1 << 20
+"""CSV rows whose lines reach this many bytes are read by our own parser (the csv module
+would hold four bytes per character of a field)."""
 
 
-def too_large(size: int | None = None) -> RecordProblem:
+def too_large(size: int | None = None, how: str = "skipped unread") -> RecordProblem:
     """The problem of a record over ``MAX_RECORD_BYTES``."""
     what = f"{size:,} bytes" if size is not None else "more bytes"
     return RecordProblem(
         RECORD_TOO_LARGE,
-        f"the record has {what}, more than the {MAX_RECORD_BYTES:,} a record may have "
-        "(skipped unread)",
+        f"the record has {what}, more than the {MAX_RECORD_BYTES:,} a record may have ({how})",
     )
 
 
@@ -129,11 +131,14 @@ def jsonl_records(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
 
 
 class CsvLines:
-    """The lines a ``csv.reader`` parses, decoded, with what it must not parse itself.
+    """The lines a ``csv.reader`` parses, decoded, with the long records it must not parse.
 
-    A line over ``MAX_RECORD_BYTES`` that starts a row, or a long one with no quote, is handed
-    to the reader as an empty line while ``special`` holds its problem or its fields; the
-    consumer sets ``row_start`` before asking the reader for each row.
+    A row whose lines reach :func:`long_record_bytes` characters is parsed by a
+    :class:`~adaptune.data.csv_parsing.RecordParser` instead (the same fields at a quarter of
+    the memory), as is a row starting with a line over ``MAX_RECORD_BYTES`` (its problem): the
+    reader is handed an empty line (or a closing quote for the field it is in) and ``special``
+    holds the fields or the problem. The consumer sets ``row_start`` before asking the reader
+    for each row; ``number`` counts the lines read, those of long records included.
     """
 
     def __init__(self, stream: IO[bytes]):
@@ -141,52 +146,118 @@ class CsvLines:
         self.number = 0
         self.row_start = True
         self.special: RecordProblem | list[str] | None = None
+        self.row: list[str] = []  # the lines of the row the reader is on
+        self.row_bytes = 0
 
     def __iter__(self) -> CsvLines:
         return self
 
-    def __next__(self) -> str:
-        raw = next(self.lines)
+    def next_line(self) -> tuple[str | int | None, int]:
+        """The next line decoded (or its size, when over the limit) and its size in bytes.
+
+        None at the end of the input.
+        """
+        raw = next(self.lines, None)
+        if raw is None:
+            return None, 0
         self.number += 1
-        row_start, self.row_start = self.row_start, False
         if isinstance(raw, int):
-            if not row_start:
-                raise FileProblem(
-                    RECORD_TOO_LARGE,
-                    f"a quoted field goes on over a line of {raw:,} bytes, more than the "
-                    f"{MAX_RECORD_BYTES:,} a record may have; the CSV cannot be followed past it",
-                    self.number,
-                )
-            self.special = too_large(raw)
-            return "\n"
+            return raw, raw
         if self.number == 1 and raw.startswith(BOM):
             raw = raw[len(BOM) :]
         try:
-            text = raw.decode("utf-8")
+            return raw.decode("utf-8"), len(raw)
         except UnicodeDecodeError as err:
             raise FileProblem(
                 NOT_UTF8, f"not valid UTF-8 ({err.reason} at byte {err.start})", self.number
             ) from None
-        del raw
-        if row_start and len(text) >= SPLIT_UNQUOTED_CHARS and '"' not in text:
-            body = len(text) - (2 if text.endswith("\r\n") else int(text.endswith(("\n", "\r"))))
-            if text.find("\r", 0, body) < 0:
-                fields = text.split(",")
-                del text
-                fields[-1] = fields[-1].rstrip("\r\n")
-                self.special = fields
-                return "\n"
-        return text
+
+    def over_line(self, size: int) -> FileProblem:
+        """The problem of a quoted field that goes on over a line too large to read."""
+        return FileProblem(
+            RECORD_TOO_LARGE,
+            f"a quoted field goes on over a line of {size:,} bytes, more than the "
+            f"{MAX_RECORD_BYTES:,} a record may have; the CSV cannot be followed past it",
+            self.number,
+        )
+
+    def __next__(self) -> str:
+        row_start, self.row_start = self.row_start, False
+        text, size = self.next_line()
+        if text is None:
+            raise StopIteration
+        if isinstance(text, int):
+            if not row_start:
+                raise self.over_line(text)
+            self.special = too_large(text)
+            return "\n"
+        if row_start:
+            self.row, self.row_bytes = [], 0
+        if size + self.row_bytes < long_record_bytes():
+            self.row.append(text)
+            self.row_bytes += size
+            return text
+        lines, self.row = [*self.row, text], []
+        del text
+        self.special = self.long_record(lines, self.row_bytes + size)
+        # The reader is at a row start, or inside a quoted field: end its row; it is not used.
+        return "\n" if row_start else '"\n'
+
+    def long_record(self, lines: list[str], size: int) -> list[str] | RecordProblem:
+        """The fields of the record that starts with ``lines`` (``size`` bytes), read on.
+
+        A record over ``MAX_RECORD_BYTES`` is followed to its end without being held.
+        """
+        parser = RecordParser()
+        limit = MAX_RECORD_BYTES
+        if size > limit + 1:
+            parser.drop()
+        done = False
+        for line in lines:
+            done = parser.feed(line)
+        ends_line = lines[-1].endswith("\n")
+        lines.clear()
+        source, feed = self.lines, parser.feed
+        while not done:  # the lines of a quoted field: one pass each, as few steps as can be
+            raw = next(source, None)
+            if raw is None:
+                break
+            self.number += 1
+            if isinstance(raw, int):
+                raise self.over_line(raw)
+            size += len(raw)
+            if size > limit + 1 and parser.hold:
+                parser.drop()
+            try:
+                done = feed(raw.decode("utf-8"))
+            except UnicodeDecodeError as err:
+                raise FileProblem(
+                    NOT_UTF8, f"not valid UTF-8 ({err.reason} at byte {err.start})", self.number
+                ) from None
+            ends_line = raw.endswith(b"\n")
+            del raw
+        fields = parser.fields if done else parser.finish()
+        content = size - int(ends_line)
+        if content > limit or not parser.hold:
+            return too_large(content, "skipped: its quotes were followed, its text not kept")
+        return fields if fields is not None else []
+
+
+def long_record_bytes() -> int:
+    """Bytes from which a CSV row is read by :class:`RecordParser` (never over the limit)."""
+    return min(LONG_RECORD_BYTES, MAX_RECORD_BYTES)
 
 
 def csv_records(stream: IO[bytes], columns: tuple[str, ...]) -> Iterator[tuple[int, Any]]:
     """Each row of a CSV stream (with a header row) as a dict of the wanted columns.
 
-    A row with a line or a field over ``MAX_RECORD_BYTES`` is a ``record_too_large`` problem.
+    A row with more than ``MAX_RECORD_BYTES`` (a line, or lines of a quoted field) is a
+    ``record_too_large`` problem, and the rows after it are read on.
 
     Raises:
-        FileProblem: When a line is not UTF-8 (the CSV cannot be followed past it), the
-            header lacks a wanted column, or a quoted field spans more than a record may have.
+        FileProblem: When a line is not UTF-8 or not CSV (the CSV cannot be followed past
+            it), the header lacks a wanted column, or a quoted field goes on over a line too
+            large to read.
     """
     if csv.field_size_limit() != MAX_RECORD_BYTES:
         csv.field_size_limit(MAX_RECORD_BYTES)
@@ -213,15 +284,16 @@ def csv_records(stream: IO[bytes], columns: tuple[str, ...]) -> Iterator[tuple[i
                 1,
             )
         index = {c: header.index(c) for c in columns}
-        start = reader.line_num + 1
+        start = feed.number + 1
         while (row := next_row()) is not None:
-            line, start = start, reader.line_num + 1
+            line, start = start, feed.number + 1
             if isinstance(row, RecordProblem):
                 yield line, row
                 continue
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
             yield line, {c: row[i] if i < len(row) else None for c, i in index.items()}
+            del row
     except csv.Error as exc:
         raise FileProblem(UNREADABLE_FILE, f"not valid CSV ({exc})", feed.number) from None
 
