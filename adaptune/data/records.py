@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO, Any
 
 import orjson
@@ -301,6 +302,15 @@ def csv_records(stream: IO[bytes], columns: tuple[str, ...]) -> Iterator[tuple[i
 def parquet_records(stream: IO[bytes], columns: tuple[str, ...]) -> Iterator[tuple[int, Any]]:
     """Each row of a Parquet stream as a dict of the wanted columns (row numbers from 1).
 
+    Only the wanted columns are read, a row group at a time and in it a batch at a time; a
+    batch is made Python objects and let go before its rows are handed on, and so is the
+    group's reader (the pages and dictionary it holds) after the group's last batch. Arrow
+    reads through the system allocator, which gives a large buffer back to the operating
+    system as soon as it is freed (Arrow's default allocator keeps freed pages), and cell
+    sizes come from the offsets of the Arrow arrays (not ``pyarrow.compute``, whose first call
+    costs about 40 MB): one 50 MB cell costs its decoded copies once, not on top of what the
+    validator does with its text.
+
     Raises:
         FileProblem: When the file is not Parquet or lacks a wanted column.
     """
@@ -308,7 +318,8 @@ def parquet_records(stream: IO[bytes], columns: tuple[str, ...]) -> Iterator[tup
     import pyarrow.parquet as pq
 
     try:
-        parquet = pq.ParquetFile(stream)
+        with arrow_memory_pool(pa.system_memory_pool()):  # the reader keeps the pool it opens with
+            parquet = pq.ParquetFile(stream)
     except (pa.ArrowException, OSError) as exc:
         raise FileProblem(UNREADABLE_FILE, f"not a readable Parquet file ({exc})") from None
     names = parquet.schema_arrow.names
@@ -317,45 +328,89 @@ def parquet_records(stream: IO[bytes], columns: tuple[str, ...]) -> Iterator[tup
         raise FileProblem(MISSING_FIELD, f"missing column(s) {missing}; the file has {names}")
     number = 0
     try:
-        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(columns)):
-            large = oversized_rows(batch, columns)
-            values = [cells(batch.column(c), large) for c in columns]
-            for index, row in enumerate(zip(*values, strict=True)):
-                number += 1
-                if index in large:
-                    yield number, too_large(large[index])
-                else:
-                    yield number, dict(zip(columns, row, strict=True))
+        for group in range(parquet.num_row_groups):
+            rows = parquet.metadata.row_group(group).num_rows
+            batches = parquet.iter_batches(
+                batch_size=PARQUET_BATCH_ROWS,
+                row_groups=[group],
+                columns=list(columns),
+                use_threads=False,
+            )
+            while rows > 0 and (batch := next(batches, None)) is not None:
+                rows -= batch.num_rows
+                if rows <= 0:  # the group's last batch: let the reader's pages go now
+                    del batches
+                large = oversized_rows(batch, columns)
+                values = [cells(batch.column(c), large) for c in columns]
+                del batch
+                for index, row in enumerate(zip(*values, strict=True)):
+                    number += 1
+                    if index in large:
+                        yield number, too_large(large[index])
+                    else:
+                        yield number, dict(zip(columns, row, strict=True))
+                    del row
+                del values
     except (pa.ArrowException, OSError) as exc:
         raise FileProblem(UNREADABLE_FILE, f"Parquet read failed ({exc})", number + 1) from None
 
 
+@contextmanager
+def arrow_memory_pool(pool: Any) -> Iterator[None]:
+    """Make ``pool`` Arrow's default memory pool for the duration of the block."""
+    import pyarrow as pa
+
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pool)
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
+
+
+def value_sizes(array: Any) -> Any:
+    """Bytes of each value of an Arrow string or binary array (numpy), or None for other types.
+
+    A dictionary array gives its values' sizes per row; a null has size 0.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    kind = array.type
+    if pa.types.is_dictionary(kind):
+        sizes = value_sizes(array.dictionary)
+        if sizes is None:
+            return None
+        indices = array.indices
+        if indices.null_count:
+            return np.array([0 if i is None else sizes[i] for i in indices.to_pylist()])
+        return sizes[indices.to_numpy()] if len(sizes) else np.zeros(len(array), np.int64)
+    if pa.types.is_string(kind) or pa.types.is_binary(kind):
+        width = np.int32
+    elif pa.types.is_large_string(kind) or pa.types.is_large_binary(kind):
+        width = np.int64
+    else:
+        return None
+    offsets = np.frombuffer(
+        array.buffers()[1],
+        dtype=width,
+        count=len(array) + 1,
+        offset=array.offset * np.dtype(width).itemsize,
+    )
+    return np.diff(offsets)
+
+
 def oversized_rows(batch: Any, columns: tuple[str, ...]) -> dict[int, int]:
     """Rows of a Parquet batch with a text or binary cell over ``MAX_RECORD_BYTES``: its size."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    import numpy as np
 
     large: dict[int, int] = {}
     for name in columns:
-        column = batch.column(name)
-        kind = column.type
-        dictionary = pa.types.is_dictionary(kind)
-        if dictionary:
-            kind = kind.value_type
-        if not (
-            pa.types.is_string(kind)
-            or pa.types.is_large_string(kind)
-            or pa.types.is_binary(kind)
-            or pa.types.is_large_binary(kind)
-        ):
+        sizes = value_sizes(batch.column(name))
+        if sizes is None:
             continue
-        if dictionary:  # the lengths of the distinct values, per row
-            lengths = pc.take(pc.binary_length(column.dictionary), column.indices)
-        else:
-            lengths = pc.binary_length(column)
-        over = pc.greater(lengths, MAX_RECORD_BYTES)
-        for index in pc.indices_nonzero(pc.fill_null(over, False)).to_pylist():
-            large[index] = max(large.get(index, 0), lengths[index].as_py())
+        for index in np.flatnonzero(sizes > MAX_RECORD_BYTES).tolist():
+            large[index] = max(large.get(index, 0), int(sizes[index]))
     return large
 
 
