@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -28,6 +29,7 @@ import pytest
 from hostile import invoke, one_line_error, tree
 
 from adaptune.data import records
+from adaptune.data.csv_parsing import RecordParser
 
 pytestmark = pytest.mark.hostile
 
@@ -433,15 +435,63 @@ def test_a_csv_line_over_the_record_limit_is_one_record_problem(tmp_path, monkey
     assert "| 4 | 3 |" in result.output, result.output  # 4 rows read, 3 kept
 
 
-def test_a_quoted_csv_field_over_the_record_limit_fails_the_file_by_name(tmp_path, monkeypatch):
+@pytest.mark.parametrize("lines", [1, 8000])
+def test_a_quoted_csv_field_over_the_record_limit_is_one_record_problem(
+    tmp_path, monkeypatch, lines
+):
+    """On one line it is measured, unread; over lines its quotes are followed, its text not
+    kept. Either way the rows after it are read, with their own line numbers."""
     monkeypatch.setattr(records, "MAX_RECORD_BYTES", 150_000)
+    monkeypatch.setattr(records, "LINE_BLOCK", 4096)
     data = tmp_path / "data" / "train.csv"
     data.parent.mkdir()
-    field = "\n".join(["line of a long quoted field"] * 8000)  # 224,000 chars over lines
-    data.write_bytes(csv_bytes([["q", "a"], [field, "x"]], quoting=csv.QUOTE_ALL))
-    result = validate(data, "--data", FEW)
-    assert result.exit_code == 1, result.output
-    assert "not valid CSV (field larger than field limit (150000))" in result.output
+    field = ("\n" if lines > 1 else " ").join(['a "long", quoted field'] * 8000)
+    rows = [["q1", "a"], [field, "x"], ["q2", "b"], ["q3", "c"], ["", "empty"]]
+    data.write_bytes(csv_bytes(rows, quoting=csv.QUOTE_ALL))
+    result = validate(data, "--data", '{"min_examples": 1, "max_invalid_fraction": 0.5}')
+    assert result.exit_code == 0, result.output
+    size = len(('"' + field.replace('"', '""') + '","x"\r').encode())
+    assert f"{data}:3: the record has {size:,} bytes" in result.output, result.output
+    how = "its quotes were followed" if lines > 1 else "skipped unread"
+    assert how in result.output, result.output
+    assert f"{data}:{3 + lines + 2}: column 'input_text' is empty" in result.output
+    assert "| 5 | 3 |" in result.output, result.output  # 5 rows read, 3 kept
+
+
+LONG = 'he said ""hi"", and, then ' * 60_000  # 1.6 MB of a quoted field, quotes doubled
+LONG_CSV_CASES: dict[str, bytes] = {
+    "quoted on one line": b'"' + LONG.encode() + b'",x\nq,a\n',
+    "quoted over many short lines": b'"' + LONG.replace(", then", "\n").encode() + b'",x\nq,a\n',
+    "quoted over long CRLF lines": (
+        b'"' + (LONG + "\r\n") .encode() * 3 + b'",x\r\nq,a\r\n'
+    ),
+    "unquoted line": LONG.replace('"', "").replace(",", ";").encode() + b",x\nq,a\n",
+    "text after the closing quote": b'"' + LONG.encode() + b'" tail,x\nq,a\n',
+    "quote never closed": b"q,a\n" + b'"' + LONG.encode() + b",x\n",
+    "non-ASCII, quoted": ('"' + LONG.replace("and", "ünd 😀") + '",x\nq,a\n').encode(),
+    "bare CR after the field": b'"' + LONG.encode() + b'"\rx\nq,a\n',
+    "short field after a long one": b'"' + LONG.encode() + b'","' + LONG[:99].encode() + b'"\n',
+}
+
+
+@pytest.mark.parametrize("policy", ["reject", "truncate"])
+@pytest.mark.parametrize("name", list(LONG_CSV_CASES))
+def test_a_long_csv_record_reads_as_the_csv_module_reads_it(tmp_path, monkeypatch, name, policy):
+    """Rows over ``LONG_RECORD_BYTES`` are parsed without the csv module: the same report."""
+    data = tmp_path / "data" / "train.csv"
+    data.parent.mkdir()
+    data.write_bytes(b"input_text,output_text\n" + LONG_CSV_CASES[name])
+    settings = json.dumps({"min_examples": 1, "length_policy": policy})
+    fed = []
+    feed = RecordParser.feed
+    monkeypatch.setattr(RecordParser, "feed", lambda self, line: fed.append(1) or feed(self, line))
+    result = validate(data, "--data", settings)
+    assert result.exit_code in (0, 1), result.output
+    assert fed  # the long record went through the parser
+    monkeypatch.setattr(records, "LONG_RECORD_BYTES", 1 << 40)  # the csv module reads all
+    assert records.long_record_bytes() > len(LONG_CSV_CASES[name])
+    by_csv_module = validate(data, "--data", settings)
+    assert (result.exit_code, result.output) == (by_csv_module.exit_code, by_csv_module.output)
 
 
 # -- Parquet ---------------------------------------------------------------------------------
@@ -520,14 +570,35 @@ def test_truncated_or_garbage_parquet_is_unreadable(tmp_path, cut):
     assert result.exit_code == 1 and "unreadable_file" in result.output, result.output
 
 
-def test_a_parquet_cell_over_the_record_limit_is_one_record_problem(tmp_path, monkeypatch):
+PARQUET_KINDS: dict[str, Callable[[list], pa.Array]] = {
+    "string": lambda v: pa.array(v, pa.string()),
+    "large_string": lambda v: pa.array(v, pa.large_string()),
+    "dictionary": lambda v: pa.array(v).dictionary_encode(),
+    "sliced": lambda v: pa.array(["pad", *v])[1:],
+}
+
+
+@pytest.mark.parametrize("group_rows", [None, 2])
+@pytest.mark.parametrize("kind", list(PARQUET_KINDS))
+def test_a_parquet_cell_over_the_record_limit_is_one_record_problem(
+    tmp_path, monkeypatch, kind, group_rows
+):
+    """Its size comes from the column's offsets, in every kind of text column and row group."""
     monkeypatch.setattr(records, "MAX_RECORD_BYTES", 150_000)
     data = tmp_path / "data" / "train.parquet"
     data.parent.mkdir()
-    parquet_file(data, {"input_text": ["q1", BIG_FIELD, "q2"], "output_text": ["a", "b", "c"]})
+    inputs = ["q1", "q2", "q3", BIG_FIELD, None, "q4", BIG_FIELD + "!", "q5"]
+    table = pa.table(
+        {"input_text": PARQUET_KINDS[kind](inputs), "output_text": list("abcdefgh")}
+    )
+    pq.write_table(table, data, row_group_size=group_rows)
+    assert pq.ParquetFile(data).num_row_groups == (4 if group_rows else 1)
     result = validate(data, "--data", '{"min_examples": 1, "max_invalid_fraction": 0.5}')
     assert result.exit_code == 0, result.output
-    assert f"{data}:2: the record has 200,000 bytes" in result.output, result.output
+    assert f"{data}:4: the record has 200,000 bytes" in result.output, result.output
+    assert f"{data}:5: missing column 'input_text'" in result.output, result.output
+    assert f"{data}:7: the record has 200,001 bytes" in result.output, result.output
+    assert "| 8 | 5 |" in result.output, result.output  # 8 rows read, 5 kept
 
 
 # -- NUL and invisible-only texts: one category each, in every format and every field --------
@@ -655,17 +726,60 @@ def peak_of_validate(data: Path, settings: str) -> tuple[int, float, int, str]:
     return int(code or 0), float(seconds), int(peak), out.stdout + out.stderr
 
 
+def big_jsonl(path: Path) -> Path:
+    path = path.with_suffix(".jsonl")
+    with path.open("w") as f:
+        f.write('{"input_text": "' + "hello world " * 4_166_667 + '", "output_text": "x"}\n')
+        for i in range(20):
+            f.write(json.dumps({"input_text": f"question {i}", "output_text": "y"}) + "\n")
+    return path
+
+
+def big_csv(path: Path, unit: str, count: int) -> Path:
+    """A CSV whose first row has one quoted field of ``count`` times ``unit``."""
+    path = path.with_suffix(".csv")
+    with path.open("w", newline="") as f:
+        f.write('input_text,output_text\n"')
+        block = unit.replace('"', '""') * 10_000
+        for _ in range(count // 10_000):
+            f.write(block)
+        f.write('",x\n')
+        for i in range(20):
+            f.write(f"question {i},y\n")
+    return path
+
+
+def big_parquet(path: Path, **options: Any) -> Path:
+    path = path.with_suffix(".parquet")
+    inputs = ["hello world " * 4_166_667] + [f"question {i}" for i in range(20)]
+    pq.write_table(pa.table({"input_text": inputs, "output_text": ["x"] * 21}), path, **options)
+    chunk = pq.ParquetFile(path).metadata.row_group(0).column(0)
+    assert chunk.total_uncompressed_size > 50_000_000  # the file itself is compressed
+    return path
+
+
+BIG_RECORDS: dict[str, Callable[[Path], Path]] = {
+    "JSONL": big_jsonl,
+    "CSV, quoted on one line": lambda p: big_csv(p, 'hello, "world" ', 3_340_000),
+    "CSV, quoted over lines": lambda p: big_csv(p, 'he said "hi",\nand left ', 2_180_000),
+    "Parquet, plain-encoded": lambda p: big_parquet(p, use_dictionary=False),
+    "Parquet, dictionary-encoded": big_parquet,
+}
+# Measured: JSONL 192 MB, CSV 205 (one line) and 151 (over lines), Parquet 230 (plain) and
+# 275 (dictionary: Arrow decodes a dictionary page of one huge value into about four copies
+# within one call; 305 MB with random words, whose page compresses less).
+
+
+@pytest.mark.parametrize("fmt", list(BIG_RECORDS))
 @pytest.mark.parametrize(
     "policy, code, expected",
     [("reject", 1, "input has at least"), ("truncate", 0, "input at least")],
 )
-def test_one_50_mb_record_is_reported_in_bounded_memory_and_time(tmp_path, policy, code, expected):
-    data = tmp_path / "train.jsonl"
-    with data.open("w") as f:
-        f.write('{"input_text": "' + "hello world " * 4_166_667 + '", "output_text": "x"}\n')
-        for i in range(20):
-            f.write(json.dumps({"input_text": f"question {i}", "output_text": "y"}) + "\n")
-    assert data.stat().st_size > 50_000_000
+def test_one_50_mb_record_is_reported_in_bounded_memory_and_time(
+    tmp_path, fmt, policy, code, expected
+):
+    data = BIG_RECORDS[fmt](tmp_path / "train")
+    assert data.stat().st_size > 50_000_000 or data.suffix == ".parquet"
     start = time.perf_counter()
     exit_code, seconds, peak_mb, output = peak_of_validate(
         data, json.dumps({"length_policy": policy, "min_examples": 1})
