@@ -27,10 +27,14 @@ def _warn(message: str) -> None:
 
 def _warn_release(registry_dir: Path, model: str) -> dict[str, object] | None:
     """Warn (one line) about the model's interrupted release; return it as plain values."""
-    from adaptune.registry.pending_release import as_dict, interrupted_release
+    from adaptune.registry.pending_release import as_dict, read_pending_release
 
-    record = interrupted_release(registry_dir, model)
-    if record is None:
+    try:
+        record = read_pending_release(registry_dir, model)
+    except UserError as exc:  # unreadable: said, and every other model lists as usual
+        _warn(str(exc))
+        return None
+    if record is None or not record.interrupted():
         return None
     _warn(record.warning())
     return as_dict(record)

@@ -151,15 +151,6 @@ def remove_pending_release(registry_dir: Path, model: str, version: int) -> None
         pending_release_path(registry_dir, model).unlink(missing_ok=True)
 
 
-def interrupted_release(registry_dir: Path, model: str) -> PendingRelease | None:
-    """The model's record when its release was interrupted; None otherwise (or unreadable)."""
-    try:
-        record = read_pending_release(registry_dir, model)
-    except UserError:
-        return None
-    return record if record is not None and record.interrupted() else None
-
-
 def refuse_during_interrupted_release(
     registry_dir: Path, model: str, action: str, target: int | None = None
 ) -> PendingRelease | None:
