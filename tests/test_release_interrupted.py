@@ -399,16 +399,22 @@ def test_a_run_whose_deploy_task_dies_after_the_deploy_ends_with_neither_then_re
     _assert_released(registry, runs, fake, 1, run_id)
 
 
-def _stopped_in_group(pgid: int) -> bool:
-    """Whether a process of the group stopped itself (``ADAPTUNE_STOP_AT``)."""
+def _group_states(pgid: int) -> list[str]:
+    """The states (``/proc/PID/stat``) of the processes of a process group."""
+    states = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if fields[0] == "T" and int(fields[2]) == pgid:
-            return True
-    return False
+        if int(fields[2]) == pgid:
+            states.append(fields[0])
+    return states
+
+
+def _stopped_in_group(pgid: int) -> bool:
+    """Whether a process of the group stopped itself (``ADAPTUNE_STOP_AT``)."""
+    return "T" in _group_states(pgid)
 
 
 def _kill_run_at_the_instant(config: Path, runs: Path, registry: Path, fake) -> str:
@@ -442,6 +448,9 @@ def _kill_run_at_the_instant(config: Path, runs: Path, registry: Path, fake) -> 
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+    while any(state not in "ZX" for state in _group_states(process.pid)):  # SIGKILL lands
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     return _only_run(runs)
 
 
