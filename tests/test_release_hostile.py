@@ -69,10 +69,11 @@ from adaptune.vertex.deployment import release_registered_version
 
 args = json.loads(sys.argv[1])
 registry, vertex_deploy = Path(args["registry"]), args["vertex_deploy"]
-metadata = {**args["metadata"], "run_id": args["run_id"], "evaluated_against": 1}
+against = args.get("evaluated_against", 1)
+metadata = {**args["metadata"], "run_id": args["run_id"], "evaluated_against": against}
 if not args.get("skip_register"):
     done = register_and_promote(
-        registry, "router", Path(args["adapter"]), metadata, evaluated_against=1,
+        registry, "router", Path(args["adapter"]), metadata, evaluated_against=against,
         deploy_first=bool(vertex_deploy),
     )
     version = done.version.version
@@ -81,7 +82,9 @@ else:
 if vertex_deploy:
     if args.get("race"):
         promote(registry, "router", args["race"])  # another run moved production meanwhile
-    release = release_registered_version(registry, "router", version, vertex_deploy, "img", 1)
+    release = release_registered_version(
+        registry, "router", version, vertex_deploy, "img", against
+    )
     print(json.dumps({"promoted": release.promoted, "note": release.note}))
 """
 

@@ -25,6 +25,21 @@ def _warn(message: str) -> None:
     click.echo(f"adaptune: warning: {message}", err=True)
 
 
+def _warn_release(registry_dir: Path, model: str) -> dict[str, object] | None:
+    """Warn (one line) about the model's interrupted release; return it as plain values."""
+    from adaptune.registry.pending_release import as_dict, read_pending_release
+
+    try:
+        record = read_pending_release(registry_dir, model)
+    except UserError as exc:  # unreadable: said, and every other model lists as usual
+        _warn(str(exc))
+        return None
+    if record is None or not record.interrupted():
+        return None
+    _warn(record.warning())
+    return as_dict(record)
+
+
 def _primary(metrics: dict[str, float]) -> str:
     return ", ".join(
         f"{k.removeprefix('tuned_')} {v:.4f}"
@@ -67,6 +82,9 @@ def models_list(registry_dir: Path, as_json: bool) -> None:
     for row in rows:
         for problem in row.get("problems", []):
             _warn(problem)
+        release = _warn_release(registry_dir, str(row["model"]))
+        if release is not None:
+            row["interrupted_release"] = release
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -104,6 +122,7 @@ def models_show(model_ref: str, registry_dir: Path, as_json: bool) -> None:
     name, ref = parse_model_ref(model_ref)
     aliases = read_aliases(registry_dir, name)
     if ref is not None:
+        _warn_release(registry_dir, name)
         version = resolve_version(registry_dir, name, ref)
         record = {
             **version.metadata,
@@ -118,6 +137,7 @@ def models_show(model_ref: str, registry_dir: Path, as_json: bool) -> None:
         raise UserError(f"no model {name!r} in registry {registry_dir}")
     for problem in survey.problems:
         _warn(problem)
+    release = _warn_release(registry_dir, name)
     if as_json:
         payload: dict[str, object] = {
             "model": name,
@@ -126,6 +146,8 @@ def models_show(model_ref: str, registry_dir: Path, as_json: bool) -> None:
         }
         if survey.problems:
             payload["problems"] = survey.problems
+        if release is not None:
+            payload["interrupted_release"] = release
         click.echo(json.dumps(payload, indent=2, default=str))
         return
     table = Table(title=name)
@@ -152,29 +174,47 @@ def _print_aliases(name: str, aliases: dict[str, int]) -> None:
     )
 
 
+force_option = click.option(
+    "--force",
+    is_flag=True,
+    help="Move the alias even while a release of the model to Vertex AI is interrupted "
+    "(deployed, not promoted); the next release settles that deployment.",
+)
+
+
 @models.command("promote")
 @click.argument("model_ref")
 @registry_dir_option
+@force_option
 @reports_errors
-def models_promote(model_ref: str, registry_dir: Path) -> None:
-    """Serve MODEL@vN: production moves to it, previous to what served before."""
+def models_promote(model_ref: str, registry_dir: Path, force: bool) -> None:
+    """Serve MODEL@vN: production moves to it, previous to what served before.
+
+    While a release of the model was interrupted between its Vertex AI deploy and its promotion,
+    only that release's version may be promoted (which completes it), unless --force.
+    """
     from adaptune.registry import parse_model_ref, promote
 
     name, ref = parse_model_ref(model_ref)
     if ref is None:
         raise UserError(f"say which version to promote: {name}@vN")
-    _print_aliases(name, promote(registry_dir, name, ref, on_note=_warn))
+    _print_aliases(name, promote(registry_dir, name, ref, on_note=_warn, force=force))
 
 
 @models.command("rollback")
 @click.argument("model")
 @registry_dir_option
+@force_option
 @reports_errors
-def models_rollback(model: str, registry_dir: Path) -> None:
-    """Serve the previous version again (a second rollback undoes the first)."""
+def models_rollback(model: str, registry_dir: Path, force: bool) -> None:
+    """Serve the previous version again (a second rollback undoes the first).
+
+    Refused while a release of the model was interrupted between its Vertex AI deploy and its
+    promotion, unless --force.
+    """
     from adaptune.registry import parse_model_ref, rollback
 
     name, ref = parse_model_ref(model)
     if ref is not None:
         raise UserError(f"rollback takes a model name, not a version: {name}")
-    _print_aliases(name, rollback(registry_dir, name, on_note=_warn))
+    _print_aliases(name, rollback(registry_dir, name, on_note=_warn, force=force))

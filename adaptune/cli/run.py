@@ -68,6 +68,7 @@ def run(
             return
     result = run_local(compiled, params, runs_dir, experiment)
     print_summary(result.summary)
+    _print_settled(result.manifest)
     if not result.succeeded:
         sys.exit(1)
 
@@ -99,8 +100,15 @@ def _resume(run_id: str, runs_dir: Path) -> None:
         click.echo(f"  runs again: {entry.task or entry.path.name} ({entry.problem})")
     result = resume_local(plan, runs_dir)
     print_summary(result.summary)
+    _print_settled(result.manifest)
     if not result.succeeded:
         sys.exit(1)
+
+
+def _print_settled(manifest: dict[str, Any]) -> None:
+    """What the run's end did about its own interrupted Vertex AI release, if anything."""
+    if manifest.get("release_settled"):
+        click.echo(f"release: {manifest['release_settled']}")
 
 
 @click.command()

@@ -14,6 +14,10 @@ from pathlib import Path
 from adaptune.errors import UserError
 from adaptune.kill_points import kill_point
 from adaptune.registry.index import ModelIndex, locked_index, read_index
+from adaptune.registry.pending_release import (
+    refuse_during_interrupted_release,
+    remove_pending_release,
+)
 from adaptune.registry.refs import version_number
 
 
@@ -51,7 +55,11 @@ def _check_target(
 
 
 def promote(
-    registry_dir: Path, model: str, ref: str, on_note: Callable[[str], None] | None = None
+    registry_dir: Path,
+    model: str,
+    ref: str,
+    on_note: Callable[[str], None] | None = None,
+    force: bool = False,
 ) -> dict[str, int]:
     """Make version ``ref`` (``vN`` or ``N``) serve: ``production`` → it, ``previous`` → the old.
 
@@ -61,13 +69,16 @@ def promote(
         ref: ``vN`` or ``N``.
         on_note: Called with a note when the version's checksums could not be verified (it was
             registered before they were recorded).
+        force: Move the alias even while a release of the model is interrupted between its
+            Vertex AI deploy and its promotion (its record stays: the next release settles it).
 
     Returns:
         The aliases after the change.
 
     Raises:
-        UserError: If the model or version does not exist, ``ref`` is not a version number, or
-            the version's files are missing or differ from their recorded checksums.
+        UserError: If the model or version does not exist, ``ref`` is not a version number,
+            the version's files are missing or differ from their recorded checksums, or
+            (without ``force``) a release of the model was interrupted.
     """
     number = version_number(ref)
     if number is None:
@@ -75,13 +86,24 @@ def promote(
     with locked_index(registry_dir, model) as index:
         if number not in index.versions:
             raise UserError(f"{model} has no version v{number} (versions: {index.versions})")
+        completed = (
+            None
+            if force
+            else refuse_during_interrupted_release(registry_dir, model, "promote", number)
+        )
         _check_target(registry_dir, model, number, on_note)
         move_production(index, number, "promote")
-        return dict(index.aliases)
+        aliases = dict(index.aliases)
+    if completed is not None:  # the interrupted release of this very version is complete now
+        remove_pending_release(registry_dir, model, number)
+    return aliases
 
 
 def rollback(
-    registry_dir: Path, model: str, on_note: Callable[[str], None] | None = None
+    registry_dir: Path,
+    model: str,
+    on_note: Callable[[str], None] | None = None,
+    force: bool = False,
 ) -> dict[str, int]:
     """Serve ``previous`` again; the rolled-back version becomes ``previous`` (so it can return).
 
@@ -89,17 +111,21 @@ def rollback(
         registry_dir: Root of the registry.
         model: Model name.
         on_note: As for ``promote``.
+        force: As for ``promote``.
 
     Returns:
         The aliases after the change.
 
     Raises:
-        UserError: If the model has no ``previous`` version, or its files are missing or differ
-            from their recorded checksums.
+        UserError: If the model has no ``previous`` version, its files are missing or differ
+            from their recorded checksums, or (without ``force``) a release of the model was
+            interrupted.
     """
     with locked_index(registry_dir, model) as index:
         if not index.versions:
             raise UserError(f"no model {model!r} in registry {registry_dir}")
+        if not force:
+            refuse_during_interrupted_release(registry_dir, model, "rollback")
         if "previous" not in index.aliases:
             raise UserError(f"{model} has no previous version to roll back to")
         previous = index.aliases["previous"]

@@ -52,6 +52,7 @@ RESULT_KEYS = (
     "vertex",
     "adapter_sha256",
     "finished_at",
+    "release_settled",
 )
 """What an attempt adds to the manifest at its end; a resume clears them first."""
 

@@ -129,6 +129,7 @@ def _attempt(
     recorder = RunRecorder(store, run_id, run_dir / LOG_FILE, data_files)
     with _recording_while_running(recorder, run_dir, spec, full, started):
         run = run_in(compiled, full, run_dir)
+    settled = settle_own_release(full)
     state = RunState(started, datetime.now().astimezone(), run.succeeded, _task_of(run))
     tasks = read_task_records(run_dir, spec, full, state)
     ids = recorder.record(tasks.values())
@@ -147,6 +148,8 @@ def _attempt(
         "adapter_sha256": adapter_sha256(Path(adapter)) if adapter else None,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    if settled:
+        results["release_settled"] = settled
     manifest |= results
     if manifest.get("resumes"):
         manifest["resumes"][-1]["reused"] = reused_tasks(run_dir)
@@ -160,6 +163,30 @@ def _attempt(
     return RunResult(
         run_id, run.run_dir, run.succeeded, run.error, run.failed_step, manifest, summary
     )
+
+
+def settle_own_release(params: dict[str, Any]) -> str | None:
+    """After an attempt: settle the run's own Vertex AI release if its task died in between.
+
+    A deploy-to-vertex task killed between its deploy and its promotion (or its undo) leaves a
+    pending-release record naming this run (``registry.pending_release``). The attempt is over,
+    so that task is gone: the deployment is undone unless its version is production (the
+    resume deploys and promotes it again). Returns what was done, or why settling failed (the
+    record then stays for the next release or resume); None when there was nothing to settle.
+    """
+    from adaptune.registry.pending_release import read_pending_release
+    from adaptune.vertex.deployment import settle_pending_release
+
+    model, registry = params.get("model_name"), params.get("registry_dir")
+    if not params.get("vertex_deploy") or not model or not registry:
+        return None
+    try:
+        pending = read_pending_release(Path(registry), str(model))
+        if pending is None or pending.run_id != params.get("run_id") or not pending.interrupted():
+            return None
+        return settle_pending_release(Path(registry), pending)
+    except UserError as exc:
+        return str(exc)
 
 
 def resume_local(plan: ResumePlan, runs_root: Path) -> RunResult:

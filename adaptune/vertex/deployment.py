@@ -20,6 +20,7 @@ publishes everywhere or nowhere.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,13 @@ from adaptune.errors import UserError
 from adaptune.hashing import sha256_named_files
 from adaptune.kill_points import kill_point
 from adaptune.registry.index import INDEX_FILE
+from adaptune.registry.pending_release import (
+    PendingRelease,
+    pending_release_path,
+    read_pending_release,
+    remove_pending_release,
+    write_pending_release,
+)
 from adaptune.vertex import endpoints, model_registry, staging
 from adaptune.vertex.deploy_settings import VertexDeploySettings
 from adaptune.vertex.google_errors import google_errors
@@ -41,6 +49,9 @@ if TYPE_CHECKING:
     from google.cloud import storage
 
     from adaptune.registry.local import RegisteredVersion
+
+BeforeDeploy = Callable[[Any, Any, dict[str, int], set[str]], None]
+"""``before_deploy(endpoint, uploaded_model, traffic_split, deployed_model_ids)``."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +144,7 @@ def deploy_to_vertex(
     vertex: VertexSettings,
     settings: VertexDeploySettings,
     credentials: Credentials | None = None,
+    before_deploy: BeforeDeploy | None = None,
 ) -> VertexDeployment:
     """Upload a registry version to the Vertex AI Model Registry and deploy it to an endpoint.
 
@@ -151,6 +163,9 @@ def deploy_to_vertex(
         vertex: Project, region, API endpoint, extra labels, CMEK key.
         settings: Endpoint, traffic, machine and serving image.
         credentials: Credentials (default: Application Default Credentials).
+        before_deploy: Called with the endpoint, the uploaded model version, the endpoint's
+            traffic split and deployed model ids right before the deployment is made (the
+            release records them there, see ``registry.pending_release``).
 
     Returns:
         The resource names and what was created.
@@ -196,6 +211,8 @@ def deploy_to_vertex(
         )
         previous = dict(endpoint.gca_resource.traffic_split)
         before = {d.id for d in endpoint.gca_resource.deployed_models}
+        if before_deploy is not None:
+            before_deploy(endpoint, uploaded, previous, before)
         deployed = endpoints.deploy_version(
             endpoint, uploaded, settings, f"{version.model}-v{version.version}"
         )
@@ -340,6 +357,7 @@ def deploy_registered_version(
     version: int,
     vertex_deploy: dict[str, Any],
     serving_image: str,
+    before_deploy: BeforeDeploy | None = None,
 ) -> VertexDeployment:
     """Serve ``model@v<version>`` as the pipeline's ``vertex_deploy`` dict says (no alias moves).
 
@@ -350,6 +368,7 @@ def deploy_registered_version(
         vertex_deploy: The pipeline's dict: project, location (and the other
             ``VertexSettings`` keys) plus the ``VertexDeploySettings``.
         serving_image: The compile profile's image, used unless the dict names one.
+        before_deploy: As for ``deploy_to_vertex``.
 
     Raises:
         UserError: On invalid settings, a version whose files fail their checksums, or a
@@ -364,7 +383,9 @@ def deploy_registered_version(
     where, how = checked
     registered = resolve_version(registry_dir, model, f"v{version}")
     verify_version(registered)
-    return deploy_to_vertex(registered, where, how.with_serving_image(serving_image))
+    return deploy_to_vertex(
+        registered, where, how.with_serving_image(serving_image), before_deploy=before_deploy
+    )
 
 
 @dataclass(frozen=True)
@@ -392,40 +413,209 @@ def release_registered_version(
 ) -> Release:
     """The release's Vertex AI step: deploy the registered version, then promote it locally.
 
-    The version was registered without promotion. It is deployed first; only then does
-    ``production`` move to it, with the gate's compare-and-set against ``evaluated_against``
+    The version was registered without promotion. An interrupted release of another version of
+    the model is settled first (``settle_pending_release``). Right before the deployment is
+    made, a pending-release record is written in the model's directory
+    (``registry.pending_release``); the version is deployed; only then does ``production`` move
+    to it, with the gate's compare-and-set against ``evaluated_against``
     (``registry.promote_gated``). If production moved meanwhile, the deployment is undone and
     the version stays registered, unpromoted (as a release without Vertex AI leaves it); if the
-    promotion fails, the deployment is undone and the error raised. So a failure at any step
-    leaves the local aliases where they were and the endpoint's traffic as it was.
+    promotion fails, the deployment is undone and the error raised. The record is removed once
+    the version is production or its deployment undone. So a failure at any step leaves the
+    local aliases where they were and the endpoint's traffic as it was, and a kill leaves the
+    record saying what to settle.
 
     Raises:
-        UserError: On a failed deploy (nothing serves it), or a failed promotion (its
-            deployment undone, or the message says what still serves).
+        UserError: On a failed deploy (nothing serves it), a failed promotion (its deployment
+            undone, or the message says what still serves), or another release of the model
+            under way.
     """
     from adaptune.registry.aliases import promote_gated
+    from adaptune.vertex.deploy_settings import check_vertex_deploy
 
-    deployment = deploy_registered_version(
-        registry_dir, model, version, vertex_deploy, serving_image
-    )
+    checked = check_vertex_deploy(vertex_deploy)
+    if checked is None:
+        raise UserError("vertex_deploy is empty: nothing says where to deploy")
+    where = checked[0]
+    earlier = _settle_before_release(registry_dir, model, version)
+
+    def record(endpoint: Any, uploaded: Any, previous: dict[str, int], before: set[str]) -> None:
+        # A resumed release keeps what the endpoint held before its first attempt deployed.
+        kept = (
+            earlier if earlier is not None and earlier.endpoint == endpoint.resource_name else None
+        )
+        write_pending_release(
+            registry_dir,
+            PendingRelease(
+                model=model,
+                version=version,
+                run_id=_run_id_of(registry_dir, model, version),
+                endpoint=endpoint.resource_name,
+                vertex_model=uploaded.resource_name,
+                vertex_version_id=str(uploaded.version_id),
+                deployed_before=kept.deployed_before if kept else sorted(before),
+                traffic_split_before=kept.traffic_split_before if kept else previous,
+                project=where.project,
+                location=where.location,
+                api_endpoint=where.api_endpoint,
+            ),
+        )
+        kill_point("release:after-record")
+
+    try:
+        deployment = deploy_registered_version(
+            registry_dir, model, version, vertex_deploy, serving_image, before_deploy=record
+        )
+    except UserError:
+        _settle_quietly(registry_dir, model, version)  # a failed deploy left nothing serving
+        raise
     kill_point("release:after-deploy")
     try:
         promoted, note = promote_gated(registry_dir, model, version, evaluated_against)
     except UserError as exc:
-        raise UserError(f"{exc}; {_undo_quietly(deployment)}") from None
+        raise UserError(
+            f"{exc}; {_undo_quietly(registry_dir, model, deployment, version)}"
+        ) from None
     except BaseException:
-        _undo_quietly(deployment)
+        _undo_quietly(registry_dir, model, deployment, version)
         raise
     if promoted:
+        remove_pending_release(registry_dir, model, version)
         return Release(deployment, True)
     # The version is this run's, registered unpromoted: a deployment of it found on the
     # endpoint was made by an earlier attempt of this release (killed before it finished).
-    return Release(deployment, False, f"{note}; {undo_deployment(deployment, ours=True)}")
+    undone = undo_deployment(deployment, ours=True)
+    remove_pending_release(registry_dir, model, version)
+    return Release(deployment, False, f"{note}; {undone}")
 
 
-def _undo_quietly(deployment: VertexDeployment) -> str:
-    """``undo_deployment`` (of this release's deployment), its failure told, not raised."""
+def _run_id_of(registry_dir: Path, model: str, version: int) -> str:
+    from adaptune.registry.local import resolve_version
+
+    return str(resolve_version(registry_dir, model, f"v{version}").metadata.get("run_id", ""))
+
+
+def _undo_quietly(
+    registry_dir: Path, model: str, deployment: VertexDeployment, version: int
+) -> str:
+    """``undo_deployment`` (of this release's deployment), its failure told, not raised.
+
+    The pending-release record is removed once the deployment is undone; when undoing fails it
+    stays, so that the next release settles what still serves.
+    """
     try:
-        return undo_deployment(deployment, ours=True)
+        undone = undo_deployment(deployment, ours=True)
     except UserError as exc:
         return str(exc)
+    remove_pending_release(registry_dir, model, version)
+    return undone
+
+
+def _settle_before_release(registry_dir: Path, model: str, version: int) -> PendingRelease | None:
+    """Before a release: settle another version's interrupted release; return this one's.
+
+    Returns:
+        The record of an earlier, interrupted attempt of this same release (a retried task or
+        a resumed run: what it deployed is completed, not undone), or None.
+
+    Raises:
+        UserError: If another release of the model is under way (its process is alive), its
+            record is unreadable, or settling it fails.
+    """
+    pending = read_pending_release(registry_dir, model)
+    if pending is None:
+        return None
+    if pending.version == version:
+        return pending
+    if not pending.interrupted():
+        raise UserError(
+            f"another release of {model} is under way ({pending.ref}, run {pending.run_id}, "
+            f"process {pending.pid} on {pending.host} since {pending.started_at}): run this "
+            "release again once it has finished (adaptune run --resume)"
+        )
+    settle_pending_release(registry_dir, pending)
+    return None
+
+
+def _settle_quietly(registry_dir: Path, model: str, version: int) -> None:
+    """After a failed deploy: settle this release's record if Vertex AI can be asked now."""
+    try:
+        pending = read_pending_release(registry_dir, model)
+        if pending is not None and pending.version == version:
+            settle_pending_release(registry_dir, pending)
+    except UserError:
+        pass  # the record stays: the next release, or this run's end, settles it
+
+
+def settle_pending_release(
+    registry_dir: Path, pending: PendingRelease, credentials: Credentials | None = None
+) -> str:
+    """Settle an interrupted release so that the endpoint and ``production`` agree.
+
+    When its version is production, the release was complete: the record is removed. Otherwise
+    every deployment of its uploaded model version that was not on the endpoint before is
+    undeployed, the traffic split set back to what it was before (or, when the endpoint's
+    deployed models changed since, the others' shares scaled back to 100), and the record is
+    removed. Nothing else is touched: the uploaded model version and the endpoint are left.
+
+    Returns:
+        What was done, in a sentence.
+
+    Raises:
+        UserError: If Vertex AI cannot be asked or the undeploy fails (the record stays).
+    """
+    from google.api_core.exceptions import NotFound
+    from google.cloud import aiplatform
+
+    from adaptune.registry.aliases import read_aliases
+
+    if read_aliases(registry_dir, pending.model).get("production") == pending.version:
+        remove_pending_release(registry_dir, pending.model, pending.version)
+        return f"{pending.ref} is production: its interrupted release was complete"
+    try:
+        init_vertex(
+            VertexSettings(
+                project=pending.project or pending.endpoint.split("/")[1],
+                location=pending.location or pending.endpoint.split("/")[3],
+                api_endpoint=pending.api_endpoint,
+            ),
+            credentials,
+        )
+        try:
+            endpoint = aiplatform.Endpoint(pending.endpoint)
+        except NotFound:
+            stray: list[str] = []
+        else:
+            deployed = endpoint.gca_resource.deployed_models
+            stray = [
+                d.id
+                for d in deployed
+                if d.id not in pending.deployed_before
+                and d.model == pending.vertex_model
+                and d.model_version_id == pending.vertex_version_id
+            ]
+            split = dict(endpoint.gca_resource.traffic_split)
+            others = {d.id for d in deployed} - set(stray)
+            for deployed_model_id in stray:
+                restored = (  # the endpoint holds what it held before: that split again
+                    pending.traffic_split_before
+                    if others == set(pending.deployed_before)
+                    else _without(split, deployed_model_id)
+                )
+                kill_point("release:before-settle")
+                _undeploy(pending.endpoint, deployed_model_id, restored)
+                split = restored
+    except (*call_errors(), UserError, IndexError) as exc:
+        raise UserError(
+            f"settling the interrupted release of {pending.ref} to {pending.endpoint} "
+            f"(run {pending.run_id}) failed: {exc}; "
+            f"{pending_release_path(registry_dir, pending.model)} stays until it is settled"
+        ) from exc
+    remove_pending_release(registry_dir, pending.model, pending.version)
+    if not stray:
+        return f"the interrupted release of {pending.ref} had deployed nothing"
+    return (
+        f"the interrupted release of {pending.ref} (run {pending.run_id}) was undone: "
+        f"{', '.join(stray)} undeployed from {pending.endpoint}, its traffic split "
+        f"{split or 'empty'}"
+    )
