@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed
 export
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-fast compile check-compiled lint bench sample clean image compile-vertex
+.PHONY: help setup run test test-fast test-hostile compile check-compiled lint bench sample clean image compile-vertex
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -33,8 +33,11 @@ run: $(STAMP) ## Run the whole pipeline locally on the bundled sample (CONFIG=..
 test: $(STAMP) ## Run the whole test suite, as CI does (PYTEST_ARGS=... to pass options)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: $(STAMP) ## Unit and component tests only: no whole-DAG runs, nothing slow (under 90 s)
-	$(BIN)/python -m pytest -m "not pipeline and not slow" $(PYTEST_ARGS)
+test-fast: $(STAMP) ## Unit and component tests only: no whole-DAG run, nothing slow, no hostile corpus (under 90 s)
+	$(BIN)/python -m pytest -m "not pipeline and not slow and not hostile" $(PYTEST_ARGS)
+
+test-hostile: $(STAMP) ## The hostile-input corpus only (part of make test)
+	$(BIN)/python -m pytest -m hostile $(PYTEST_ARGS)
 
 compile: $(STAMP) ## Compile the pipelines into compiled/
 	$(BIN)/python -m pipelines.compile

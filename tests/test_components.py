@@ -81,6 +81,7 @@ def test_validate_failure_exits_with_a_clear_message(tmp_path, capsys):
     assert not (tmp_path / "d").exists() and not (tmp_path / "report.html").exists()
 
 
+@pytest.mark.slow  # trains a model (10 s with its fixture): not in make test-fast
 def test_tune_evaluate_gate_register(trained_adapter, tmp_path):
     formatted = _artifact(Dataset, trained_adapter["formatted"])
     adapter = _artifact(Model, tmp_path / "adapter")

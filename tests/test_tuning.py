@@ -383,6 +383,7 @@ def test_two_process_data_parallel_equals_one_process_with_accumulation(tmp_path
     assert not torch.equal(a[next(iter(a))], torch.zeros_like(a[next(iter(a))]))
 
 
+@pytest.mark.slow  # a tuning subprocess (6 s): not in make test-fast
 def test_tuning_module_reports_user_errors_without_a_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "adaptune.tuning", "--train", str(_write(tmp_path, ROWS)),
