@@ -688,14 +688,8 @@ def test_vertex_submit_keeps_each_tasks_caching_unless_asked(env, adc, flags, ex
 # -- the whole DAG ----------------------------------------------------------------------------
 
 
-@pytest.mark.pipeline
-def test_a_run_whose_vertex_deploy_fails_leaves_production_where_it_was(
-    cloud,
-    metadata_server,
-    tmp_path,
-):
-    fake = cloud["vertex"]
-    fake.fail("POST", ":deployModel", 500, "the deploy broke")
+def vertex_run_config(tmp_path: Path, fake) -> tuple[Path, Path]:
+    """A small sample run's config that deploys to the fake Vertex AI server, and its registry."""
     train = tmp_path / "train.jsonl"
     train.write_text("".join((SAMPLE / "train.jsonl").read_text().splitlines(True)[:64]))
     registry = tmp_path / "registry"
@@ -719,6 +713,20 @@ def test_a_run_whose_vertex_deploy_fails_leaves_production_where_it_was(
             }
         )
     )
+    return config, registry
+
+
+
+
+@pytest.mark.pipeline
+def test_a_run_whose_vertex_deploy_fails_leaves_production_where_it_was(
+    cloud,
+    metadata_server,
+    tmp_path,
+):
+    fake = cloud["vertex"]
+    fake.fail("POST", ":deployModel", 500, "the deploy broke")
+    config, registry = vertex_run_config(tmp_path, fake)
     data_before = tree(tmp_path)
     result = invoke(
         "run", "--config", config, "--runs-dir", tmp_path / "runs", "--compiled", COMPILED

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import COMPILED, REPO, SAMPLE
+from conftest import COMPILED, REPO
 from hostile import invoke, one_line_error, tree
 from test_release_hostile import (  # noqa: F401  (fixtures)
     METADATA,
@@ -35,6 +35,7 @@ from test_release_hostile import (  # noqa: F401  (fixtures)
     _write_adapter,
     metadata_server,
     served,
+    vertex_run_config,
     world,
 )
 from test_vertex_cli import adc, env  # noqa: F401  (fixtures)
@@ -308,33 +309,6 @@ def test_an_unreadable_record_is_reported_with_its_path(world, content, command,
 # -- the whole DAG, through the command line --------------------------------------------------
 
 
-def _run_config(tmp_path: Path, fake) -> tuple[Path, Path]:
-    train = tmp_path / "train.jsonl"
-    train.write_text("".join((SAMPLE / "train.jsonl").read_text().splitlines(True)[:64]))
-    registry = tmp_path / "registry"
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        json.dumps(
-            {
-                "train_data": str(train),
-                "training": {"steps": 2},
-                "evaluation": {"report_examples": 2},
-                "gate": {"threshold": 0.0, "min_improvement": -1.0},
-                "model_name": MODEL,
-                "registry_dir": str(registry),
-                "vertex_deploy": {
-                    "project": PROJECT,
-                    "location": LOCATION,
-                    "api_endpoint": fake.endpoint,
-                    "pipeline_root": f"gs://{BUCKET}/root",
-                    "endpoint": "router",
-                },
-            }
-        )
-    )
-    return config, registry
-
-
 def _endpoint(fake) -> dict:
     (endpoint,) = [r for name, r in fake.resources.items() if "/endpoints/" in name]
     return endpoint
@@ -377,7 +351,7 @@ def test_a_run_whose_deploy_task_dies_after_the_deploy_ends_with_neither_then_re
     cloud, metadata_server, tmp_path, monkeypatch
 ):
     fake = cloud["vertex"]
-    config, registry = _run_config(tmp_path, fake)
+    config, registry = vertex_run_config(tmp_path, fake)
     runs = tmp_path / "runs"
     monkeypatch.setenv("ADAPTUNE_KILL_AT", "release:after-deploy")  # the task dies, not the run
     failed = invoke("run", "--config", config, "--runs-dir", runs, "--compiled", COMPILED)
@@ -461,7 +435,7 @@ def test_a_run_killed_whole_between_deploy_and_promotion_recovers_consistently(
     cloud, metadata_server, tmp_path, recovery
 ):
     fake = cloud["vertex"]
-    config, registry = _run_config(tmp_path, fake)
+    config, registry = vertex_run_config(tmp_path, fake)
     runs = tmp_path / "runs"
     run_id = _kill_run_at_the_instant(config, runs, registry, fake)
     assert _serving(fake) == {f"{MODEL}-v1": 100}  # the in-between state: endpoint yes, local no

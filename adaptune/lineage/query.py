@@ -11,7 +11,7 @@ from rich.tree import Tree
 
 from adaptune.errors import UserError
 from adaptune.lineage.store import MetadataStore
-from adaptune.registry.version_lineage import PARAMS_FILE, find_run_params
+from adaptune.registry.version_lineage import LINEAGE_KEYS, PARAMS_FILE, find_run_params
 
 SHORT_HASH = 12
 
@@ -127,18 +127,7 @@ def render_version_record(node: dict[str, Any], name: str) -> Tree:
     tree = Tree(_label(name, node))
     tree.add(f"[yellow]{escape(node['note'])}[/] ({escape(node['recorded_by'])})")
     own = node["lineage"]
-    for key in (
-        "run_id",
-        "pipeline_job_name",
-        "base_model",
-        "data_sha256",
-        "prompt_template",
-        "prompt_style",
-        "gate_reason",
-        "evaluated_against",
-        "metrics",
-        "adapter_files",
-    ):
+    for key in (*LINEAGE_KEYS, "adapter_files"):
         if own.get(key) not in (None, "", {}):
             tree.add(f"{key}: [dim]{escape(_short(own[key]))}[/]")
     run = node["run"]
