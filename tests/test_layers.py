@@ -44,6 +44,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("adaptune.lineage",),  # the metadata store, manifests, the recorder
     ("adaptune.runner",),  # the local run: params, kfp.local, task records, summary
     ("adaptune.serving",),  # the HTTP endpoint
+    ("adaptune.studio",),  # the web pages: tuning form, runs, models, Try it, lineage
     ("adaptune.cli", "adaptune.__main__"),  # the command line
 ]
 LAYER_OF = {name: rank for rank, names in enumerate(LAYERS) for name in names}

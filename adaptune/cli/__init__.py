@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from adaptune import __version__
-from adaptune.cli import export, lineage, models, run, runs, serving, validate, vertex
+from adaptune.cli import export, lineage, models, run, runs, serving, studio, validate, vertex
 from adaptune.cli.errors import CommandGroup
 
 
@@ -30,6 +30,7 @@ for _command in (
     serving.serve,
     serving.predict,
     serving.compare,
+    studio.studio,
     vertex.vertex,
 ):
     main.add_command(_command)

@@ -37,6 +37,13 @@ from adaptune.errors import UserError
     "reusing the steps whose outputs still match their recorded sha256 and tuning from the "
     "last checkpoint. Takes no other option but --runs-dir.",
 )
+@click.option(
+    "--run-id",
+    "new_id",
+    metavar="RUN_ID",
+    help="Give the new run this id (lowercase letters, digits and -; no run may have it). "
+    "Default: adaptune-<UTC time>-<random hex>.",
+)
 @reports_errors
 def run(
     runs_dir: Path,
@@ -44,19 +51,22 @@ def run(
     experiment: str | None,
     if_changed: bool,
     resume_id: str | None,
+    new_id: str | None,
     **flags: Any,
 ) -> None:
     """Run the compiled pipeline locally with kfp.local and print a summary.
 
     Exits 1 when the run fails, 2 on bad options or parameters.
     """
-    from adaptune.runner.run import run_local, unchanged_since
+    from adaptune.runner.run import check_new_run_id, run_local, unchanged_since
     from adaptune.runner.summary import print_summary
     from adaptune.vertex.deploy_settings import check_deploy_credentials
 
     if resume_id is not None:
         _resume(resume_id, runs_dir)
         return
+    if new_id is not None:
+        check_new_run_id(runs_dir, new_id)
     params = resolve_parameters(compiled, flags)
     check_deploy_credentials(params.get("vertex_deploy"))  # a local run deploys with ADC
     if if_changed:
@@ -66,7 +76,7 @@ def run(
                 f"unchanged since run {last} (same data content and parameters): nothing to do"
             )
             return
-    result = run_local(compiled, params, runs_dir, experiment)
+    result = run_local(compiled, params, runs_dir, experiment, new_id)
     print_summary(result.summary)
     _print_settled(result.manifest)
     if not result.succeeded:

@@ -68,7 +68,11 @@ class RunResult:
 
 
 def run_local(
-    compiled: Path, params: dict[str, Any], runs_root: Path, experiment: str | None = None
+    compiled: Path,
+    params: dict[str, Any],
+    runs_root: Path,
+    experiment: str | None = None,
+    run_id: str | None = None,
 ) -> RunResult:
     """Run the compiled pipeline with kfp.local, recording lineage and writing the summary.
 
@@ -82,11 +86,15 @@ def run_local(
         params: Every pipeline parameter (see ``runner.params.pipeline_params``).
         runs_root: Holds the run directories and ``metadata.sqlite``.
         experiment: Also records the run in this experiment (a named group of runs).
+        run_id: The new run's id (default: a new one); see ``check_new_run_id``.
 
     Returns:
         The finished run, whether it succeeded or failed.
+
+    Raises:
+        UserError: If ``run_id`` is not a valid id or a run already has it.
     """
-    run_id = new_run_id()
+    run_id = check_new_run_id(runs_root, run_id) if run_id else new_run_id()
     full = {**params, "run_id": run_id}
     manifest = build_manifest(run_id, compiled, full)
     store = MetadataStore(runs_root)
@@ -110,6 +118,25 @@ def run_local(
         return _attempt(store, compiled, full, run_dir, manifest, datetime.now().astimezone())
     finally:
         store.close()
+
+
+def check_new_run_id(runs_root: Path, run_id: str) -> str:
+    """Return ``run_id`` if it is a valid run id that no run in ``runs_root`` has.
+
+    Raises:
+        UserError: Otherwise.
+    """
+    check_run_id(run_id)
+    if (Path(runs_root) / run_id).exists():
+        raise UserError(f"--run-id {run_id}: {Path(runs_root) / run_id} already exists")
+    store = MetadataStore(runs_root, create=False) if Path(runs_root).is_dir() else None
+    try:
+        if store is not None and store.run(run_id) is not None:
+            raise UserError(f"--run-id {run_id}: a run with this id is already recorded")
+    finally:
+        if store is not None:
+            store.close()
+    return run_id
 
 
 def _attempt(
