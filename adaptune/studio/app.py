@@ -13,6 +13,7 @@ from importlib.resources import files
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adaptune.studio.pages import ROUTERS
 from adaptune.studio.rendering import render
@@ -61,8 +62,8 @@ def create_app(settings: StudioSettings) -> FastAPI:
         response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
         return response
 
-    @app.exception_handler(HTTPException)
-    def http_error(request: Request, exc: HTTPException) -> Response:
+    @app.exception_handler(StarletteHTTPException)
+    def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         headers = getattr(exc, "headers", None)
         if "text/html" in request.headers.get("accept", ""):
             response = render(
