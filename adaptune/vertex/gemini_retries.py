@@ -1,11 +1,12 @@
 """Retrying a Gemini API call the service asks to be retried: exponential backoff with jitter.
 
-Vertex AI answers 429 (RESOURCE_EXHAUSTED: quota) and 503 (UNAVAILABLE) when a call may
-succeed later, and 500/504 for transient server faults; Google's guidance for these is
-truncated exponential backoff with jitter
-(https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429). Any other error is
-final at once. The google-genai client's own retries stay off (:mod:`gemini_client`), so one
-place counts attempts.
+Vertex AI answers 429 (RESOURCE_EXHAUSTED: quota or shared capacity) and 503 (UNAVAILABLE)
+when a call may succeed later, and 500/504 for transient server faults; Google's guidance for
+429 is a retry with truncated exponential backoff
+(https://cloud.google.com/vertex-ai/generative-ai/docs/provisioned-throughput/error-code-429,
+https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/api-errors). Any other
+error is final at once. The google-genai client's own retries stay off (:mod:`gemini_client`),
+so one place counts attempts.
 """
 
 from __future__ import annotations
