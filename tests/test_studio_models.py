@@ -161,10 +161,10 @@ def test_an_unknown_or_malformed_model_is_404(tmp_path, registry, path):
 def test_a_refused_promote_and_rollback_show_the_reason(tmp_path, registry):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    record = PendingRelease(
+    record = PendingRelease(  # the release of v1 (production) was interrupted
         "alpha",
-        2,
-        "run-a2",
+        1,
+        "run-a1",
         "projects/p/locations/l/endpoints/1",
         "projects/p/locations/l/models/1",
         "1",
@@ -174,6 +174,8 @@ def test_a_refused_promote_and_rollback_show_the_reason(tmp_path, registry):
     )
     pending_release_path(registry, "alpha").write_text(json.dumps(record.__dict__))
     with studio(tmp_path, registry) as client:
+        promoting = client.post("/models/alpha/promote", data={"version": "2", "csrf_token": "t0k"})
+        promote_page = client.get(promoting.headers["location"])
         refused = client.post("/models/alpha/rollback", data={"csrf_token": "t0k"})
         page = client.get(refused.headers["location"])
         no_previous = client.post("/models/beta/rollback", data={"csrf_token": "t0k"})
@@ -182,10 +184,17 @@ def test_a_refused_promote_and_rollback_show_the_reason(tmp_path, registry):
     assert alert and "rollback refused" in unescape(alert.group(1))
     assert "was interrupted" in unescape(alert.group(1)) and "--force" in unescape(alert.group(1))
     assert "interrupted" in page.text  # the warning models list gives
+    promote_alert = re.search(r'role="alert"[^>]*>(.*?)</p>', promote_page.text, re.S)
+    assert promote_alert and "promote refused" in unescape(promote_alert.group(1))
+    assert 'role="status"' not in promote_page.text
     assert read_aliases(registry, "alpha") == {"production": 1}
     assert "beta has no previous version to roll back to" in unescape(beta.text)
     cli_refusal = cli("rollback", "alpha", "--registry-dir", registry)
     assert cli_refusal.exit_code == 2 and "rollback refused" in cli_refusal.output
+    cli_promote = cli("promote", "alpha@v2", "--registry-dir", registry)
+    assert cli_promote.exit_code == 2 and unescape(promote_alert.group(1)) in " ".join(
+        cli_promote.output.split()
+    )
 
 
 def test_a_corrupt_version_is_listed_with_its_reason(tmp_path, registry):
