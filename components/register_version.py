@@ -19,6 +19,7 @@ def register_version(
     prompt_style: dict,
     data_sha256: str,
     run_id: str,
+    description: str,
     pipeline_job_name: str,
     gate_reason: str,
     production_version: int,
@@ -43,6 +44,7 @@ def register_version(
         prompt_style: How its prompts were made (format_text_to_text's): the server repeats it.
         data_sha256: Hash of the training data.
         run_id: Run id; the pipeline job name when empty.
+        description: What the version is for; stored in its version.json.
         pipeline_job_name: The pipeline job's name.
         gate_reason: Why the gate passed.
         production_version: The production version the gate compared with (0: none).
@@ -75,6 +77,7 @@ def register_version(
                 "prompt_style": prompt_style,
                 "data_sha256": data_sha256,
                 "run_id": run_id or pipeline_job_name,
+                "description": description,
                 "metrics": dict(eval_metrics.metadata),
                 "gate_reason": gate_reason,
                 "pipeline_job_name": pipeline_job_name,

@@ -98,6 +98,7 @@ def adapter_tuning(
     model_name: str = "adapter",
     registry_dir: str = "registry",
     run_id: str = "",
+    description: str = "",
     vertex_deploy: dict = {},  # noqa: B006 (a kfp default, never mutated)
 ):
     """Tune, evaluate and (if the gate passes) register an adapter as the production version.
@@ -128,6 +129,7 @@ def adapter_tuning(
         model_name: Name of the model in the registry.
         registry_dir: Registry root directory.
         run_id: Run id stored with the version; the pipeline job name when empty.
+        description: What the version is for (at most 2000 characters), stored with it.
         vertex_deploy: Empty for the local registry only; else project, location
             (pipeline_root or artifact_prefix) and endpoint, traffic_percentage, machine_type,
             accelerator_type, accelerator_count, min_replicas, max_replicas, serving_image to
@@ -187,6 +189,7 @@ def adapter_tuning(
             prompt_style=formatting.outputs["prompt_style"],
             data_sha256=data_sha256,
             run_id=run_id,
+            description=description,
             pipeline_job_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
             gate_reason=gate_check.outputs["reason"],
             production_version=scoring.outputs["production_version"],

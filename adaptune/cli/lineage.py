@@ -28,34 +28,16 @@ def lineage(model_ref: str, runs_dir: Path, registry_dir: Path, as_json: bool) -
     from rich.console import Console
 
     from adaptune.cli.runs import open_store
-    from adaptune.errors import UserError
-    from adaptune.lineage.query import (
-        find_version,
-        render_tree,
-        render_version_record,
-        version_record,
-    )
-    from adaptune.lineage.query import lineage as trace
-    from adaptune.registry import list_models, parse_model_ref, resolve_version
-    from adaptune.registry.refs import version_number
+    from adaptune.lineage.query import render_tree, render_version_record, version_lineage
+    from adaptune.registry import parse_model_ref
 
-    name, ref = parse_model_ref(model_ref)
-    in_registry = name in list_models(registry_dir)
-    version = None if ref is None else version_number(ref)
-    if (ref is not None and version is None) or (ref is None and in_registry):
-        version = resolve_version(registry_dir, name, ref or "latest").version
+    parse_model_ref(model_ref)  # a malformed reference is refused before any store is opened
     store = open_store(runs_dir)
     try:
-        try:
-            chain = trace(store, find_version(store, name, version))
-            render = render_tree
-        except UserError:
-            if not in_registry:
-                raise
-            chain = version_record(store, registry_dir, name, version)
-            render = render_version_record
+        chain, recorded = version_lineage(store, registry_dir, model_ref)
     finally:
         store.close()
+    render = render_tree if recorded else render_version_record
     if as_json:
         click.echo(json.dumps(chain, indent=2, default=str))
     else:

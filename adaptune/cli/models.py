@@ -116,6 +116,7 @@ def models_show(model_ref: str, registry_dir: Path, as_json: bool) -> None:
     """One model's versions (MODEL) or one version's metadata (MODEL@vN, MODEL@production)."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from adaptune.registry import parse_model_ref, read_aliases, resolve_version, survey_model
 
@@ -151,8 +152,9 @@ def models_show(model_ref: str, registry_dir: Path, as_json: bool) -> None:
         click.echo(json.dumps(payload, indent=2, default=str))
         return
     table = Table(title=name)
-    for column in ("version", "aliases", "created", "run", "data sha256", "base model", "tuned"):
-        table.add_column(column)
+    columns = ("version", "aliases", "created", "run", "data sha256", "base model", "tuned")
+    for column in (*columns, "description"):
+        table.add_column(column, overflow="fold")
     for v in versions:
         meta = v.metadata
         table.add_row(
@@ -163,6 +165,7 @@ def models_show(model_ref: str, registry_dir: Path, as_json: bool) -> None:
             str(meta.get("data_sha256", ""))[:12],
             str(meta.get("base_model", "")),
             _primary(meta.get("metrics", {})),
+            Text(str(meta.get("description") or "")),
         )
     Console(width=max(140, Console().width)).print(table)
 

@@ -47,6 +47,7 @@ SCALAR_FLAGS = (
     "seed",
     "model_name",
     "registry_dir",
+    "description",
 )
 # Flags that set one key of a mapping parameter: flag name → (parameter, key).
 KEY_FLAGS = {
@@ -95,6 +96,10 @@ PARAMETER_OPTIONS = [
         "--tolerance", type=float, help="How far below the production version tuned may score."
     ),
     click.option("--model-name", help="Registry model name."),
+    click.option(
+        "--description",
+        help="What this version is for, stored with it in the registry (at most 2000 characters).",
+    ),
     click.option(
         "--registry-dir",
         help="Registry the pipeline registers versions in (a directory or gs://).",

@@ -122,6 +122,41 @@ def version_record(
     }
 
 
+def version_lineage(
+    store: MetadataStore, registry_dir: Path, model_ref: str
+) -> tuple[dict[str, Any], bool]:
+    """What ``adaptune lineage MODEL_REF`` shows: the store's chain, else the version's record.
+
+    Args:
+        store: The runs' metadata store.
+        registry_dir: The registry (``NAME@production`` and a version the store never
+            recorded are looked up there).
+        model_ref: ``NAME`` (the newest version), ``NAME@vN`` or ``NAME@<alias>``.
+
+    Returns:
+        The chain and whether it came from the store (``lineage``'s shape: the version, the
+        task that produced it and, recursively, its inputs down to the data files) or from the
+        version's own record (``version_record``'s shape).
+
+    Raises:
+        UserError: If the reference is malformed or names no recorded or registered version.
+    """
+    from adaptune.registry import list_models, parse_model_ref, resolve_version
+    from adaptune.registry.refs import version_number
+
+    name, ref = parse_model_ref(model_ref)
+    in_registry = name in list_models(registry_dir)
+    version = None if ref is None else version_number(ref)
+    if (ref is not None and version is None) or (ref is None and in_registry):
+        version = resolve_version(registry_dir, name, ref or "latest").version
+    try:
+        return lineage(store, find_version(store, name, version)), True
+    except UserError:
+        if not in_registry:
+            raise
+        return version_record(store, registry_dir, name, version), False
+
+
 def render_version_record(node: dict[str, Any], name: str) -> Tree:
     """A rich Tree of ``version_record``'s answer: the facts the version carries."""
     tree = Tree(_label(name, node))

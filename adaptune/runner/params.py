@@ -29,6 +29,8 @@ DATA_PARAMS = ("train_data", "eval_data")
 FUSE_ROOT = "/gcs/"
 MAX_CONFIG_BYTES = 1 << 20
 TYPE_CASTS = {"NUMBER_INTEGER": int, "NUMBER_DOUBLE": float, "STRING": str, "BOOLEAN": bool}
+MAX_DESCRIPTION_CHARS = 2000
+"""Longest version description (shown by ``models show`` and the studio's model page)."""
 DICT_PARAMS = ("adapter", "training", "gate", "data", "evaluation", "vertex_deploy")
 # Every other parameter's type and range (a test keeps the names and types equal to the
 # compiled pipeline's).
@@ -41,6 +43,7 @@ SCALAR_PARAMS: dict[str, tuple[type, Rules]] = {
     "model_name": (str, Rules(non_empty=True)),
     "registry_dir": (str, Rules(non_empty=True)),
     "run_id": (str, Rules()),
+    "description": (str, Rules(max_chars=MAX_DESCRIPTION_CHARS)),
 }
 
 

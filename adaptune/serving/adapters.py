@@ -133,6 +133,59 @@ class AdapterPool:
             )
             return [Answer(text, count) for text, count in zip(texts, counts, strict=True)]
 
+    def generate_base(
+        self, version: RegisteredVersion, prompts: list[str], options: GenerationOptions
+    ) -> list[str]:
+        """Answer ``prompts`` with ``version``'s base model alone, as ``adaptune compare`` does.
+
+        The base model in memory answers with its adapters switched off (PEFT's
+        ``disable_adapter``), so trying a version beside its base costs no second copy. A
+        ``last_layers`` version overwrote its base model's weights: another PEFT model on the
+        same base answers then, else the base model is loaded for this call (not kept).
+
+        Raises:
+            UserError: If the version's adapter or base model cannot be loaded.
+        """
+        with self._run_lock:
+            group = self._load(version)
+            peft = next(
+                (
+                    g
+                    for (base, _, _), g in self._groups.items()
+                    if base == version.base_model and isinstance(g.model, PeftModel)
+                ),
+                None,
+            )
+            if peft is None:
+                with explained_load_errors(version.ref):
+                    fresh = load_base_model(version.base_model)
+                return self._generate_plain(fresh.model, fresh, prompts, options)
+            with peft.model.disable_adapter():
+                return self._generate_plain(peft.model, group.base, prompts, options)
+
+    def _generate_plain(
+        self,
+        model: torch.nn.Module,
+        base: BaseModel,
+        prompts: list[str],
+        options: GenerationOptions,
+    ) -> list[str]:
+        return generate(
+            model,
+            base.tokenizer,
+            prompts,
+            base.family,
+            options.max_new_tokens,
+            max_length=self.max_prompt_tokens,
+            batch_size=max(len(prompts), 1),
+            show_progress=False,
+            temperature=options.temperature,
+            seed=secrets.randbelow(2**31),
+            top_p=options.top_p,
+            top_k=options.top_k,
+            stop=list(options.stop),
+        )
+
     def empty_prompt(self, version: RegisteredVersion, prompts: list[str]) -> int | None:
         """Index of the first of ``prompts`` that encodes to no token (None when none does).
 

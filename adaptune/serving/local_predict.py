@@ -34,8 +34,16 @@ def predict_in_process(
     model_ref: str,
     conversations: list[Conversation],
     options: GenerationOptions,
+    pool: AdapterPool | None = None,
 ) -> tuple[RegisteredVersion, list[str]]:
     """Answer ``conversations`` with the version ``model_ref`` names, as the server would.
+
+    Args:
+        registry_dir: The registry.
+        model_ref: ``name``, ``name@vN`` or ``name@<alias>``.
+        conversations: What to answer.
+        options: How to decode.
+        pool: Models kept in memory between calls (the studio's); None: loaded for this call.
 
     Returns:
         The version that answered and one answer per conversation.
@@ -45,7 +53,7 @@ def predict_in_process(
             cannot render a conversation.
     """
     version = resolve_ref(registry_dir, model_ref)
-    pool = AdapterPool(registry_dir)
+    pool = AdapterPool(registry_dir) if pool is None else pool
     tokenizer = pool.tokenizer(version) if needs_tokenizer(version, conversations) else None
     prompts = [build_prompt(version, c, tokenizer) for c in conversations]
     return version, [a.text for a in pool.generate(version, prompts, options)]
@@ -56,8 +64,17 @@ def compare_base_and_tuned(
     model_ref: str,
     conversations: list[Conversation],
     options: GenerationOptions,
+    pool: AdapterPool | None = None,
 ) -> tuple[RegisteredVersion, list[str], list[str]]:
     """The base model's and the tuned version's answers to the same prompts.
+
+    Args:
+        registry_dir: The registry.
+        model_ref: ``name``, ``name@vN`` or ``name@<alias>``.
+        conversations: What to answer.
+        options: How to decode.
+        pool: Models kept in memory between calls (the studio's): both answers come from it
+            (the base model's with the adapter switched off). None: loaded for this call.
 
     Returns:
         The version, the base model's answers and the tuned answers (one per conversation each).
@@ -67,6 +84,11 @@ def compare_base_and_tuned(
             cannot render a conversation.
     """
     version = resolve_ref(registry_dir, model_ref)
+    if pool is not None:
+        tokenizer = pool.tokenizer(version) if needs_tokenizer(version, conversations) else None
+        pooled = [build_prompt(version, c, tokenizer) for c in conversations]
+        tuned_answers = [a.text for a in pool.generate(version, pooled, options)]
+        return version, pool.generate_base(version, pooled, options), tuned_answers
     verify_version(version)  # never compare with files that changed since registration
     with explained_load_errors(version.ref):
         base = load_base_model(version.base_model)

@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-ROUTERS: list[APIRouter] = []
+from adaptune.studio.pages import lineage, models, try_it
+
+ROUTERS: list[APIRouter] = [models.router, try_it.router, lineage.router]
