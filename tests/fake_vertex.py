@@ -5,7 +5,8 @@ path, query, body) so tests can assert exactly what the real ``google-cloud-aipl
 sent. Collections: pipeline jobs, schedules, the metadata contexts behind experiments, models
 (with versions: ``models:upload`` with ``parentModel`` adds one, ``ID@VERSION`` reads one) and
 endpoints (``:deployModel`` and ``:undeployModel`` update their deployed models and traffic
-split, refusing a split that does not add up to 100 as the real API does).
+split, refusing a split that does not add up to 100 as the real API does; ``:predict`` answers
+as Model Garden's vLLM container does, see ``FakeVertex.vllm_answer``).
 
 Model uploads, endpoint creation and deployments are long-running operations: the POST answers
 an operation that is not done, and the first GET of the operation finishes it. Their effect is
@@ -271,6 +272,8 @@ class FakeVertex:
             return self._deploy_model(name, body)
         if verb == "undeployModel":
             return self._undeploy_model(name, body)
+        if verb == "predict":
+            return self._predict(name, body)
         if verb == "pause":
             self.resources[name]["state"] = "PAUSED"
         elif verb == "resume":
@@ -344,6 +347,39 @@ class FakeVertex:
         endpoint["updateTime"] = _now()
         response = {"@type": TYPES + "DeployModelResponse", "deployedModel": deployed}
         return self._operation(name, response)
+
+    @staticmethod
+    def vllm_answer(instance: dict[str, Any]) -> str:
+        """What the fake's vLLM server generates: which adapter answered, and the prompt."""
+        adapter = instance.get("dynamic-lora")
+        return f"[{adapter or 'base'}] {instance.get('prompt')}"
+
+    def _predict(self, name: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """``endpoints/ID:predict`` on a vLLM deployment (the container's ``/generate``).
+
+        Each instance needs a ``prompt``; the answer is ``vllm_answer``, wrapped as the
+        container wraps it (``Prompt:\n...\nOutput:\n...``) unless ``raw_response`` is true.
+        """
+        endpoint = self.resources[name]
+        split = {k: int(v) for k, v in (endpoint.get("trafficSplit") or {}).items()}
+        if not endpoint.get("deployedModels") or not any(split.values()):
+            return _error(400, "FAILED_PRECONDITION", f"{name} has no deployed model")
+        served = max(split, key=lambda k: split[k])
+        deployed = next(d for d in endpoint["deployedModels"] if d["id"] == served)
+        predictions = []
+        for instance in body.get("instances") or []:
+            if not isinstance(instance.get("prompt"), str):
+                return _error(400, "INVALID_ARGUMENT", "each instance needs a prompt")
+            answer = self.vllm_answer(instance)
+            if not instance.get("raw_response"):
+                answer = f"Prompt:\n{instance['prompt'].strip()}\nOutput:\n{answer}"
+            predictions.append(answer)
+        return 200, {
+            "predictions": predictions,
+            "deployedModelId": served,
+            "model": deployed["model"],
+            "modelVersionId": deployed["modelVersionId"],
+        }
 
     def _undeploy_model(self, name: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """``endpoints/ID:undeployModel``: remove the deployed model; a given split replaces.

@@ -71,6 +71,14 @@ def _count_option(flag: str, default: int, help_text: str, minimum: int = 1) -> 
     )
 
 
+vertex_option = click.option(
+    "--vertex",
+    "on_vertex",
+    is_flag=True,
+    help="Ask the version's Vertex AI endpoint (a `vertex deploy --serving vllm` records it): "
+    "each request names the adapter's gs:// directory.",
+)
+
 decoding_options = apply_options(
     [
         _count_option("--max-new-tokens", 64, "Most tokens generated per answer."),
@@ -211,6 +219,7 @@ def serve(
 @click.option(
     "--token", envvar=TOKEN_ENV, default=None, help=f"Bearer token for --url (env {TOKEN_ENV})."
 )
+@vertex_option
 @reports_errors
 def predict(
     model_ref: str,
@@ -222,6 +231,7 @@ def predict(
     raw: bool,
     url: str | None,
     token: str | None,
+    on_vertex: bool,
 ) -> None:
     """Print the tuned model's answer to PROMPT, or to --messages (MODEL, MODEL@vN, ...)."""
     from adaptune.serving.prompts import Conversation
@@ -235,7 +245,14 @@ def predict(
     else:
         messages, conversation = None, Conversation.from_prompt(str(prompt), raw=raw)
     options = GenerationOptions(max_new_tokens, temperature)
-    if url:
+    if url and on_vertex:
+        raise UserError("give at most one of --url or --vertex")
+    if on_vertex:
+        from adaptune.serving.vertex_vllm import predict_on_vertex
+
+        version, answers = predict_on_vertex(registry_dir, model_ref, [conversation], options)
+        answer, served = answers[0], f"{version.ref} on Vertex AI (vLLM)"
+    elif url:
         from adaptune.serving.client import predict_remote
 
         texts = [] if prompt is None else [prompt]
@@ -265,6 +282,7 @@ def predict(
 )
 @registry_dir_option
 @decoding_options
+@vertex_option
 @reports_errors
 def compare(
     model_ref: str,
@@ -274,13 +292,13 @@ def compare(
     max_new_tokens: int,
     temperature: float,
     raw: bool,
+    on_vertex: bool,
 ) -> None:
     """Print the base model's and the tuned model's answers side by side."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    from adaptune.serving.local_predict import compare_base_and_tuned
     from adaptune.serving.prompts import Conversation
 
     if not prompts and not messages_files:
@@ -291,7 +309,17 @@ def compare(
     conversations += [read_messages(path)[1] for path in messages_files]
     labels = [*prompts, *(conversation_label(c) for c in conversations[len(prompts) :])]
     options = GenerationOptions(max_new_tokens, temperature)
-    version, base, tuned = compare_base_and_tuned(registry_dir, model_ref, conversations, options)
+    if on_vertex:  # one vLLM endpoint answers both: without and with the adapter
+        from adaptune.serving.vertex_vllm import predict_on_vertex
+
+        _, base = predict_on_vertex(registry_dir, model_ref, conversations, options, False)
+        version, tuned = predict_on_vertex(registry_dir, model_ref, conversations, options)
+    else:
+        from adaptune.serving.local_predict import compare_base_and_tuned
+
+        version, base, tuned = compare_base_and_tuned(
+            registry_dir, model_ref, conversations, options
+        )
     table = Table(title=f"{version.ref} vs its base model", show_lines=True)
     table.add_column("prompt", overflow="fold")
     table.add_column(f"base ({version.metadata.get('base_model', 'base')})", overflow="fold")

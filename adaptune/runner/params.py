@@ -23,6 +23,7 @@ from adaptune.tuning.applies import check_method_applies
 from adaptune.tuning.methods import method_from_dict
 from adaptune.tuning.settings import TrainingSettings
 from adaptune.vertex.deploy_settings import check_vertex_deploy
+from adaptune.vertex.vllm_container import check_method_servable
 
 PATH_PARAMS = ("train_data", "eval_data", "registry_dir")
 DATA_PARAMS = ("train_data", "eval_data")
@@ -281,7 +282,9 @@ def resolve_params(
     DataSettings.from_dict(params["data"])
     training = TrainingSettings.from_dict({**params["training"], "seed": params["seed"]})
     evaluation = EvaluationSettings.from_dict(params["evaluation"])
-    check_vertex_deploy(params["vertex_deploy"])
+    deploy = check_vertex_deploy(params["vertex_deploy"])
+    if deploy is not None and deploy[1].serving == "vllm":
+        check_method_servable(method, params["base_model"])
     check_model_name(params["model_name"])
     if INPUT_PLACEHOLDER not in params["prompt_template"]:
         raise UserError(f"prompt_template must contain {INPUT_PLACEHOLDER}")

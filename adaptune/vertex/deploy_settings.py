@@ -1,6 +1,9 @@
 """How a registered adapter version is served on a Vertex AI endpoint.
 
-The serving container is adaptune's own image running ``adaptune serve``. The model is uploaded
+``serving: adaptune`` (the default) serves with adaptune's own image running ``adaptune serve``;
+``serving: vllm`` with Vertex AI Model Garden's vLLM container, one deployment per base model
+serving all its LoRA adapters (see :mod:`adaptune.vertex.vllm_container`). For ``adaptune``:
+the serving container is adaptune's own image running ``adaptune serve``. The model is uploaded
 with explicit routes (``/predict``, ``/health``) and port 8080, so Vertex AI starts the container
 with ``AIP_PREDICT_ROUTE=/predict``, ``AIP_HEALTH_ROUTE=/health``, ``AIP_HTTP_PORT=8080`` and
 ``AIP_STORAGE_URI`` (its copy of the staged version directory); the server reads those variables.
@@ -15,12 +18,15 @@ from typing import Any, ClassVar
 
 from adaptune.errors import UserError
 from adaptune.settings_dict import check_fields, check_value, from_pipeline_dict, setting, shown
+from adaptune.vertex.vllm_container import LORA_RANKS, VLLM_IMAGE
 
 SERVE_COMMAND = ("adaptune", "serve")
 PREDICT_ROUTE = "/predict"
 HEALTH_ROUTE = "/health"
 SERVING_PORT = 8080
 MAX_DISPLAY_NAME = 128
+SERVINGS = ("adaptune", "vllm")
+MAX_LORAS = 64
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,15 @@ class VertexDeploySettings:
             image the caller names (the compile profile's in a pipeline, the CLI's default).
         artifact_prefix: ``gs://`` directory the version's files are staged under (empty: the
             pipeline root's ``models/``).
+        serving: ``adaptune`` (``adaptune serve`` in ``serving_image``, one model per
+            registry model) or ``vllm`` (Model Garden's vLLM container, one endpoint per base
+            model serving all its LoRA adapters; the base model must be on ``gs://`` and the
+            deploy needs an accelerator).
+        vllm_image: The vLLM serving image (``serving: vllm``).
+        max_loras: Distinct adapters in one batch (vLLM's ``--max-loras``).
+        max_lora_rank: vLLM's ``--max-lora-rank``: 0 sizes it from the adapter (the smallest
+            allowed value at least its rank); set it higher to serve larger adapters later
+            from the same deployment.
     """
 
     setting_name: ClassVar[str] = "vertex_deploy"
@@ -55,9 +70,22 @@ class VertexDeploySettings:
     max_replicas: int = setting(1, "Upper bound for autoscaling.", ge=1)
     serving_image: str = setting("", "Serving container image.")
     artifact_prefix: str = setting("", "gs:// directory to stage versions under.")
+    serving: str = setting("adaptune", "Serving container kind.", choices=SERVINGS)
+    vllm_image: str = setting(VLLM_IMAGE, "vLLM serving image.", non_empty=True)
+    max_loras: int = setting(4, "Adapters per batch (vLLM).", ge=1, le=MAX_LORAS)
+    max_lora_rank: int = setting(
+        0,
+        "vLLM's --max-lora-rank (0: from the adapter).",
+        choices=(0, *LORA_RANKS),
+    )
 
     def __post_init__(self) -> None:
         check_fields(self, self.setting_name)
+        if self.serving == "vllm" and not self.accelerator_type:
+            raise UserError(
+                "vertex_deploy.serving vllm needs a GPU: set accelerator_type and "
+                "accelerator_count (e.g. NVIDIA_L4 and 1 with machine_type g2-standard-12)"
+            )
         if any(c in self.endpoint for c in '"\\'):
             raise UserError(
                 f"vertex_deploy.endpoint {self.endpoint!r}: at most {MAX_DISPLAY_NAME} "

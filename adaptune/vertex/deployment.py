@@ -71,6 +71,8 @@ class VertexDeployment:
         already_deployed: Whether the version was on the endpoint already (nothing changed).
         previous_traffic_split: The endpoint's traffic split before the deploy (what undoing
             it restores).
+        serving: ``adaptune`` or ``vllm`` (``vertex_deploy.serving``).
+        adapter_uri: With ``vllm``: the adapter's ``gs://`` directory that requests name.
     """
 
     model: str
@@ -84,6 +86,8 @@ class VertexDeployment:
     endpoint_created: bool = False
     already_deployed: bool = False
     previous_traffic_split: dict[str, int] = field(default_factory=dict)
+    serving: str = "adaptune"
+    adapter_uri: str = ""
 
     @property
     def model_version(self) -> str:
@@ -157,6 +161,8 @@ def deploy_to_vertex(
     4. Deploy the version with ``settings.traffic_percentage`` of the traffic.
 
     The SDK's global configuration is pointed at ``vertex`` first (``jobs.init_vertex``).
+    With ``settings.serving`` ``vllm`` the version is served by its base model's vLLM
+    endpoint instead (``vllm_deployment.deploy_with_vllm``).
 
     Args:
         version: The registry version (``registry.local.RegisteredVersion``).
@@ -174,15 +180,13 @@ def deploy_to_vertex(
         UserError: On invalid settings, a missing bucket, an ambiguous model or endpoint name,
             or when a step after the upload fails (the message names what exists).
     """
-    from google.cloud.aiplatform import utils
+    if settings.serving == "vllm":
+        from adaptune.vertex.vllm_deployment import deploy_with_vllm
 
+        return deploy_with_vllm(version, vertex, settings, credentials, before_deploy)
     if not settings.serving_image:
         raise UserError("serving_image must not be empty")
-    if settings.accelerator_type:
-        try:
-            utils.validate_accelerator_type(settings.accelerator_type)
-        except ValueError as exc:
-            raise UserError(f"accelerator_type: {exc}") from None
+    validate_accelerator(settings)
     root = settings.artifact_root(vertex.pipeline_root)
     init_vertex(vertex, credentials)
     try:
@@ -219,7 +223,7 @@ def deploy_to_vertex(
     except (*call_errors(), UserError) as exc:
         where = endpoint.resource_name if endpoint else f"endpoint {endpoint_name!r}"
         undone = (
-            _undo_failed_deploy(endpoint.resource_name, uploaded, before, previous)
+            undo_failed_deploy(endpoint.resource_name, uploaded, before, previous)
             if endpoint
             else ""
         )
@@ -243,6 +247,21 @@ def deploy_to_vertex(
     )
 
 
+def validate_accelerator(settings: VertexDeploySettings) -> None:
+    """Refuse an accelerator type Vertex AI does not know, before anything is uploaded.
+
+    Raises:
+        UserError: Naming the accelerator types there are.
+    """
+    from google.cloud.aiplatform import utils
+
+    if settings.accelerator_type:
+        try:
+            utils.validate_accelerator_type(settings.accelerator_type)
+        except ValueError as exc:
+            raise UserError(f"accelerator_type: {exc}") from None
+
+
 def call_errors() -> tuple[type[Exception], ...]:
     """What a failed call to Google Cloud raises: API and auth errors, transport errors."""
     import requests
@@ -261,7 +280,7 @@ def _undeploy(endpoint_name: str, deployed_model_id: str, traffic_split: dict[st
     operation.result()
 
 
-def _undo_failed_deploy(
+def undo_failed_deploy(
     endpoint_name: str, model: Any, before: set[str], previous: dict[str, int]
 ) -> str:
     """After a failed deploy: undeploy what it deployed anyway, restoring the traffic split.

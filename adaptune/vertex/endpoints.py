@@ -30,9 +30,18 @@ class DeployedVersion:
 
 
 def find_or_create_endpoint(
-    vertex: VertexSettings, display_name: str, credentials: Credentials | None = None
+    vertex: VertexSettings,
+    display_name: str,
+    credentials: Credentials | None = None,
+    labels: dict[str, str] | None = None,
 ) -> tuple[aiplatform.Endpoint, bool]:
-    """The endpoint called ``display_name``, created (with ``vertex.labels``) when missing.
+    """The endpoint called ``display_name``, created (with ``labels``) when missing.
+
+    Args:
+        vertex: Project, region, CMEK key.
+        display_name: The endpoint's display name.
+        credentials: Credentials (default: those given to ``aiplatform.init``).
+        labels: Labels of a new endpoint (default: ``vertex.labels``).
 
     Returns:
         The endpoint and whether it was created.
@@ -55,7 +64,7 @@ def find_or_create_endpoint(
         return found[0], False
     created = aiplatform.Endpoint.create(
         display_name=display_name,
-        labels=dict(vertex.labels) or None,
+        labels=dict(labels if labels is not None else vertex.labels) or None,
         project=vertex.project,
         location=vertex.location,
         credentials=credentials,

@@ -29,6 +29,10 @@ DEPLOY_FLAGS = (
     "max_replicas",
     "serving_image",
     "artifact_prefix",
+    "serving",
+    "vllm_image",
+    "max_loras",
+    "max_lora_rank",
 )
 
 
@@ -82,6 +86,18 @@ def deploy_settings(config_path: Path | None, flags: dict[str, Any]) -> Any:
     "--artifact-prefix",
     help="gs:// directory to stage the files in (default: PIPELINE_ROOT/models).",
 )
+@click.option(
+    "--serving",
+    help="adaptune (adaptune serve, the default) or vllm (Model Garden's vLLM container: one "
+    "endpoint per base model serves all its LoRA adapters; needs a gs:// base model and a GPU).",
+)
+@click.option("--vllm-image", help="vLLM serving image (default: Model Garden's, pinned tag).")
+@click.option("--max-loras", type=int, help="vLLM: distinct adapters per batch (default 4).")
+@click.option(
+    "--max-lora-rank",
+    type=int,
+    help="vLLM's --max-lora-rank (default: the smallest allowed value >= the adapter's r).",
+)
 @pipeline_root_option
 @click.option("--kms-key", help="Cloud KMS key for the model and a new endpoint (CMEK).")
 @labels_option
@@ -112,6 +128,8 @@ def deploy(
         + (" (uploaded)" if result.version_uploaded else " (uploaded before)")
     )
     click.echo(f"endpoint {result.endpoint}" + (" (created)" if result.endpoint_created else ""))
+    if result.adapter_uri:
+        click.echo(f"adapter {result.adapter_uri} (each request's dynamic-lora)")
     if result.already_deployed:
         click.echo(f"already deployed as {result.deployed_model_id}; traffic unchanged")
     else:
