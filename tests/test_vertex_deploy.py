@@ -530,3 +530,43 @@ def test_the_release_sub_dag_deploys_the_promoted_version_to_vertex(
     assert upload.body["model"]["labels"]["adaptune-run-id"] == result.run_id
     assert cloud["vertex"].calls("POST", ":deployModel")
     assert metadata_server.tokens_issued > 0, "the task found its credentials through ADC"
+
+    # The task's outputs are GCPC's typed artifacts, as kfp.local wrote them.
+    fake = cloud["vertex"]
+    (model,) = [name for name in fake.model_versions]
+    model_version = f"{model}@1"
+    assert vertex["model"] == model_version
+    (task_dir,) = (tmp_path / "runs" / result.run_id).glob("pipeline/*/deploy-to-vertex")
+    written = json.loads((task_dir / "executor_output.json").read_text())["artifacts"]
+    regional = f"https://{LOCATION}-aiplatform.googleapis.com/v1/"
+    (model_artifact,) = written["vertex_model"]["artifacts"]
+    assert model_artifact["uri"] == regional + model_version
+    assert model_artifact["metadata"] == {"resourceName": model_version}
+    (endpoint_artifact,) = written["vertex_endpoint"]["artifacts"]
+    assert endpoint_artifact["uri"] == regional + vertex["endpoint"]
+    assert endpoint_artifact["metadata"] == {"resourceName": vertex["endpoint"]}
+
+    # The lineage store links the adapter the run trained to the Vertex model made from it.
+    from adaptune.lineage.store import MetadataStore
+
+    store = MetadataStore(tmp_path / "runs")
+    try:
+        (stored,) = store.find_artifacts("vertex_model", run_id=result.run_id)
+        assert (stored.uri, stored.sha256) == (regional + model_version, None)
+        producer = store.producer(stored.id)
+        assert producer["type"] == "deploy-to-vertex"
+        assert store.artifact(producer["inputs"]["trained_adapter"]).type == "adapter"
+        (endpoint,) = store.find_artifacts("vertex_endpoint", run_id=result.run_id)
+        assert endpoint.properties["resourceName"] == vertex["endpoint"]
+    finally:
+        store.close()
+
+    # The version's evaluation metrics are in its Vertex AI Model Registry entry.
+    metrics = resolve_version(tmp_path / "registry", MODEL, "v1").metadata["metrics"]
+    (imported,) = [r for r in fake.calls("POST") if r.path.endswith("/evaluations:import")]
+    assert unquote(imported.path) == f"/v1/{model_version}/evaluations:import"
+    evaluation = imported.body["modelEvaluation"]
+    assert evaluation["metricsSchemaUri"].endswith("/general_text_generation_metrics_1.0.0.yaml")
+    assert evaluation["metrics"]["exact_match"] == metrics["tuned_exact_match"]
+    assert evaluation["metrics"]["base_exact_match"] == metrics["base_exact_match"]
+    assert evaluation["metadata"]["run_id"] == result.run_id
