@@ -342,6 +342,8 @@ def test_vertex_deploy_command_takes_the_production_version(env, adc, versions, 
     container = env["vertex"].calls("POST", "/models:upload")[1].body["model"]["containerSpec"]
     assert container["imageUri"] == "europe-docker.pkg.dev/p/r/adaptune:custom"
     assert f"{MODEL}@v1 → {deployed['model']}@2 (uploaded)" in earlier.output
+    evaluation = f"{deployed['model']}@2/evaluations/"
+    assert f"evaluation metrics in the Model Registry: {evaluation}" in earlier.output
     deploy = env["vertex"].calls("POST", ":deployModel")[1]
     assert deploy.body["trafficSplit"] == {"0": 40, deployed["deployed_model_id"]: 60}
     machine = deploy.body["deployedModel"]["dedicatedResources"]["machineSpec"]
