@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-ROUTERS: list[APIRouter] = []
+from adaptune.studio.pages import new_job, runs
+
+ROUTERS: list[APIRouter] = [new_job.router, runs.router]
