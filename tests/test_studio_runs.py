@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from adaptune.lineage.store import MetadataStore
 from adaptune.pids import pid_alive
 from adaptune.runner.params import pipeline_params
-from adaptune.studio import uploads
+from adaptune.studio import security, uploads
 from adaptune.studio.app import create_app
 from adaptune.studio.jobs import JOBS_SUBDIR, JobQueue, adaptune_run
 from adaptune.studio.settings import StudioSettings
@@ -248,15 +248,15 @@ def test_an_upload_is_kept_by_its_sha256_and_used_as_training_data(studio):
 
 
 def test_an_upload_over_the_bound_is_refused(studio, monkeypatch):
+    upload = {"upload": ("big.jsonl", b"x" * 5000, "application/json")}
     monkeypatch.setattr(uploads, "MAX_UPLOAD_BYTES", 1000)
-    reply = studio.post(
-        "/jobs/new",
-        job_fields(train_data=""),
-        files={"upload": ("big.jsonl", b"x" * 5000, "application/json")},
-    )
-    assert reply.status_code == 400
-    assert "over 0 MiB" in reply.text or "over" in reply.text
+    reply = studio.post("/jobs/new", job_fields(train_data=""), files=upload)
+    assert reply.status_code == 400 and parsed(reply.text).alerts == 1
+    assert "the uploaded file is over" in reply.text
     assert list(studio.settings.uploads_dir.glob("**/*")) == []  # nothing half-written stays
+    # A body over the form's bound is refused by its length, before it is read.
+    monkeypatch.setattr(security, "MAX_FORM_BYTES", 2000)
+    assert studio.post("/jobs/new", job_fields(), files=upload).status_code == 413
 
 
 # --- the queue --------------------------------------------------------------------------------
@@ -304,6 +304,7 @@ def test_a_second_job_waits_queued_and_a_queued_job_can_be_cancelled(studio):
     assert 'id="run-status" class="state state-cancelled">cancelled<' in page.text
     assert studio.queue.get(first).state == "running"
     assert studio.post(f"/runs/{second}/cancel").status_code == 409  # already cancelled
+    assert studio.post(f"/runs/{RUN_ID}/cancel").status_code == 404  # not a studio job
 
 
 def test_cancelling_a_running_job_ends_its_process_group_and_the_next_starts(studio):

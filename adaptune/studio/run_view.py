@@ -74,6 +74,7 @@ class RunView:
     error: dict[str, str] | None = None
     version: dict[str, Any] | None = None
     output_tail: str = ""
+    started_run: bool = False
 
     @property
     def cancellable(self) -> bool:
@@ -186,6 +187,7 @@ def load_view(settings: StudioSettings, queue: JobQueue, run_id: str) -> RunView
         status = str(manifest.get("status") or "unknown")
     else:
         status = status_of(job, record)
+    started_run = record is not None
     record = record or {}
     view = RunView(
         run_id,
@@ -194,6 +196,7 @@ def load_view(settings: StudioSettings, queue: JobQueue, run_id: str) -> RunView
         started=str(record.get("start_time") or (job.started_at or job.created_at if job else "")),
         ended=str(record.get("end_time") or (job.ended_at if job else "") or ""),
         job=job,
+        started_run=started_run,
     )
     summary = _read_json(run_dir / SUMMARY_FILE)
     records = _tasks(settings, view, run_dir, manifest, summary, record)

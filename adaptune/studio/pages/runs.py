@@ -76,7 +76,7 @@ def _live(request: Request, view: RunView) -> str:
         "run_live.html",
         run=view,
         dag=Markup(view.dag),  # graphs.svg escapes every label itself
-        csrf_token=request.app.state.settings.csrf_token,
+        runs_dir=str(request.app.state.settings.runs_dir),
     )
 
 
@@ -115,6 +115,8 @@ def cancel(request: Request, run_id: str) -> Response:
     """Cancel the studio's job for this run (queued: never starts; running: its process ends)."""
     queue = job_queue(request.app)
     run_id = _checked(run_id)
+    if queue.get(run_id) is None:
+        raise HTTPException(404, f"run {run_id} was not started by this studio: nothing to cancel")
     try:
         queue.cancel(run_id)
     except UserError as exc:
