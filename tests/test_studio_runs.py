@@ -275,7 +275,8 @@ def test_start_queues_the_job_and_opens_its_run_page(studio):
     config = jobs_dir(studio) / run_id / "config.yaml"
     written = yaml.safe_load(config.read_text())
     assert written["train_data"] == str(SAMPLE / "train.jsonl")
-    assert written["training"]["steps"] == 20 and written["adapter"]["r"] == 8
+    assert written["training"] == {"steps": 20, "learning_rate": 0.003}
+    assert written["adapter"] == {"method": "lora", "r": 8}
     params = pipeline_params(COMPILED, config, {"registry_dir": str(studio.settings.registry_dir)})
     assert params["model_name"] == "router" and params["gate"]["threshold"] == 0.3
     # What the real queue runs: adaptune run with that id, those directories and that config.
@@ -538,3 +539,21 @@ def test_a_cancelled_run_shows_cancelled_and_stays_resumable(tmp_path):
         assert os.path.isfile(studio.queue.output(run_id))
     finally:
         studio.stop_all()
+
+
+def test_a_job_whose_process_fails_before_its_run_shows_why(tmp_path):
+    def refused(settings, run_id, config):
+        script = "import sys; print('error: --run-id <b>taken</b>'); sys.exit(2)"
+        return [sys.executable, "-c", script, run_id]
+
+    studio = Studio(tmp_path, refused)
+    run_id = studio.start()
+    wait_for(lambda: studio.queue.get(run_id).state == "done")
+    assert studio.queue.get(run_id).exit_code == 2
+    page = studio.client.get(f"/runs/{run_id}")
+    assert 'id="run-status" class="state state-failed">failed<' in page.text
+    assert 'id="error" role="alert"' in page.text and "exit status 2" in page.text
+    assert "error: --run-id &lt;b&gt;taken&lt;/b&gt;" in page.text
+    assert (
+        'id="cancel-form"' in page.text and "hidden" in page.text.split('id="cancel-form"')[1][:200]
+    )

@@ -153,10 +153,16 @@ def job_parameters(settings: StudioSettings, values: dict[str, str]) -> dict[str
 def job_config(params: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
     """What the job's ``config.yaml`` holds: the parameters the form set, resolved.
 
-    Paths are absolute (a config file's relative paths would be read against its directory);
+    Mappings hold only the keys the form set (as ``--train-steps`` sets ``training.steps``);
+    paths are absolute (a config file's relative paths would be read against its directory);
     ``registry_dir`` is not in it (the job passes the studio's ``--registry-dir``).
     """
-    return {name: params[name] for name in overrides(values) if name in params}
+    given = overrides(values)
+    return {
+        name: value if isinstance(value, dict) else params[name]
+        for name, value in given.items()
+        if name in params
+    }
 
 
 def check_data(params: dict[str, Any]) -> ValidationReport:

@@ -299,7 +299,7 @@ class JobQueue:
                     time.sleep(WATCH_SECONDS)
             self._watched.discard(job.id)
             if process is not None:
-                self._note_exit(job.id, process.returncode)
+                self._finished(job.id, process.returncode)
             try:
                 self.advance()
             except OSError as exc:  # the runs directory went away
@@ -307,13 +307,15 @@ class JobQueue:
 
         threading.Thread(target=wait, name=f"job-{job.id}", daemon=True).start()
 
-    def _note_exit(self, job_id: str, code: int) -> None:
-        """Record a cancelled job's exit status once its process ended."""
+    def _finished(self, job_id: str, code: int) -> None:
+        """Record the exit status of a job's process (ours) once it ended."""
         with self._locked():
-            job = self.get(job_id)
-            if job is not None and job.state == "cancelled" and job.exit_code is None:
-                self._save(replace(job, exit_code=code))
             self._processes.pop(job_id, None)
+            job = self.get(job_id)
+            if job is not None and job.state == "running":
+                self._save(replace(job, state="done", ended_at=now(), exit_code=code))
+            elif job is not None and job.state == "cancelled" and job.exit_code is None:
+                self._save(replace(job, exit_code=code))
 
     def _terminate(self, pid: int) -> None:
         """SIGTERM the job's process group (its id is the job's pid); SIGKILL it if it stays."""
