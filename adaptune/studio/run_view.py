@@ -79,7 +79,11 @@ class RunView:
     @property
     def cancellable(self) -> bool:
         """Whether the page offers "Cancel run" (a studio job, queued or running)."""
-        return self.job is not None and self.job.state in ("queued", "running")
+        return (
+            self.job is not None
+            and self.job.state in ("queued", "running")
+            and self.status not in FINAL
+        )
 
     @property
     def final(self) -> bool:
