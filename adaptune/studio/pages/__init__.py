@@ -6,4 +6,10 @@ from fastapi import APIRouter
 
 from adaptune.studio.pages import lineage, models, new_job, runs, try_it
 
-ROUTERS: list[APIRouter] = [new_job.router, runs.router, models.router, try_it.router, lineage.router]
+ROUTERS: list[APIRouter] = [
+    new_job.router,
+    runs.router,
+    models.router,
+    try_it.router,
+    lineage.router,
+]
