@@ -557,3 +557,13 @@ def test_a_job_whose_process_fails_before_its_run_shows_why(tmp_path):
     assert 'id="error" role="alert"' in page.text and "exit status 2" in page.text
     assert "error: --run-id &lt;b&gt;taken&lt;/b&gt;" in page.text
     assert re.search(r'<form id="cancel-form"[^>]*\shidden>', page.text)
+
+
+def test_the_description_field_goes_to_the_run_and_is_checked(studio):
+    run_id = studio.start(description="support router <b>v2</b>")
+    config = yaml.safe_load((jobs_dir(studio) / run_id / "config.yaml").read_text())
+    assert config["description"] == "support router <b>v2</b>"
+    refused = studio.post("/jobs/new", job_fields(action="start", description="x" * 2001))
+    assert refused.status_code == 400
+    assert 'role="alert"' in refused.text and "description" in refused.text
+    assert len(studio.queue.jobs()) == 1

@@ -52,6 +52,7 @@ FIELDS = (
         help="A file or glob on this machine, or gs://...; JSONL, CSV or Parquet.",
     ),
     Field("eval_data", "Eval data", help="Optional: empty holds out part of the training data."),
+    Field("description", "Description", help="Optional: stored with the version it registers."),
 )
 SETTINGS = (
     Field("train_steps", "Training steps", "number", "Optimizer steps (training.steps)."),
@@ -59,7 +60,7 @@ SETTINGS = (
     Field("lora_r", "LoRA rank", "number", "LoRA only: rank of the update matrices (adapter.r)."),
     Field("threshold", "Gate threshold", "number", "Tuned score needed to register a version."),
 )
-TEXT = ("model_name", "train_data", "eval_data", "base_model")
+TEXT = ("model_name", "train_data", "eval_data", "base_model", "description")
 
 
 def form_defaults(settings: StudioSettings) -> dict[str, str]:
@@ -72,6 +73,7 @@ def form_defaults(settings: StudioSettings) -> dict[str, str]:
         "model_name": str(declared.get("model_name") or ""),
         "train_data": "",
         "eval_data": "",
+        "description": "",
         "base_model": str(declared.get("base_model") or ""),
         "method": str(adapter.get("method") or "lora"),
         "train_steps": _number(training.get("steps")),
