@@ -26,7 +26,8 @@ def tune_adapter(
     (ADAPTUNE_RUN_DIR set) under the run's directory, so `adaptune run --resume` does. They are
     keyed by the formatted data's bytes and every setting: other settings never resume them. A
     user error is recorded beside the output, so a retry after one fails at once with the same
-    message.
+    message. In a local run each step's loss is also appended to the run's
+    training_loss.jsonl as it is logged (the studio draws it while tuning runs).
 
     Args:
         formatted: Prompt/target pairs from format_text_to_text.
@@ -65,6 +66,7 @@ def tune_adapter(
         from adaptune.tuning.adapter import tune_adapter as tune
         from adaptune.tuning.applies import check_method_applies
         from adaptune.tuning.checkpoint_dirs import checkpoint_dir, training_key
+        from adaptune.tuning.loss_log import loss_log_path
         from adaptune.tuning.methods import method_from_dict
         from adaptune.tuning.settings import TrainingSettings
 
@@ -87,6 +89,7 @@ def tune_adapter(
             method,
             eval_file,
             checkpoint_dir("tune-adapter", out, key),
+            loss_log=loss_log_path(),
         )
     for name, value in result.summary.items():
         training_metrics.log_metric(name, value)

@@ -11,10 +11,14 @@ import hmac
 
 from fastapi import HTTPException, Request
 
+from adaptune.studio.uploads import MAX_UPLOAD_BYTES
+
 TOKEN_COOKIE = "adaptune_token"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_FORM_BYTES = MAX_UPLOAD_BYTES + (1 << 20)
+"""A form body over this (an upload plus the other fields) is refused before it is read."""
 
 
 def same(given: str | None, expected: str) -> bool:
@@ -41,6 +45,9 @@ async def check_csrf(request: Request, csrf_token: str) -> None:
     if given is None and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_FORM_BYTES:
+            raise HTTPException(413, f"the form is over {MAX_FORM_BYTES >> 20} MiB")
         form = await request.form()
         value = form.get(CSRF_FIELD)
         given = value if isinstance(value, str) else None

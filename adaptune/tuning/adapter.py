@@ -14,10 +14,12 @@ from adaptune.compute.device import device_for_training
 from adaptune.data.encoding import IGNORE_INDEX, Encoded, encode_pairs
 from adaptune.data.jsonl import read_jsonl
 from adaptune.errors import UserError
+from adaptune.tuning.checkpoint import LoopState
 from adaptune.tuning.distributed import barrier, current_workers
 from adaptune.tuning.loading import apply_method, load_tuned_model, save_adapter
 from adaptune.tuning.loop import TrainingResult, train, trainable_state
 from adaptune.tuning.loss_curve import plot_loss_png, training_report_html
+from adaptune.tuning.loss_log import append_loss
 from adaptune.tuning.methods import AdapterMethod
 from adaptune.tuning.sanity import check_not_noop, check_reload, probe_logits
 from adaptune.tuning.settings import TrainingSettings
@@ -96,6 +98,7 @@ def tune_adapter(
     eval_file: Path | None = None,
     checkpoint_dir: Path | None = None,
     show_progress: bool = True,
+    loss_log: Path | None = None,
 ) -> TuneResult:
     """Train an adapter with the loss on target tokens only, check it and save it.
 
@@ -113,6 +116,7 @@ def tune_adapter(
         eval_file: Formatted eval JSONL for eval loss, early stopping and best weights.
         checkpoint_dir: Resumable checkpoints; a rerun with the same directory resumes.
         show_progress: Show a progress bar.
+        loss_log: Append each step's loss here as it is logged (``tuning.loss_log``).
 
     Returns:
         Paths, history and summary metrics.
@@ -130,6 +134,13 @@ def tune_adapter(
     torch.manual_seed(settings.seed)  # adapter weights are drawn from the global generator
     model = apply_method(base.model, method, base.family).to(device)
     initial = {k: v.detach().cpu().clone() for k, v in trainable_state(model).items()}
+    workers = current_workers()
+    log_step = None
+    if loss_log is not None and workers.main:
+
+        def log_step(state: LoopState) -> None:
+            append_loss(loss_log, state.step, state.losses[-1])
+
     result = train(
         model,
         train_examples,
@@ -139,8 +150,8 @@ def tune_adapter(
         base.family,
         checkpoint_dir,
         show_progress,
+        log_step,
     )
-    workers = current_workers()
     summary = summarise(result, len(train_examples))
     if not workers.main:  # under torchrun, the first process checks and saves
         barrier(workers)

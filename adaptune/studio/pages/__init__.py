@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from adaptune.studio.pages import lineage, models, try_it
+from adaptune.studio.pages import lineage, models, new_job, runs, try_it
 
-ROUTERS: list[APIRouter] = [models.router, try_it.router, lineage.router]
+ROUTERS: list[APIRouter] = [
+    new_job.router,
+    runs.router,
+    models.router,
+    try_it.router,
+    lineage.router,
+]
