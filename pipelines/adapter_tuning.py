@@ -204,6 +204,7 @@ def adapter_tuning(
             deployment = deploy_to_vertex(
                 model_name=model_name,
                 registry_dir=registry_dir,
+                trained_adapter=tuning.outputs["trained_adapter"],
                 version=registration.outputs["version"],
                 vertex_deploy=vertex_deploy,
                 serving_image=IMAGE,  # the compile profile puts its own image here

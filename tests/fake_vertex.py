@@ -6,7 +6,9 @@ sent. Collections: pipeline jobs, schedules, the metadata contexts behind experi
 (with versions: ``models:upload`` with ``parentModel`` adds one, ``ID@VERSION`` reads one) and
 endpoints (``:deployModel`` and ``:undeployModel`` update their deployed models and traffic
 split, refusing a split that does not add up to 100 as the real API does; ``:predict`` answers
-as Model Garden's vLLM container does, see ``FakeVertex.vllm_answer``).
+as Model Garden's vLLM container does, see ``FakeVertex.vllm_answer``) and model versions'
+evaluations (``models/ID@VERSION/evaluations:import`` adds one, a GET of
+``.../evaluations`` lists them).
 
 Model uploads, endpoint creation and deployments are long-running operations: the POST answers
 an operation that is not done, and the first GET of the operation finishes it. Their effect is
@@ -36,6 +38,7 @@ ID_PARAMS = {
 # of its HTTP rules that matches), the other clients on ``/v1/``.
 API_PREFIXES = ("/v1/", "/v1beta1/", "/ui/")
 TYPES = "type.googleapis.com/google.cloud.aiplatform.v1."
+LIST_KEYS = {"evaluations": "modelEvaluations"}  # a list answer's field, where not the collection
 LRO_COLLECTIONS = {"endpoints": "Endpoint"}  # created through an operation answering this type
 FILTER_CLAUSE = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*("[^"]*"|[^\s"]+)\s*$')
 DEFAULT_ALIAS = "default"
@@ -194,7 +197,7 @@ class FakeVertex:
                 for n, r in self.resources.items()
                 if n.startswith(prefix) and "/" not in n[len(prefix) :]
             ]
-            return self._list(items, parts[-1], request)
+            return self._list(items, LIST_KEYS.get(parts[-1], parts[-1]), request)
         if request.method == "GET":
             return self._get(name)
         if request.method == "DELETE":
@@ -266,6 +269,8 @@ class FakeVertex:
     def _verb(self, name: str, verb: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if verb == "upload" and name.endswith("/models"):
             return self._upload_model(name, body)
+        if verb == "import" and name.endswith("/evaluations"):
+            return self._import_evaluation(name.removesuffix("/evaluations"), body)
         if name not in self.resources:
             return self._not_found(name)
         if verb == "deployModel":
@@ -347,6 +352,23 @@ class FakeVertex:
         endpoint["updateTime"] = _now()
         response = {"@type": TYPES + "DeployModelResponse", "deployedModel": deployed}
         return self._operation(name, response)
+
+    def _import_evaluation(self, parent: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """``models/ID@VERSION/evaluations:import``: the evaluation, listed under its version.
+
+        As the real API: the parent model version must exist (``ID`` alone is its default
+        version), and the body's ``modelEvaluation`` needs a ``metricsSchemaUri``.
+        """
+        model, _, version = parent.partition("@")
+        if self._model_version(model, version or DEFAULT_ALIAS) is None:
+            return self._not_found(parent)
+        evaluation = dict(body.get("modelEvaluation") or {})
+        if not evaluation.get("metricsSchemaUri"):
+            return _error(400, "INVALID_ARGUMENT", "modelEvaluation.metricsSchemaUri is required")
+        name = f"{parent}/evaluations/{self._new_id()}"
+        evaluation.update(name=name, createTime=_now())
+        self.resources[name] = evaluation
+        return 200, evaluation
 
     @staticmethod
     def vllm_answer(instance: dict[str, Any]) -> str:

@@ -182,3 +182,23 @@ def test_unknown_profile_is_refused():
 
     with pytest.raises(ValueError, match="unknown profile"):
         get_profile("tpu-pod")
+
+
+def test_the_deploy_task_outputs_typed_vertex_artifacts_and_consumes_the_adapter():
+    spec = yaml.safe_load(COMPILED.read_text())
+    deploy = _deploy_task(spec)
+    component = spec["components"][deploy["componentRef"]["name"]]
+    artifacts = component["outputDefinitions"]["artifacts"]
+    assert {name: a["artifactType"] for name, a in artifacts.items()} == {
+        "vertex_model": {"schemaTitle": "google.VertexModel", "schemaVersion": "0.0.1"},
+        "vertex_endpoint": {"schemaTitle": "google.VertexEndpoint", "schemaVersion": "0.0.1"},
+    }
+    assert set(component["outputDefinitions"]["parameters"]) == {"promoted", "note"}
+    # The adapter the run trained flows in (through the release sub-DAGs): Vertex AI's lineage
+    # links data → adapter → model → endpoint.
+    adapter = deploy["inputs"]["artifacts"]["trained_adapter"]["componentInputArtifact"]
+    assert adapter == "pipelinechannel--tune-adapter-trained_adapter"
+    # The task's command imports GCPC's artifact types, which the image holds.
+    executor = spec["deploymentSpec"]["executors"][component["executorLabel"]]
+    source = executor["container"]["command"][-1]
+    assert "from google_cloud_pipeline_components.types.artifact_types import VertexModel" in source

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import pytest
 from conftest import COMPILED, REPO, SAMPLE
+from google_cloud_pipeline_components.types.artifact_types import VertexEndpoint, VertexModel
 from hostile import IGNORED_NAMES, invoke, one_line_error, tree
+from kfp.dsl import Model
 from test_vertex_cli import adc, env  # noqa: F401  (fixtures)
 from test_vertex_fakes import (  # noqa: F401  (fixtures)
     BUCKET,
@@ -348,16 +350,27 @@ def _register_unpromoted(world) -> int:
     return done.version.version
 
 
+def _deploy_task(served, version: int):
+    """Run the deploy component's function as its task does; its outputs and artifacts."""
+    model = VertexModel(name="vertex_model", uri=str(served["outside"] / "m"))
+    endpoint = VertexEndpoint(name="vertex_endpoint", uri=str(served["outside"] / "e"))
+    outputs = deploy_component.python_func(
+        trained_adapter=Model(name="trained_adapter", uri=str(served["adapter"])),
+        model_name=MODEL,
+        registry_dir=str(served["registry"]),
+        version=version,
+        vertex_deploy=_vertex_deploy(served["vertex"]),
+        serving_image=IMAGE,
+        production_version=1,
+        vertex_model=model,
+        vertex_endpoint=endpoint,
+    )
+    return outputs, model, endpoint
+
+
 def _run_deploy_task(served, version: int, capsys):
     with pytest.raises(SystemExit) as exit_:
-        deploy_component.python_func(
-            model_name=MODEL,
-            registry_dir=str(served["registry"]),
-            version=version,
-            vertex_deploy=_vertex_deploy(served["vertex"]),
-            serving_image=IMAGE,
-            production_version=1,
-        )
+        _deploy_task(served, version)
     err = capsys.readouterr().err
     assert exit_.value.code == 1
     assert "Traceback" not in err, err
@@ -534,15 +547,11 @@ def test_a_refused_promotion_succeeds_unpromoted_with_the_deploy_undone(
     version = _register_unpromoted(served)
     initial = _endpoint_state(fake, endpoint)
     _after_deploy(monkeypatch, lambda: promote(served["registry"], MODEL, "v2"))
-    outputs = deploy_component.python_func(
-        model_name=MODEL,
-        registry_dir=str(served["registry"]),
-        version=version,
-        vertex_deploy=_vertex_deploy(fake),
-        serving_image=IMAGE,
-        production_version=1,
-    )
+    outputs, model, endpoint_artifact = _deploy_task(served, version)
     assert outputs.promoted is False and "production moved from v1 to v2" in outputs.note
+    # The typed outputs still name what was uploaded and where it was deployed (then undone).
+    assert endpoint_artifact.metadata == {"resourceName": endpoint}
+    assert model.metadata["resourceName"].startswith(served["deployment"].model + "@")
     assert _endpoint_state(fake, endpoint) == initial
     assert read_aliases(served["registry"], MODEL) == {"production": 2, "previous": 1}
 
@@ -714,8 +723,6 @@ def vertex_run_config(tmp_path: Path, fake) -> tuple[Path, Path]:
         )
     )
     return config, registry
-
-
 
 
 @pytest.mark.pipeline

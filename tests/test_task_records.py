@@ -111,10 +111,49 @@ def test_inputs_are_followed_through_two_levels_of_sub_dags(tmp_path):
     start = datetime(2026, 12, 1, 9, 0, 0).astimezone()
     _finish(tmp_path, "register-version", start + timedelta(seconds=1), {"version": 3})
     _finish(tmp_path, "wants-vertex-deploy", start + timedelta(seconds=2), {"Output": True})
-    _finish(tmp_path, "deploy-to-vertex", start + timedelta(seconds=3), {"vertex_model": "m"})
+    _finish(tmp_path, "deploy-to-vertex", start + timedelta(seconds=3), {"promoted": True})
+    # The typed Vertex outputs point at Vertex AI, not at the task's directory.
+    name = "projects/p/locations/europe-west4/models/7@2"
+    uri = f"https://europe-west4-aiplatform.googleapis.com/v1/{name}"
+    written = tmp_path / "pipeline" / "adapter-tuning-1" / "deploy-to-vertex" / EXECUTOR_OUTPUT
+    output = json.loads(written.read_text())
+    output["artifacts"]["vertex_model"] = {
+        "artifacts": [{"uri": uri, "metadata": {"resourceName": name}}]
+    }
+    written.write_text(json.dumps(output))
     params = {**PARAMS, "vertex_deploy": {"project": "p"}}
     deploy = read_task_records(tmp_path, SPEC, params, RunState(start))["deploy-to-vertex"]
     assert deploy.parameters["version"] == 3, "register-version → condition-1 → condition-2"
     assert deploy.parameters["vertex_deploy"] == {"project": "p"}
     assert deploy.parameters["serving_image"] == "ghcr.io/adaptune/adaptune:0.1.0"
+    assert deploy.inputs == {"trained_adapter": "tune-adapter.trained_adapter"}
+    assert deploy.outputs == {"promoted": True}
+    model = deploy.artifacts["vertex_model"]
+    assert (model.uri, model.kind, model.metadata) == (uri, "vertex_model", {"resourceName": name})
 
+
+
+def test_a_vertex_artifact_is_recorded_by_its_uri_unhashed(tmp_path):
+    from adaptune.lineage.recorder import OutputArtifact, RunRecorder, TaskRecord
+    from adaptune.lineage.store import MetadataStore
+
+    name = "projects/p/locations/europe-west4/endpoints/5"
+    uri = f"https://europe-west4-aiplatform.googleapis.com/v1/{name}"
+    local = tmp_path / "report"
+    local.mkdir()
+    (local / "index.html").write_text("<p>report</p>")
+    store = MetadataStore(tmp_path / "runs")
+    try:
+        recorder = RunRecorder(store, "run-1", tmp_path / "run.log", {})
+        artifacts = {
+            "vertex_endpoint": OutputArtifact(uri, "vertex_endpoint", {"resourceName": name}),
+            "report": OutputArtifact(str(local), "report"),
+        }
+        ids = recorder.record([TaskRecord("deploy-to-vertex", "succeeded", artifacts=artifacts)])
+        endpoint = store.artifact(ids["deploy-to-vertex.vertex_endpoint"])
+        assert (endpoint.uri, endpoint.sha256) == (uri, None)  # not "https:/...", not hashed
+        assert endpoint.properties["resourceName"] == name
+        report = store.artifact(ids["deploy-to-vertex.report"])
+        assert report.uri == str(local) and report.sha256  # a local one is hashed as before
+    finally:
+        store.close()

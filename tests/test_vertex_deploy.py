@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+from urllib.parse import unquote
 
 import numpy as np
 import pytest
@@ -42,7 +43,7 @@ from pipelines.profiles import DEFAULT_PROFILE, PROFILES
 MODEL = "support-router"
 
 
-def _register(registry, run_id: str, data: bytes, scale: float):
+def _register(registry, run_id: str, data: bytes, scale: float, **metadata):
     adapter = registry.parent / f"adapter-{run_id}"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 8}))
@@ -57,6 +58,7 @@ def _register(registry, run_id: str, data: bytes, scale: float):
             "run_id": run_id,
             "data_sha256": hashlib.sha256(data).hexdigest(),
             "metrics": {"exact_match": 0.9},
+            **metadata,
         },
     )
 
@@ -206,6 +208,108 @@ def _deploy_cli(*args: str):
     return CliRunner().invoke(main, ["vertex", "deploy", *args])
 
 
+# What the evaluate step stores with a version (``<model>_<metric>``), and the gate's facts.
+PIPELINE_METRICS = {
+    "tuned_exact_match": 0.75,
+    "tuned_rouge_l": 0.8125,
+    "base_exact_match": 0.125,
+    "production_exact_match": 0.5,
+    "eval_examples": 16,
+    "production_version": 1,
+}
+
+
+def _evaluation_imports(fake):
+    return [r for r in fake.calls("POST") if unquote(r.path).endswith("/evaluations:import")]
+
+
+def test_vertex_deploy_imports_the_versions_metrics_into_its_model_registry_entry(
+    env,  # noqa: F811
+    adc,  # noqa: F811
+    versions,
+    monkeypatch,
+):
+    monkeypatch.setenv("ADAPTUNE_PIPELINE_ROOT", f"gs://{BUCKET}/cli")
+    registry, _, _ = versions
+    third = _register(
+        registry,
+        "adaptune-20260119-030000",
+        b"train v3",
+        0.125,
+        metrics=PIPELINE_METRICS,
+        gate_reason="tuned 0.75 >= production 0.5",
+        evaluated_against=1,
+    )
+    ref = f"{MODEL}@v{third.version}"
+    result = _deploy_cli(ref, "--registry-dir", str(registry), "--endpoint", "router", "--json")
+    assert result.exit_code == 0, result.output
+    deployed = json.loads(result.output)
+    fake = env["vertex"]
+    (imported,) = _evaluation_imports(fake)
+    # The evaluation belongs to the uploaded model version, not to the model's default one.
+    assert unquote(imported.path) == f"/v1/{deployed['model_version']}/evaluations:import"
+    assert imported.body == {
+        "modelEvaluation": {
+            "displayName": f"adaptune {ref}",
+            "metricsSchemaUri": "gs://google-cloud-aiplatform/schema/modelevaluation/"
+            "general_text_generation_metrics_1.0.0.yaml",
+            "metrics": {
+                "exact_match": 0.75,
+                "rouge_l": 0.8125,
+                "base_exact_match": 0.125,
+                "production_exact_match": 0.5,
+                "eval_examples": 16.0,
+            },
+            "metadata": {
+                "registry_version": ref,
+                "run_id": "adaptune-20260119-030000",
+                "data_sha256": third.metadata["data_sha256"],
+                "base_model": "builtin:tiny-gpt2",
+                "gate_reason": "tuned 0.75 >= production 0.5",
+                "evaluated_against": 1.0,
+            },
+        }
+    }
+    assert deployed["evaluation"].startswith(f"{deployed['model_version']}/evaluations/")
+    assert fake.resources[deployed["evaluation"]]["metrics"]["exact_match"] == 0.75
+
+    # Deploying the same version again reuses its upload and imports nothing twice.
+    again = _deploy_cli(ref, "--registry-dir", str(registry), "--endpoint", "router", "--json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output)["evaluation"] == deployed["evaluation"]
+    assert len(_evaluation_imports(fake)) == 1
+
+
+def test_a_failed_evaluation_import_deploys_nothing_and_a_rerun_finishes_it(cloud, versions):  # noqa: F811
+    fake = cloud["vertex"]
+    _, first, _ = versions
+    fake.fail("POST", "/evaluations:import", 503, "the model service is unavailable")
+    with pytest.raises(UserError) as failure:
+        _deploy(cloud, first, endpoint="router")
+    message = str(failure.value)
+    assert "importing its evaluation metrics failed" in message and "unavailable" in message
+    assert "Nothing was deployed" in message
+    assert not fake.calls("POST", ":deployModel") and not _endpoint_creates(fake)
+
+    retried = _deploy(cloud, first, endpoint="router")
+    assert len(fake.calls("POST", "/models:upload")) == 1  # the uploaded version is reused
+    failed, imported = _evaluation_imports(fake)
+    assert imported.body == failed.body  # the same evaluation asked for again
+    assert imported.body["modelEvaluation"]["metrics"] == {"exact_match": 0.9}
+    evaluations = [name for name in fake.resources if "/evaluations/" in name]
+    assert evaluations == [retried.evaluation]  # one evaluation, of the uploaded version
+    assert retried.evaluation.startswith(f"{retried.model_version}/evaluations/")
+    assert len(fake.calls("POST", ":deployModel")) == 1
+
+
+def test_a_version_without_metrics_is_deployed_without_an_evaluation(cloud, versions):  # noqa: F811
+    registry, _, _ = versions
+    bare = _register(registry, "adaptune-20260126-030000", b"train v4", 0.75, metrics={})
+    result = _deploy(cloud, bare, endpoint="router")
+    assert result.evaluation == "" and not _evaluation_imports(cloud["vertex"])
+    assert cloud["vertex"].calls("POST", ":deployModel")
+
+
 def test_vertex_deploy_command_takes_the_production_version(env, adc, versions, monkeypatch):  # noqa: F811
     monkeypatch.setenv("ADAPTUNE_PIPELINE_ROOT", f"gs://{BUCKET}/cli")
     registry, _, second = versions
@@ -238,6 +342,8 @@ def test_vertex_deploy_command_takes_the_production_version(env, adc, versions, 
     container = env["vertex"].calls("POST", "/models:upload")[1].body["model"]["containerSpec"]
     assert container["imageUri"] == "europe-docker.pkg.dev/p/r/adaptune:custom"
     assert f"{MODEL}@v1 → {deployed['model']}@2 (uploaded)" in earlier.output
+    evaluation = f"{deployed['model']}@2/evaluations/"
+    assert f"evaluation metrics in the Model Registry: {evaluation}" in earlier.output
     deploy = env["vertex"].calls("POST", ":deployModel")[1]
     assert deploy.body["trafficSplit"] == {"0": 40, deployed["deployed_model_id"]: 60}
     machine = deploy.body["deployedModel"]["dedicatedResources"]["machineSpec"]
@@ -426,3 +532,43 @@ def test_the_release_sub_dag_deploys_the_promoted_version_to_vertex(
     assert upload.body["model"]["labels"]["adaptune-run-id"] == result.run_id
     assert cloud["vertex"].calls("POST", ":deployModel")
     assert metadata_server.tokens_issued > 0, "the task found its credentials through ADC"
+
+    # The task's outputs are GCPC's typed artifacts, as kfp.local wrote them.
+    fake = cloud["vertex"]
+    (model,) = [name for name in fake.model_versions]
+    model_version = f"{model}@1"
+    assert vertex["model"] == model_version
+    (task_dir,) = (tmp_path / "runs" / result.run_id).glob("pipeline/*/deploy-to-vertex")
+    written = json.loads((task_dir / "executor_output.json").read_text())["artifacts"]
+    regional = f"https://{LOCATION}-aiplatform.googleapis.com/v1/"
+    (model_artifact,) = written["vertex_model"]["artifacts"]
+    assert model_artifact["uri"] == regional + model_version
+    assert model_artifact["metadata"] == {"resourceName": model_version}
+    (endpoint_artifact,) = written["vertex_endpoint"]["artifacts"]
+    assert endpoint_artifact["uri"] == regional + vertex["endpoint"]
+    assert endpoint_artifact["metadata"] == {"resourceName": vertex["endpoint"]}
+
+    # The lineage store links the adapter the run trained to the Vertex model made from it.
+    from adaptune.lineage.store import MetadataStore
+
+    store = MetadataStore(tmp_path / "runs")
+    try:
+        (stored,) = store.find_artifacts("vertex_model", run_id=result.run_id)
+        assert (stored.uri, stored.sha256) == (regional + model_version, None)
+        producer = store.producer(stored.id)
+        assert producer["type"] == "deploy-to-vertex"
+        assert store.artifact(producer["inputs"]["trained_adapter"]).type == "adapter"
+        (endpoint,) = store.find_artifacts("vertex_endpoint", run_id=result.run_id)
+        assert endpoint.properties["resourceName"] == vertex["endpoint"]
+    finally:
+        store.close()
+
+    # The version's evaluation metrics are in its Vertex AI Model Registry entry.
+    metrics = resolve_version(tmp_path / "registry", MODEL, "v1").metadata["metrics"]
+    (imported,) = [r for r in fake.calls("POST") if r.path.endswith("/evaluations:import")]
+    assert unquote(imported.path) == f"/v1/{model_version}/evaluations:import"
+    evaluation = imported.body["modelEvaluation"]
+    assert evaluation["metricsSchemaUri"].endswith("/general_text_generation_metrics_1.0.0.yaml")
+    assert evaluation["metrics"]["exact_match"] == metrics["tuned_exact_match"]
+    assert evaluation["metrics"]["base_exact_match"] == metrics["base_exact_match"]
+    assert evaluation["metadata"]["run_id"] == result.run_id

@@ -54,7 +54,12 @@ def _register(registry, run: int, config: dict, base: str = BASE):
         registry,
         MODEL,
         adapter,
-        {"base_model": base, "run_id": f"adaptune-2026010{run}-030000", "data_sha256": "ab" * 32},
+        {
+            "base_model": base,
+            "run_id": f"adaptune-2026010{run}-030000",
+            "data_sha256": "ab" * 32,
+            "metrics": {"tuned_exact_match": 0.9},
+        },
     )
 
 
@@ -167,6 +172,10 @@ def test_vllm_deploy_uploads_the_container_and_one_endpoint_serves_every_adapter
     assert deploy.path == f"/v1/{record.endpoint}:deployModel"
     assert deploy.body["deployedModel"]["model"] == f"{deployed['model']}@2"
     assert json.loads(third.output)["endpoint"] == record.endpoint
+    # The vLLM model version is the base model's server, shared by its adapters: no adapter's
+    # evaluation is imported into it.
+    assert not [r for r in fake.requests if "/evaluations" in r.path]
+    assert json.loads(third.output)["evaluation"] == ""
 
 
 def test_predict_and_compare_name_the_adapter_in_each_request(env, registry):  # noqa: F811

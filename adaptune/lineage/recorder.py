@@ -27,7 +27,8 @@ class OutputArtifact:
     """An artifact a task wrote.
 
     Attributes:
-        uri: Where it is (a local path).
+        uri: Where it is: a local path, or a remote resource's URI (a Vertex AI model's
+            ``https://`` URL).
         kind: Its artifact type in the store (``adapter``, ``registry_version``, or the
             output's name).
         metadata: Its properties.
@@ -72,6 +73,11 @@ def artifact_digest(kind: str, uri: Path) -> str | None:
     if kind in ADAPTER_KINDS:
         return adapter_sha256(uri)
     return sha256_tree(uri) if uri.exists() else None
+
+
+def is_remote(uri: str) -> bool:
+    """Whether ``uri`` names a resource elsewhere (``https://``, ``gs://``), not a local path."""
+    return "://" in uri
 
 
 def data_key(param: str) -> str:
@@ -137,11 +143,13 @@ class RunRecorder:
     def _artifact(self, task: TaskRecord, name: str, artifact: OutputArtifact) -> int:
         key = f"{task.name}.{name}"
         if key not in self.ids:
-            uri = Path(artifact.uri)
-            digest = artifact_digest(artifact.kind, uri)
+            # A Vertex AI resource (google.VertexModel, ...) is kept by its URI, unhashed.
+            remote = is_remote(artifact.uri)
+            uri = artifact.uri if remote else str(Path(artifact.uri))
+            digest = None if remote else artifact_digest(artifact.kind, Path(uri))
             self.ids[key] = self.store.put_artifact(
                 artifact.kind,
-                str(uri),
+                uri,
                 digest,
                 {**artifact.metadata, "run_id": self.run_id, "task": task.name},
             )

@@ -115,8 +115,8 @@ WANTS_VERTEX = DagTask(
 DEPLOY = DagTask(
     "deploy-to-vertex",
     {
-        "vertex_model": "the Vertex AI model version",
-        "vertex_endpoint": "the Vertex AI endpoint serving it",
+        "vertex_model": "the Vertex AI model version (google.VertexModel, resourceName)",
+        "vertex_endpoint": "the Vertex AI endpoint serving it (google.VertexEndpoint)",
         "promoted": "whether production now points at the version (after the deploy)",
         "note": "why it was not promoted and what was undone",
     },

@@ -16,6 +16,7 @@ from adaptune.lineage.recorder import OutputArtifact, TaskRecord
 from adaptune.runner import dag
 from adaptune.runner.dag import DagTask
 from adaptune.runner.local import LocalRun
+from adaptune.vertex.resource_uris import RESOURCE_NAME_KEY
 
 SHOWN_METRICS = (*METRICS, *LOSS_METRICS)
 
@@ -32,6 +33,11 @@ def build_summary(
     def artifact(task: DagTask, name: str) -> OutputArtifact | None:
         record = tasks.get(task.name)
         return record.artifacts.get(name) if record else None
+
+    def resource(task: DagTask, name: str) -> str | None:
+        """The resource name a google.Vertex* artifact output names."""
+        found = artifact(task, name)
+        return found.metadata.get(RESOURCE_NAME_KEY) if found else None
 
     def ran(task: DagTask) -> bool:
         return task.name in tasks and tasks[task.name].status == "succeeded"
@@ -101,8 +107,8 @@ def build_summary(
             # Deployed and promoted: a deploy undone because production moved does not count.
             "deployed": ran(dag.DEPLOY) and param(dag.DEPLOY, "promoted") is not False,
             "reason": param(dag.WANTS_VERTEX, "reason"),
-            "model": param(dag.DEPLOY, "vertex_model"),
-            "endpoint": param(dag.DEPLOY, "vertex_endpoint"),
+            "model": resource(dag.DEPLOY, "vertex_model"),
+            "endpoint": resource(dag.DEPLOY, "vertex_endpoint"),
         }
         if ran(dag.WANTS_VERTEX)
         else None,

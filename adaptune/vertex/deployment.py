@@ -41,6 +41,7 @@ from adaptune.vertex import endpoints, model_registry, staging
 from adaptune.vertex.deploy_settings import VertexDeploySettings
 from adaptune.vertex.google_errors import google_errors
 from adaptune.vertex.jobs import init_vertex
+from adaptune.vertex.model_evaluation import import_version_evaluation
 from adaptune.vertex.settings import VertexSettings
 from adaptune.vertex.submission import storage_client
 
@@ -73,6 +74,9 @@ class VertexDeployment:
             it restores).
         serving: ``adaptune`` or ``vllm`` (``vertex_deploy.serving``).
         adapter_uri: With ``vllm``: the adapter's ``gs://`` directory that requests name.
+        evaluation: The model version's evaluation holding the registry version's metrics,
+            ``.../models/ID@VERSION/evaluations/EID`` (empty: no metrics, or ``vllm``, whose
+            model version serves every adapter of a base model).
     """
 
     model: str
@@ -88,6 +92,7 @@ class VertexDeployment:
     previous_traffic_split: dict[str, int] = field(default_factory=dict)
     serving: str = "adaptune"
     adapter_uri: str = ""
+    evaluation: str = ""
 
     @property
     def model_version(self) -> str:
@@ -157,6 +162,8 @@ def deploy_to_vertex(
        its ``adaptune-model`` label; created on the first deploy), labelled with the run id and
        the data hash (see :mod:`adaptune.vertex.lineage`), unless that registry version and
        run were uploaded before.
+       Import the version's evaluation metrics into that model version (once; see
+       :mod:`adaptune.vertex.model_evaluation`), so the console shows them beside it.
     3. Find the endpoint ``settings.endpoint_name(version.model)`` or create it.
     4. Deploy the version with ``settings.traffic_percentage`` of the traffic.
 
@@ -205,6 +212,14 @@ def deploy_to_vertex(
             f"uploading {version.ref} to the Vertex AI Model Registry failed: {exc}. "
             "Nothing was deployed; running the deploy again reuses what was staged."
         ) from exc
+    try:
+        evaluation = import_version_evaluation(uploaded, version)
+    except call_errors() as exc:
+        raise UserError(
+            f"{version.ref} is uploaded as {uploaded.versioned_resource_name}, but importing "
+            f"its evaluation metrics failed: {exc}. Nothing was deployed; running the deploy "
+            "again reuses that version."
+        ) from exc
     endpoint_name = settings.endpoint_name(version.model)
     endpoint = None
     previous: dict[str, int] = {}
@@ -244,6 +259,7 @@ def deploy_to_vertex(
         endpoint_created=endpoint_created,
         already_deployed=deployed.already_deployed,
         previous_traffic_split=previous,
+        evaluation=evaluation or "",
     )
 
 

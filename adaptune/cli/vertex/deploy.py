@@ -130,6 +130,8 @@ def deploy(
     click.echo(f"endpoint {result.endpoint}" + (" (created)" if result.endpoint_created else ""))
     if result.adapter_uri:
         click.echo(f"adapter {result.adapter_uri} (each request's dynamic-lora)")
+    if result.evaluation:
+        click.echo(f"evaluation metrics in the Model Registry: {result.evaluation}")
     if result.already_deployed:
         click.echo(f"already deployed as {result.deployed_model_id}; traffic unchanged")
     else:
