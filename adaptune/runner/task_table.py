@@ -23,7 +23,7 @@ from adaptune.runner.dag import TASKS
 from adaptune.runner.local import LOG_FILE
 from adaptune.runner.progress import TaskProgress
 
-STARTED_LINE_AFTER = 2.0
+STARTED_LINE_AFTER = 10.0
 """Seconds a task runs before its ``running`` line is printed (off a terminal): a quick step
 takes one line, its result, and a long one says it is under way."""
 NAME_WIDTH = max(len(task.name) for task in TASKS)
