@@ -214,7 +214,7 @@ def captured_run(monkeypatch, tmp_path):
 
     calls: list[dict] = []
 
-    def run_local(compiled, params, runs_root, experiment=None, run_id=None):
+    def run_local(compiled, params, runs_root, experiment=None, run_id=None, **shown):
         calls.append({"compiled": compiled, "params": params, "experiment": experiment})
         return RunResult("r", tmp_path / "r", True, None, None, {}, {})
 

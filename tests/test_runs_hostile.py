@@ -104,7 +104,7 @@ def pipeline_calls(monkeypatch) -> list[str]:
 
     calls: list[str] = []
 
-    def run_local(compiled, params, runs_root, experiment=None):
+    def run_local(compiled, params, runs_root, experiment=None, run_id=None, **shown):
         MetadataStore(runs_root).close()
         calls.append(str(runs_root))
         raise UserError(STUB)

@@ -166,3 +166,10 @@ def compiled_option(note: str = "") -> Callable[[Func], Func]:
 
 
 json_output_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+verbose_option = click.option(
+    "--verbose",
+    is_flag=True,
+    help="Print the pipeline's executor log as it runs instead of the task table "
+    "(it always goes to the run's run.log).",
+)

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
 
 from adaptune.cli.errors import reports_errors
-from adaptune.cli.options import EXPERIMENT, compiled_option, writable_runs_dir_option
+from adaptune.cli.options import (
+    EXPERIMENT,
+    compiled_option,
+    verbose_option,
+    writable_runs_dir_option,
+)
 from adaptune.cli.params import parameter_options, resolve_parameters
 from adaptune.errors import UserError
+
+if TYPE_CHECKING:
+    from adaptune.runner.run import RunResult
 
 
 @click.command()
@@ -35,7 +45,7 @@ from adaptune.errors import UserError
     metavar="RUN_ID",
     help="Continue this killed or failed run in place: same run id, parameters and pipeline, "
     "reusing the steps whose outputs still match their recorded sha256 and tuning from the "
-    "last checkpoint. Takes no other option but --runs-dir.",
+    "last checkpoint. Takes no other option but --runs-dir and --verbose.",
 )
 @click.option(
     "--run-id",
@@ -44,6 +54,7 @@ from adaptune.errors import UserError
     help="Give the new run this id (lowercase letters, digits and -; no run may have it). "
     "Default: adaptune-<UTC time>-<random hex>.",
 )
+@verbose_option
 @reports_errors
 def run(
     runs_dir: Path,
@@ -52,10 +63,13 @@ def run(
     if_changed: bool,
     resume_id: str | None,
     new_id: str | None,
+    verbose: bool,
     **flags: Any,
 ) -> None:
     """Run the compiled pipeline locally with kfp.local and print a summary.
 
+    Shows the DAG's tasks as they run (a live table on a terminal, a line per state change
+    elsewhere); the executor log goes to the run's run.log (--verbose prints it instead).
     Exits 1 when the run fails, 2 on bad options or parameters.
     """
     from adaptune.runner.run import check_new_run_id, run_local, unchanged_since
@@ -63,7 +77,7 @@ def run(
     from adaptune.vertex.deploy_settings import check_deploy_credentials
 
     if resume_id is not None:
-        _resume(resume_id, runs_dir)
+        _resume(resume_id, runs_dir, verbose)
         return
     if new_id is not None:
         check_new_run_id(runs_dir, new_id)
@@ -76,14 +90,43 @@ def run(
                 f"unchanged since run {last} (same data content and parameters): nothing to do"
             )
             return
-    result = run_local(compiled, params, runs_dir, experiment, new_id)
+    with _watching(verbose) as shown:
+        result = run_local(compiled, params, runs_dir, experiment, run_id=new_id, **shown)
     print_summary(result.summary)
     _print_settled(result.manifest)
+    _point_at_log(result, verbose)
     if not result.succeeded:
         sys.exit(1)
 
 
-def _resume(run_id: str, runs_dir: Path) -> None:
+@contextmanager
+def _watching(verbose: bool) -> Iterator[dict[str, Any]]:
+    """How a run shows itself, as the runner's keyword arguments.
+
+    ``--verbose``: the executor log streamed as it comes. Otherwise the task table
+    (``runner.task_table``) on this command's stdout, the log going only to run.log.
+    """
+    if verbose:
+        yield {"stream_log": True}
+        return
+    from rich.console import Console
+
+    from adaptune.runner.task_table import task_table
+
+    # The console is bound to stdout as it is now: the runner sends stdout to run.log.
+    with task_table(Console(file=sys.stdout, soft_wrap=True)) as reporter:
+        yield {"reporter": reporter}
+
+
+def _point_at_log(result: RunResult, verbose: bool) -> None:
+    """After a failed quiet run: where the executor log that says more is."""
+    from adaptune.runner.local import LOG_FILE
+
+    if not result.succeeded and not verbose:
+        click.echo(f"the executor log is in {result.run_dir / LOG_FILE} (--verbose prints it)")
+
+
+def _resume(run_id: str, runs_dir: Path, verbose: bool) -> None:
     """``adaptune run --resume RUN_ID``: refuse any other option, check, then continue the run."""
     from adaptune.runner.resume import plan_resume
     from adaptune.runner.run import resume_local
@@ -93,7 +136,7 @@ def _resume(run_id: str, runs_dir: Path) -> None:
     given = [
         max(option.opts, key=len)
         for option in ctx.command.params
-        if option.name not in ("resume_id", "runs_dir")
+        if option.name not in ("resume_id", "runs_dir", "verbose")
         and ctx.get_parameter_source(option.name) == ParameterSource.COMMANDLINE
     ]
     if given:
@@ -108,9 +151,11 @@ def _resume(run_id: str, runs_dir: Path) -> None:
     click.echo(f"resuming run {run_id}: outputs checked and reusable: {reused}")
     for entry in plan.dropped:
         click.echo(f"  runs again: {entry.task or entry.path.name} ({entry.problem})")
-    result = resume_local(plan, runs_dir)
+    with _watching(verbose) as shown:
+        result = resume_local(plan, runs_dir, **shown)
     print_summary(result.summary)
     _print_settled(result.manifest)
+    _point_at_log(result, verbose)
     if not result.succeeded:
         sys.exit(1)
 
@@ -124,8 +169,9 @@ def _print_settled(manifest: dict[str, Any]) -> None:
 @click.command()
 @click.argument("run_id")
 @writable_runs_dir_option
+@verbose_option
 @reports_errors
-def reproduce(run_id: str, runs_dir: Path) -> None:
+def reproduce(run_id: str, runs_dir: Path, verbose: bool) -> None:
     """Rerun a run from its manifest and check the adapter's sha256 matches.
 
     Exits 1 when the rerun fails or makes a different adapter.
@@ -139,8 +185,10 @@ def reproduce(run_id: str, runs_dir: Path) -> None:
     plan = plan_reproduction(runs_dir, run_id)
     if plan.spec_changed:
         click.echo("warning: the compiled pipeline changed since the run", err=True)
-    reproduction = rerun(plan, runs_dir)
+    with _watching(verbose) as shown:
+        reproduction = rerun(plan, runs_dir, **shown)
     print_summary(reproduction.result.summary)
+    _point_at_log(reproduction.result, verbose)
     if not reproduction.result.succeeded:
         sys.exit(1)
     got = reproduction.adapter_sha256

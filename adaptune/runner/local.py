@@ -1,9 +1,10 @@
 """Run ``compiled/adapter_tuning.yaml`` with ``kfp.local`` (the same file Vertex AI runs).
 
 Each run gets ``<runs_root>/<run-id>/``: ``params.yaml`` (the resolved parameters),
-``run.log`` (every task's log), ``pipeline/`` (kfp.local's outputs, one timestamped directory
-per attempt), ``cache/`` (kfp.local's task cache, this run's alone), ``checkpoints/`` (tuning's
-resumable checkpoints) and ``summary.json``.
+``run.log`` (every task's log; printed as well only when the caller asks), ``pipeline/``
+(kfp.local's outputs, one timestamped directory per attempt), ``cache/`` (kfp.local's task
+cache, this run's alone), ``checkpoints/`` (tuning's resumable checkpoints) and
+``summary.json``.
 
 kfp.local's cache keys on paths and arguments, not content, so each run has its own cache
 root: an entry is only ever reused by a resume of the same run (``adaptune run --resume``),
@@ -68,30 +69,37 @@ class LocalRun:
 
 
 class _Tee(io.TextIOBase):
-    """A text stream writing to the console and a log file at once."""
+    """A text stream writing to a log file and, when given, to the console too."""
 
-    def __init__(self, console: TextIO, log: TextIO):
-        self.console, self.log = console, log
+    def __init__(self, log: TextIO, console: TextIO | None):
+        self.log, self.console = log, console
 
     def write(self, text: str) -> int:
-        self.console.write(text)
         self.log.write(text)
+        if self.console is not None:
+            self.console.write(text)
         return len(text)
 
     def flush(self) -> None:
-        self.console.flush()
         self.log.flush()
+        if self.console is not None:
+            self.console.flush()
 
     def isatty(self) -> bool:
-        return self.console.isatty()
+        return self.console is not None and self.console.isatty()
 
 
 @contextmanager
-def _teed_stdout(log_path: Path) -> Iterator[None]:
-    """Copy everything printed (kfp.local prints each task's log) into ``log_path``."""
+def _captured_stdout(log_path: Path, stream_log: bool) -> Iterator[None]:
+    """Write everything printed (kfp.local prints each task's log) into ``log_path``.
+
+    kfp.local's logger writes to ``sys.stdout`` as it is when a pipeline starts, and each
+    task's output (its stderr merged in) is printed, so this catches all of it. With
+    ``stream_log`` it also still goes to the console.
+    """
     with log_path.open("a", encoding="utf-8") as log:
         console = sys.stdout
-        sys.stdout = _Tee(console, log)
+        sys.stdout = _Tee(log, console if stream_log else None)
         try:
             yield
         finally:
@@ -153,7 +161,11 @@ def _environment(name: str, value: str) -> Iterator[None]:
 
 
 def run_pipeline(
-    compiled: Path, params: dict[str, Any], runs_root: Path, run_id: str | None = None
+    compiled: Path,
+    params: dict[str, Any],
+    runs_root: Path,
+    run_id: str | None = None,
+    stream_log: bool = False,
 ) -> LocalRun:
     """Execute the compiled pipeline with kfp.local's SubprocessRunner in this environment.
 
@@ -162,16 +174,19 @@ def run_pipeline(
         params: Every pipeline parameter (see ``resolve_params``); ``run_id`` is filled in.
         runs_root: Parent of the run directory.
         run_id: Use this id instead of a new one.
+        stream_log: Also print the executor log (it always goes to ``run.log``).
 
     Returns:
         Where the run is and whether it succeeded.
     """
     run_id = run_id or new_run_id()
     run_dir = prepare_run_dir(runs_root, run_id, params)
-    return run_in(compiled, {**params, "run_id": run_id}, run_dir)
+    return run_in(compiled, {**params, "run_id": run_id}, run_dir, stream_log)
 
 
-def run_in(compiled: Path, params: dict[str, Any], run_dir: Path) -> LocalRun:
+def run_in(
+    compiled: Path, params: dict[str, Any], run_dir: Path, stream_log: bool = False
+) -> LocalRun:
     """Execute the compiled pipeline in an existing run directory (a new run or a resume).
 
     Each call is one attempt: kfp.local writes a new timestamped directory under
@@ -181,6 +196,8 @@ def run_in(compiled: Path, params: dict[str, Any], run_dir: Path) -> LocalRun:
         compiled: The compiled pipeline YAML.
         params: Every pipeline parameter, ``run_id`` included.
         run_dir: The run's directory.
+        stream_log: Also print the executor log to ``sys.stdout`` as it comes (it always
+            goes to ``run.log``); without it nothing is printed.
 
     Returns:
         Where the run is and whether it succeeded.
@@ -199,7 +216,7 @@ def run_in(compiled: Path, params: dict[str, Any], run_dir: Path) -> LocalRun:
     log_path = run_dir / LOG_FILE
     try:
         with (
-            _teed_stdout(log_path),
+            _captured_stdout(log_path, stream_log),
             warnings.catch_warnings(),
             _environment(RUN_DIR_ENV, str(run_dir)),
         ):

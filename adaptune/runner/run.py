@@ -2,7 +2,9 @@
 
 ``run_local`` is what ``adaptune run`` does; ``unchanged_since`` is ``--if-changed``;
 ``plan_reproduction`` and ``reproduce`` are ``adaptune reproduce``. Each returns a result and
-prints nothing but the pipeline's own task logs: the CLI decides what to show.
+prints nothing itself: the CLI decides what to show, by passing a ``ProgressReporter`` (told
+the run's id and, every ``WATCH_SECONDS`` and once at the end, every task's progress) and
+``stream_log`` (the executor log printed as it comes; it always goes to the run's ``run.log``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -36,12 +38,23 @@ from adaptune.runner.local import (
     prepare_run_dir,
     run_in,
 )
+from adaptune.runner.progress import TaskProgress, task_progress
 from adaptune.runner.resume import ResumePlan, restart
 from adaptune.runner.summary import build_summary
 from adaptune.runner.task_records import RunState, read_task_records, task_dirs
 
 log = logging.getLogger(__name__)
 WATCH_SECONDS = 1.0
+
+
+class ProgressReporter(Protocol):
+    """What a caller is told while a run runs (``runner.task_table`` shows it on a console)."""
+
+    def start(self, run_id: str, run_dir: Path) -> None:
+        """The run is about to run, in ``run_dir`` (its ``run.log`` holds the executor log)."""
+
+    def update(self, tasks: list[TaskProgress]) -> None:
+        """Every task of the DAG table as it stands: while it runs, then once it ended."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,9 @@ def run_local(
     runs_root: Path,
     experiment: str | None = None,
     run_id: str | None = None,
+    *,
+    reporter: ProgressReporter | None = None,
+    stream_log: bool = False,
 ) -> RunResult:
     """Run the compiled pipeline with kfp.local, recording lineage and writing the summary.
 
@@ -87,6 +103,8 @@ def run_local(
         runs_root: Holds the run directories and ``metadata.sqlite``.
         experiment: Also records the run in this experiment (a named group of runs).
         run_id: The new run's id (default: a new one); see ``check_new_run_id``.
+        reporter: Told the run's id and its tasks' progress as it runs.
+        stream_log: Print the executor log as it comes (it always goes to ``run.log``).
 
     Returns:
         The finished run, whether it succeeded or failed.
@@ -115,7 +133,8 @@ def run_local(
         run_dir = prepare_run_dir(runs_root, run_id, params)
         manifest |= {"status": "running", "attempts": 1}
         write_json_atomic(run_dir / MANIFEST_FILE, manifest)
-        return _attempt(store, compiled, full, run_dir, manifest, datetime.now().astimezone())
+        started = datetime.now().astimezone()
+        return _attempt(store, compiled, full, run_dir, manifest, started, reporter, stream_log)
     finally:
         store.close()
 
@@ -146,6 +165,8 @@ def _attempt(
     run_dir: Path,
     manifest: dict[str, Any],
     started: datetime,
+    reporter: ProgressReporter | None,
+    stream_log: bool,
 ) -> RunResult:
     """Run the pipeline once in ``run_dir``, record its tasks, write the summary and manifest."""
     run_id = str(full["run_id"])
@@ -154,10 +175,14 @@ def _attempt(
         p: (str(full[p]), digest) for p, digest in manifest["data_sha256"].items() if digest
     }
     recorder = RunRecorder(store, run_id, run_dir / LOG_FILE, data_files)
-    with _recording_while_running(recorder, run_dir, spec, full, started):
-        run = run_in(compiled, full, run_dir)
+    if reporter is not None:
+        reporter.start(run_id, run_dir)
+    with _recording_while_running(recorder, run_dir, spec, full, started, reporter):
+        run = run_in(compiled, full, run_dir, stream_log)
     settled = settle_own_release(full)
     state = RunState(started, datetime.now().astimezone(), run.succeeded, _task_of(run))
+    if reporter is not None:
+        reporter.update(task_progress(run_dir, spec, full, state))
     tasks = read_task_records(run_dir, spec, full, state)
     ids = recorder.record(tasks.values())
     summary = build_summary(run, full, tasks)
@@ -216,14 +241,21 @@ def settle_own_release(params: dict[str, Any]) -> str | None:
         return str(exc)
 
 
-def resume_local(plan: ResumePlan, runs_root: Path) -> RunResult:
+def resume_local(
+    plan: ResumePlan,
+    runs_root: Path,
+    *,
+    reporter: ProgressReporter | None = None,
+    stream_log: bool = False,
+) -> RunResult:
     """Run a planned resume: one more attempt of the run, in place, under the same id.
 
     The run's record goes back to ``running`` (``attempts`` counts this one), its cache entries
     that failed their check are removed, the manifest is rewritten with status ``running``, and
     the pipeline runs again: kfp.local reuses the tasks whose entries remain, tune-adapter
     continues from its newest checkpoint. At the end the summary and manifest are rewritten and
-    the run is marked succeeded or failed, as any run.
+    the run is marked succeeded or failed, as any run. ``reporter`` and ``stream_log`` are as
+    for ``run_local``.
 
     Raises:
         UserError: If the run started running or succeeded since it was planned.
@@ -232,7 +264,16 @@ def resume_local(plan: ResumePlan, runs_root: Path) -> RunResult:
     write_json_atomic(plan.run_dir / MANIFEST_FILE, manifest)
     store = MetadataStore(runs_root)
     try:
-        return _attempt(store, plan.compiled, plan.params, plan.run_dir, manifest, plan.started)
+        return _attempt(
+            store,
+            plan.compiled,
+            plan.params,
+            plan.run_dir,
+            manifest,
+            plan.started,
+            reporter,
+            stream_log,
+        )
     finally:
         store.close()
 
@@ -260,8 +301,12 @@ def _recording_while_running(
     spec: dict[str, Any],
     params: dict[str, Any],
     started: datetime,
+    reporter: ProgressReporter | None,
 ) -> Iterator[None]:
-    """Record the tasks that finished, every ``WATCH_SECONDS``, until the block ends."""
+    """Record the tasks that finished, every ``WATCH_SECONDS``, until the block ends.
+
+    The reporter, if any, is told every task's progress at each tick too.
+    """
     stop = threading.Event()
 
     def watch() -> None:
@@ -271,6 +316,8 @@ def _recording_while_running(
             try:
                 records = read_task_records(run_dir, spec, params, RunState(started))
                 recorder.record(records.values())
+                if reporter is not None:
+                    reporter.update(task_progress(run_dir, spec, params, RunState(started)))
             except (OSError, ValueError, sqlite3.Error) as exc:
                 # A file caught half-written, a busy store: the next tick or the final record
                 # after the run covers it.
@@ -377,12 +424,23 @@ def plan_reproduction(runs_root: Path, run_id: str) -> ReproductionPlan:
     return ReproductionPlan(run_id, compiled, params, manifest.get("adapter_sha256"), spec_changed)
 
 
-def reproduce(plan: ReproductionPlan, runs_root: Path) -> Reproduction:
+def reproduce(
+    plan: ReproductionPlan,
+    runs_root: Path,
+    *,
+    reporter: ProgressReporter | None = None,
+    stream_log: bool = False,
+) -> Reproduction:
     """Run the plan's pipeline with its parameters again, as a new run.
+
+    ``reporter`` and ``stream_log`` are as for ``run_local``.
 
     Raises:
         UserError: If the compiled pipeline is gone.
     """
     if not plan.compiled.is_file():
         raise UserError(f"compiled pipeline not found: {plan.compiled}")
-    return Reproduction(plan, run_local(plan.compiled, plan.params, runs_root))
+    result = run_local(
+        plan.compiled, plan.params, runs_root, reporter=reporter, stream_log=stream_log
+    )
+    return Reproduction(plan, result)
