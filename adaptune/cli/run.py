@@ -9,6 +9,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from adaptune.cli.backends import backend_option, compiled_for_backend
 from adaptune.cli.errors import reports_errors
 from adaptune.cli.options import EXPERIMENT, compiled_option, writable_runs_dir_option
 from adaptune.cli.params import parameter_options, resolve_parameters
@@ -19,6 +20,7 @@ from adaptune.errors import UserError
 @parameter_options
 @writable_runs_dir_option
 @compiled_option(" to run")
+@backend_option
 @click.option(
     "--experiment",
     help=f"{EXPERIMENT} Records this run in it, locally (list them with "
@@ -52,6 +54,7 @@ def run(
     if_changed: bool,
     resume_id: str | None,
     new_id: str | None,
+    backend: str,
     **flags: Any,
 ) -> None:
     """Run the compiled pipeline locally with kfp.local and print a summary.
@@ -67,6 +70,7 @@ def run(
         return
     if new_id is not None:
         check_new_run_id(runs_dir, new_id)
+    compiled = compiled_for_backend(backend, compiled)  # --backend picks the pipeline
     params = resolve_parameters(compiled, flags)
     check_deploy_credentials(params.get("vertex_deploy"))  # a local run deploys with ADC
     if if_changed:

@@ -1,0 +1,195 @@
+"""The gemini pipeline, whole, through `adaptune run --backend vertex_gemini`.
+
+The CLI runs in a subprocess, as a user runs it; its kfp.local tasks call the fake Gemini server
+(tests/fake_gemini.py) on 127.0.0.1 with the real google-genai client, finding their credentials
+through Application Default Credentials on a fake metadata server (tests/fake_metadata.py). The
+socket guard is on in every process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, SAMPLE
+from fake_gemini import FakeGemini, JobScript
+from fake_metadata import FakeMetadata
+
+from adaptune.lineage.store import MetadataStore
+from adaptune.registry import read_aliases, resolve_version, verify_version
+
+PROJECT, LOCATION = "gemini-project", "us-central1"
+PARENT = f"projects/{PROJECT}/locations/{LOCATION}"
+MODEL = "support-gemini"
+
+
+def _records(name: str, count: int) -> list[dict]:
+    lines = (SAMPLE / name).read_text(encoding="utf-8").splitlines()[:count]
+    return [json.loads(line) for line in lines]
+
+
+TRAIN = _records("train.jsonl", 40)
+EVAL = _records("eval.jsonl", 12)
+LABELS = {r["input_text"]: r["output_text"] for r in TRAIN + EVAL}
+
+
+def _question(body: dict) -> str:
+    return body["contents"][-1]["parts"][0]["text"]
+
+
+def knows_labels(model: str, body: dict) -> str:
+    """The tuned endpoints answer with the label; the base model does not know the labels."""
+    if "/endpoints/" in model:
+        return LABELS.get(_question(body), "unknown")
+    return "I am not sure which team handles this."
+
+
+@pytest.fixture
+def env(tmp_path):
+    gemini = FakeGemini(script=JobScript(polls=2), answer=knows_labels).start()
+    metadata = FakeMetadata(PROJECT, "tuner@gemini-project.iam.gserviceaccount.com").start()
+    train = tmp_path / "train.jsonl"
+    evaluation = tmp_path / "eval.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in TRAIN), encoding="utf-8")
+    evaluation.write_text("".join(json.dumps(r) + "\n" for r in EVAL), encoding="utf-8")
+    try:
+        yield {
+            "gemini": gemini,
+            "metadata": metadata,
+            "train": train,
+            "eval": evaluation,
+            "registry": tmp_path / "registry",
+            "runs": tmp_path / "runs",
+        }
+    finally:
+        gemini.stop()
+        metadata.stop()
+
+
+def run_cli(env: dict, *extra: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`adaptune run --backend vertex_gemini ...` in a subprocess (its env: ADC on the fake)."""
+    variables = {
+        **os.environ,
+        "GCE_METADATA_HOST": env["metadata"].host,
+        "GCE_METADATA_IP": env["metadata"].host,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    variables.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
+    args = [
+        sys.executable,
+        "-m",
+        "adaptune",
+        "run",
+        "--backend",
+        "vertex_gemini",
+        "--train-data",
+        str(env["train"]),
+        "--eval-data",
+        str(env["eval"]),
+        "--model-name",
+        MODEL,
+        "--registry-dir",
+        str(env["registry"]),
+        "--runs-dir",
+        str(env["runs"]),
+        "--set",
+        f"vertex_gemini.project={PROJECT}",
+        "--set",
+        f"vertex_gemini.location={LOCATION}",
+        "--set",
+        f"vertex_gemini.api_endpoint={env['gemini'].url}",
+        "--set",
+        "vertex_gemini.poll_seconds=0.01",
+        "--set",
+        "vertex_gemini.epochs=2",
+        "--set",
+        "vertex_gemini.adapter_size=4",
+        "--set",
+        "vertex_gemini.concurrency=4",
+        *extra,
+    ]
+    return subprocess.run(
+        args, capture_output=True, text=True, timeout=timeout, env=variables, cwd=REPO
+    )
+
+
+def _runs(env: dict) -> list[dict]:
+    store = MetadataStore(env["runs"])
+    try:
+        return store.runs()
+    finally:
+        store.close()
+
+
+@pytest.mark.pipeline
+@pytest.mark.slow
+def test_a_succeeded_job_passes_the_gate_and_becomes_production(env):
+    out = run_cli(env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    gemini = env["gemini"]
+    (create,) = gemini.calls("POST", "/tuningJobs")
+    body = create.body
+    assert body["baseModel"] == "gemini-2.5-flash"
+    spec = body["supervisedTuningSpec"]
+    assert spec["hyperParameters"] == {
+        "epochCount": 2,
+        "learningRateMultiplier": 1.0,
+        "adapterSize": "ADAPTER_SIZE_FOUR",
+    }
+    train_uri = spec["trainingDatasetUri"]
+    assert "/gemini_data/" in train_uri and train_uri.endswith("/train.jsonl")
+    assert spec["validationDatasetUri"].endswith("/validation.jsonl")
+    (run,) = _runs(env)
+    assert body["labels"]["adaptune-run-id"] == run["run_id"]
+    # The uploaded file is Gemini JSONL of the training examples (no eval example in it).
+    uploaded = [json.loads(line) for line in Path(train_uri).read_text().splitlines()]
+    assert len(uploaded) == len(TRAIN)
+    assert uploaded[0]["contents"] == [
+        {"role": "user", "parts": [{"text": TRAIN[0]["input_text"]}]},
+        {"role": "model", "parts": [{"text": TRAIN[0]["output_text"]}]},
+    ]
+    # Evaluation: every eval question to the tuned endpoint and to the base model.
+    generate = gemini.calls("POST", ":generateContent")
+    endpoint = f"{PARENT}/endpoints/7001"
+    tuned = [r for r in generate if r.path.endswith(f"{endpoint}:generateContent")]
+    base = [r for r in generate if "publishers/google/models/gemini-2.5-flash" in r.path]
+    assert len(tuned) == len(base) == len(EVAL) and len(generate) == 2 * len(EVAL)
+    assert sorted(_question(r.body) for r in tuned) == sorted(r["input_text"] for r in EVAL)
+    assert tuned[0].body["generationConfig"]["temperature"] == 0.0
+    assert all(r.headers.get("Authorization") == "Bearer fake-token" for r in generate)
+    assert env["metadata"].tokens_issued > 0
+    # Gate passed: a vertex_gemini version, production, with the model, endpoint and metrics.
+    assert read_aliases(env["registry"], MODEL) == {"production": 1}
+    version = resolve_version(env["registry"], MODEL, "production")
+    assert verify_version(version) == ""
+    meta = version.metadata
+    assert meta["kind"] == "vertex_gemini"
+    assert meta["tuned_model"]["endpoint"] == endpoint
+    assert meta["tuned_model"]["model"] == f"{PARENT}/models/7001@1"
+    assert meta["metrics"]["tuned_exact_match"] == 1.0
+    assert meta["metrics"]["base_exact_match"] == 0.0
+    assert meta["tuning_job"]["data_stats"]["supervisedTuningDataStats"]["tuningStepCount"]
+    assert meta["run_id"] == run["run_id"]
+    assert body["labels"]["adaptune-data-sha256"] == meta["data_sha256"][:32]
+    assert not (version.path / "adapter_model.safetensors").exists()
+    lineage = json.loads((version.path / "lineage.json").read_text())
+    assert lineage["kind"] == "vertex_gemini" and lineage["tuned_model"]["endpoint"] == endpoint
+    summary = json.loads((env["runs"] / run["run_id"] / "summary.json").read_text())
+    statuses = {t["task"]: t["status"] for t in summary["tasks"]}
+    assert statuses == dict.fromkeys(
+        ["validate-dataset", "tune-gemini", "evaluate", "passes-gate", "register-version"],
+        "succeeded",
+    )
+    assert summary["gemini"]["endpoint"] == endpoint
+    assert "is now production" in out.stdout
+
+    # A second run compares with production (the first version's endpoint) as well.
+    second = run_cli(env)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    production = [r for r in gemini.calls("POST", ":generateContent") if endpoint + ":" in r.path]
+    assert len(production) == 2 * len(EVAL)  # first run's tuned calls + second's production
+    assert read_aliases(env["registry"], MODEL) == {"production": 2, "previous": 1}
