@@ -78,7 +78,9 @@ def gemini_tuning(
         pipeline_job_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
         pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER,
     )
-    tuning.set_retry(num_retries=2)  # a retried task waits on the job it started
+    # No automatic retry: a retry after a job that ended FAILED or EXPIRED would start (and
+    # pay for) another job. A run whose task died while its job ran is resumed instead
+    # (`adaptune run --resume`): the same run id finds the same job and waits on it.
     scoring = evaluate(
         dataset=validation.outputs["dataset"],
         tuned_model=tuning.outputs["tuned_model"],

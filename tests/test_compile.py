@@ -124,7 +124,7 @@ def test_gemini_pipeline_defaults_match_the_library_and_the_release_is_gated():
     assert GateSettings.from_dict(params["gate"]["defaultValue"]) == GateSettings()
     assert not set(WHERE_KEYS) & set(GeminiTuningSettings().to_dict())
     root = spec["root"]["dag"]["tasks"]
-    assert root["tune-gemini"]["retryPolicy"]["maxRetryCount"] == 2
+    assert "retryPolicy" not in root["tune-gemini"]  # a retry would pay for another job
     (gate_group,) = [t for t in root.values() if t["taskInfo"]["name"] == dag.GATE_PASSED]
     assert "passes-gate-Output" in gate_group["triggerPolicy"]["condition"]
     inner = spec["components"][gate_group["componentRef"]["name"]]["dag"]["tasks"]

@@ -20,7 +20,7 @@ from fake_gemini import FakeGemini, JobScript
 from fake_metadata import FakeMetadata
 
 from adaptune.lineage.store import MetadataStore
-from adaptune.registry import read_aliases, resolve_version, verify_version
+from adaptune.registry import list_versions, read_aliases, resolve_version, verify_version
 
 PROJECT, LOCATION = "gemini-project", "us-central1"
 PARENT = f"projects/{PROJECT}/locations/{LOCATION}"
@@ -193,3 +193,89 @@ def test_a_succeeded_job_passes_the_gate_and_becomes_production(env):
     production = [r for r in gemini.calls("POST", ":generateContent") if endpoint + ":" in r.path]
     assert len(production) == 2 * len(EVAL)  # first run's tuned calls + second's production
     assert read_aliases(env["registry"], MODEL) == {"production": 2, "previous": 1}
+
+
+def _production_version(env: dict) -> str:
+    """Register a Gemini version as production first (as an earlier run would have)."""
+    from adaptune.vertex.gemini_steps import register_step
+
+    tuned = env["registry"].parent / "earlier" / "tuned_model"
+    tuned.mkdir(parents=True)
+    endpoint = f"{PARENT}/endpoints/5000"
+    record = {"model": f"{PARENT}/models/5000@1", "endpoint": endpoint, "job_name": "j"}
+    (tuned / "tuned_model.json").write_text(json.dumps(record))
+    done = register_step(env["registry"], MODEL, tuned, {"tuned_exact_match": 1.0}, "ab" * 32,
+                         "earlier-run", "earlier-run", "passed", 0)  # fmt: skip
+    assert done.promoted
+    return endpoint
+
+
+def _summary(env: dict) -> dict:
+    (run,) = _runs(env)
+    return json.loads((env["runs"] / run["run_id"] / "summary.json").read_text())
+
+
+@pytest.mark.pipeline
+@pytest.mark.slow
+@pytest.mark.parametrize("state", ["JOB_STATE_FAILED", "JOB_STATE_EXPIRED"])
+def test_a_job_that_fails_or_expires_fails_the_run_at_the_tune_step(env, state):
+    _production_version(env)
+    index = (env["registry"] / MODEL / "index.json").read_bytes()
+    env["gemini"].script = JobScript(polls=1, final=state, error="tuning quota exhausted")
+    out = run_cli(env)
+    assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
+    summary = _summary(env)
+    assert summary["failed_step"] == "tune-gemini"
+    short = state.removeprefix("JOB_STATE_")
+    assert f"ended {short}: tuning quota exhausted" in summary["error"]
+    assert f"ended {short}" in out.stdout
+    statuses = {t["task"]: t["status"] for t in summary["tasks"]}
+    assert statuses == {"validate-dataset": "succeeded", "tune-gemini": "failed"}
+    # No evaluation, no version, production where it was (the index is byte for byte the same).
+    assert not env["gemini"].calls("POST", ":generateContent")
+    assert (env["registry"] / MODEL / "index.json").read_bytes() == index
+    assert read_aliases(env["registry"], MODEL) == {"production": 1}
+    assert summary["registry"] is None
+    # One job: the task is not retried into a second (paid) job.
+    assert len(env["gemini"].calls("POST", "/tuningJobs")) == 1
+
+
+@pytest.mark.pipeline
+@pytest.mark.slow
+def test_429_during_evaluation_is_retried_and_the_run_succeeds(env):
+    env["gemini"].fail("POST", "/endpoints/7001:generateContent", 429, times=3)
+    out = run_cli(env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    tuned = env["gemini"].calls("POST", "/endpoints/7001:generateContent")
+    assert len(tuned) == len(EVAL) + 3  # three answered 429 first, then succeeded
+    version = resolve_version(env["registry"], MODEL, "production")
+    metrics = version.metadata["metrics"]
+    assert metrics["tuned_retries"] == 3 and metrics["tuned_failed_examples"] == 0
+    assert metrics["tuned_exact_match"] == 1.0
+
+
+@pytest.mark.pipeline
+@pytest.mark.slow
+def test_a_tuned_model_that_fails_the_gate_registers_nothing(env):
+    endpoint = _production_version(env)
+
+    def tuned_is_worse(model: str, body: dict) -> str:
+        return "no idea" if model.endswith("/endpoints/7001") else knows_labels(model, body)
+
+    env["gemini"].answer = tuned_is_worse
+    out = run_cli(env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    summary = _summary(env)
+    assert summary["gate"]["passed"] is False
+    statuses = {t["task"]: t["status"] for t in summary["tasks"]}
+    assert statuses["register-version"] == "skipped"
+    assert summary["registry"] is None
+    assert "no new version" in out.stdout
+    # It was compared with production: every eval question went to production's endpoint too.
+    production = env["gemini"].calls("POST", f"{endpoint}:generateContent")
+    assert len(production) == len(EVAL)
+    assert summary["metrics"]["tuned"]["exact_match"] == 0.0
+    assert summary["production"]["metrics"]["exact_match"] == 1.0
+    assert read_aliases(env["registry"], MODEL) == {"production": 1}
+    assert [v.version for v in list_versions(
+        env["registry"], MODEL)] == [1]  # fmt: skip
