@@ -41,6 +41,8 @@ class TuneOutcome:
 
     dataset: GeminiDataset
     result: GeminiTuningResult
+    api_endpoint: str = ""
+    system_instruction: str = ""
 
     def record(self) -> dict[str, Any]:
         """``tuned_model.json``: the tuned model and endpoint, the job, the data it tuned on."""
@@ -54,6 +56,8 @@ class TuneOutcome:
             "reused_job": self.result.reused,
             "data_stats": self.result.data_stats,
             "data": self.dataset.to_dict(),
+            "api_endpoint": self.api_endpoint,
+            "system_instruction": self.system_instruction,
         }
 
 
@@ -105,7 +109,7 @@ def tune_step(
         f"validation records; limits: {limits.source})"
     )
     result = run_tuning_job(target.client(), settings, dataset, run_id, data_sha256, log=log)
-    outcome = TuneOutcome(dataset, result)
+    outcome = TuneOutcome(dataset, result, target.api_endpoint, data_settings.system_instruction)
     write_json_atomic(Path(tuned_model_dir) / TUNED_MODEL_FILE, outcome.record())
     return outcome
 
@@ -192,6 +196,8 @@ def register_step(
             "endpoint": tuned["endpoint"],
             "job_name": tuned.get("job_name", ""),
             "base_model": tuned.get("base_model", ""),
+            "api_endpoint": tuned.get("api_endpoint", ""),
+            "system_instruction": tuned.get("system_instruction", ""),
         },
         "tuning_job": {
             "name": tuned.get("job_name", ""),
