@@ -279,3 +279,77 @@ def test_a_tuned_model_that_fails_the_gate_registers_nothing(env):
     assert read_aliases(env["registry"], MODEL) == {"production": 1}
     assert [v.version for v in list_versions(
         env["registry"], MODEL)] == [1]  # fmt: skip
+
+
+# --- before anything runs: one line, exit 2 ---------------------------------------------------
+
+
+def _invoke(tmp_path: Path, *args: str):
+    from click.testing import CliRunner
+
+    from adaptune.cli import main
+
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in TRAIN), encoding="utf-8")
+    return CliRunner().invoke(
+        main,
+        ["run", "--backend", "vertex_gemini", "--train-data", str(train),
+         "--runs-dir", str(tmp_path / "runs"), "--registry-dir", str(tmp_path / "registry"),
+         *args],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "the vertex_gemini backend needs a Google Cloud project: vertex_gemini.project"),
+        (
+            ("--set", f"vertex_gemini.project={PROJECT}"),
+            "vertex_gemini.pipeline_root is required for a local run",
+        ),
+        (
+            (
+                "--set",
+                f"vertex_gemini.project={PROJECT}",
+                "--set",
+                "vertex_gemini.pipeline_root=gs://b/root",
+            ),
+            "the vertex_gemini backend tunes on Vertex AI but no Google Cloud credentials",
+        ),
+        (
+            ("--set", f"vertex_gemini.project={PROJECT}", "--set", "vertex_gemini.epoch=3"),
+            "unknown vertex_gemini setting(s) ['epoch']",
+        ),
+        (
+            (
+                "--set",
+                f"vertex_gemini.project={PROJECT}",
+                "--set",
+                "vertex_gemini.base_model=gemini-0.1-nano",
+            ),
+            "vertex_gemini.base_model 'gemini-0.1-nano' is not a Gemini model adaptune knows",
+        ),
+        (("--base-model", "builtin:tiny-gpt2"), "unknown pipeline parameter(s) ['base_model']"),
+    ],
+)
+def test_the_gemini_backend_refuses_bad_settings_before_anything_runs(
+    tmp_path, monkeypatch, args, message
+):
+    monkeypatch.delenv("ADAPTUNE_PROJECT", raising=False)
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no gcloud application-default file
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
+    result = _invoke(tmp_path, *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_compiled_adapter_pipeline_with_the_gemini_backend_is_refused(tmp_path):
+    from conftest import COMPILED
+
+    result = _invoke(tmp_path, "--compiled", str(COMPILED))
+    assert result.exit_code == 2
+    assert "is the adapter-tuning pipeline, not the vertex_gemini backend's" in result.output

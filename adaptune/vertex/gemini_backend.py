@@ -113,6 +113,7 @@ def check_vertex_gemini(
             f"the vertex_gemini backend needs a Google Cloud project: {SETTING}.project "
             f"(--set {SETTING}.project=ID, or ADAPTUNE_PROJECT)"
         )
+    settings = check_gemini_settings(how)
     if not where.get("location"):
         raise UserError(f"{SETTING}.location must not be empty, e.g. {DEFAULT_LOCATION}")
     root = where.get("pipeline_root", "")
@@ -123,4 +124,4 @@ def check_vertex_gemini(
             f"{SETTING}.pipeline_root is required for a local run: the gs:// directory the "
             "tuning service reads the converted data from"
         )
-    return GeminiTarget(**where), check_gemini_settings(how)
+    return GeminiTarget(**where), settings
