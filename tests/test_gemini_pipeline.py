@@ -117,6 +117,20 @@ def run_cli(env: dict, *extra: str, timeout: float = 600) -> subprocess.Complete
     )
 
 
+def _lineage_json(env: dict, ref: str) -> dict:
+    from click.testing import CliRunner
+
+    from adaptune.cli import main
+
+    out = CliRunner().invoke(
+        main,
+        ["lineage", ref, "--runs-dir", str(env["runs"]), "--registry-dir", str(env["registry"]),
+         "--json"],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    return json.loads(out.output)
+
+
 def _runs(env: dict) -> list[dict]:
     store = MetadataStore(env["runs"])
     try:
@@ -186,6 +200,11 @@ def test_a_succeeded_job_passes_the_gate_and_becomes_production(env):
     )
     assert summary["gemini"]["endpoint"] == endpoint
     assert "is now production" in out.stdout
+    # Lineage: the registered version back through the tuned model to the data files.
+    chain = _lineage_json(env, f"{MODEL}@v1")
+    text = json.dumps(chain)
+    assert "tune-gemini" in text and str(env["train"]) in text
+    assert endpoint in text
 
     # A second run compares with production (the first version's endpoint) as well.
     second = run_cli(env)
