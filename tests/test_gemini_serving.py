@@ -168,3 +168,18 @@ def test_serve_answers_502_when_the_endpoint_keeps_failing(tmp_path, fake):
         response = c.post(f"/v1/endpoints/{MODEL}:predict", json={"instances": [{"prompt": "Hi"}]})
     assert response.status_code == 502
     assert "generateContent on" in response.text and "429" in response.text
+
+
+def test_a_gemini_version_is_not_deployed_as_an_adapter(tmp_path, fake):
+    from adaptune.vertex.deploy_settings import VertexDeploySettings
+    from adaptune.vertex.deployment import deploy_to_vertex
+    from adaptune.vertex.settings import VertexSettings
+
+    registry = tmp_path / "registry"
+    _register(registry, fake, 1)
+    version = resolve_version(registry, MODEL, "production")
+    where = VertexSettings(project=PROJECT, location=LOCATION, pipeline_root="gs://b/root")
+    how = VertexDeploySettings(serving_image="img:1")
+    with pytest.raises(UserError, match="is a vertex_gemini version: Vertex AI serves it on"):
+        deploy_to_vertex(version, where, how)
+    assert fake.requests == []

@@ -176,6 +176,14 @@ def deploy_to_vertex(
     """
     from google.cloud.aiplatform import utils
 
+    from adaptune.registry.kinds import ADAPTER, version_kind
+
+    if version_kind(version.metadata) != ADAPTER:  # a managed Gemini model is served already
+        raise UserError(
+            f"{version.ref} is a {version_kind(version.metadata)} version: Vertex AI serves it on "
+            f"its own endpoint ({version.metadata.get('tuned_model', {}).get('endpoint', '?')}); "
+            "there is no adapter to deploy"
+        )
     if not settings.serving_image:
         raise UserError("serving_image must not be empty")
     if settings.accelerator_type:
