@@ -275,6 +275,25 @@ def test_429_during_evaluation_is_retried_and_the_run_succeeds(env):
 
 @pytest.mark.pipeline
 @pytest.mark.slow
+def test_calls_failing_past_the_bound_fail_the_run_at_evaluate(env):
+    env["gemini"].fail("POST", "/endpoints/7001:generateContent", 429, times=len(EVAL))
+    out = run_cli(
+        env,
+        "--set",
+        "vertex_gemini.max_attempts=1",
+        "--set",
+        "vertex_gemini.max_failed_fraction=0.1",
+    )
+    assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
+    summary = _summary(env)
+    assert summary["failed_step"] == "evaluate"
+    assert f"{len(EVAL)} of {len(EVAL)} generateContent calls" in summary["error"]
+    assert "max_failed_fraction=0.1" in summary["error"]
+    assert summary["registry"] is None and not (env["registry"] / MODEL).exists()
+
+
+@pytest.mark.pipeline
+@pytest.mark.slow
 def test_a_tuned_model_that_fails_the_gate_registers_nothing(env):
     endpoint = _production_version(env)
 
