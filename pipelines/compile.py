@@ -16,9 +16,10 @@ from kfp.compiler import pipeline_spec_builder as builder
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from pipelines.adapter_tuning import adapter_tuning
+from pipelines.gemini_tuning import gemini_tuning
 from pipelines.profiles import DEFAULT_PROFILE, PROFILES, Profile, get_profile
 
-PIPELINES = {"adapter_tuning.yaml": adapter_tuning}
+PIPELINES = {"adapter_tuning.yaml": adapter_tuning, "gemini_tuning.yaml": gemini_tuning}
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "compiled"
 
 

@@ -2,6 +2,7 @@
 
 import re
 
+import pytest
 import yaml
 from conftest import COMPILED
 
@@ -22,17 +23,23 @@ def _normalise(text: str) -> str:
     return SDK_LINE.sub("sdkVersion: <normalised>", text)
 
 
+GEMINI_COMPILED = COMPILED.parent / "gemini_tuning.yaml"
+COMPILED_FILES = {"adapter_tuning.yaml": COMPILED, "gemini_tuning.yaml": GEMINI_COMPILED}
+
+
 def test_committed_yaml_is_in_sync(tmp_path):
-    (fresh,) = compile_all(tmp_path)
-    assert _normalise(fresh.read_text()) == _normalise(COMPILED.read_text()), (
-        "compiled/adapter_tuning.yaml is stale: run `make compile` and commit it"
-    )
+    fresh = compile_all(tmp_path)
+    assert [p.name for p in fresh] == list(COMPILED_FILES)
+    for path in fresh:
+        assert _normalise(path.read_text()) == _normalise(COMPILED_FILES[path.name].read_text()), (
+            f"compiled/{path.name} is stale: run `make compile` and commit it"
+        )
 
 
 def test_compiling_twice_is_byte_identical(tmp_path):
-    (a,) = compile_all(tmp_path / "a")
-    (b,) = compile_all(tmp_path / "b")
-    assert a.read_bytes() == b.read_bytes()
+    first = compile_all(tmp_path / "a")
+    second = compile_all(tmp_path / "b")
+    assert [a.read_bytes() for a in first] == [b.read_bytes() for b in second]
 
 
 def _leaf_tasks(spec: dict) -> dict[str, tuple[dict, list[str]]]:
@@ -51,11 +58,15 @@ def _leaf_tasks(spec: dict) -> dict[str, tuple[dict, list[str]]]:
     return found
 
 
-def test_the_task_table_is_the_compiled_dag():
-    spec = yaml.safe_load(COMPILED.read_text())
+@pytest.mark.parametrize(
+    ("compiled", "table"), [(COMPILED, dag.TASKS), (GEMINI_COMPILED, dag.GEMINI_TASKS)]
+)
+def test_the_task_table_is_the_compiled_dag(compiled, table):
+    spec = yaml.safe_load(compiled.read_text())
+    assert dag.tasks_for(spec) == table
     leaves = _leaf_tasks(spec)
-    assert {t.name for t in dag.TASKS} == set(leaves), "a task added, removed or renamed"
-    for task in dag.TASKS:
+    assert {t.name for t in table} == set(leaves), "a task added, removed or renamed"
+    for task in table:
         component, groups = leaves[task.name]
         declared = component.get("outputDefinitions", {})
         outputs = set(declared.get("artifacts", {})) | set(declared.get("parameters", {}))
@@ -97,6 +108,30 @@ def test_pipeline_defaults_match_the_library_defaults():
     assert params["seed"]["defaultValue"] == TrainingSettings().seed
 
 
+def test_gemini_pipeline_defaults_match_the_library_and_the_release_is_gated():
+    from adaptune.vertex.gemini_backend import WHERE_KEYS
+    from adaptune.vertex.gemini_settings import GeminiTuningSettings
+    from pipelines import gemini_tuning
+
+    assert gemini_tuning.DEFAULT_GEMINI_DATA["format"] == DataSettings().format
+    assert DataSettings.from_dict(gemini_tuning.DEFAULT_GEMINI_DATA).max_input_tokens == 131072
+    spec = yaml.safe_load(GEMINI_COMPILED.read_text())
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert set(params) == {
+        "train_data", "eval_data", "data", "gate", "model_name", "registry_dir", "run_id",
+        "vertex_gemini",
+    }  # fmt: skip
+    assert GateSettings.from_dict(params["gate"]["defaultValue"]) == GateSettings()
+    assert not set(WHERE_KEYS) & set(GeminiTuningSettings().to_dict())
+    root = spec["root"]["dag"]["tasks"]
+    assert "retryPolicy" not in root["tune-gemini"]  # a retry would pay for another job
+    (gate_group,) = [t for t in root.values() if t["taskInfo"]["name"] == dag.GATE_PASSED]
+    assert "passes-gate-Output" in gate_group["triggerPolicy"]["condition"]
+    inner = spec["components"][gate_group["componentRef"]["name"]]["dag"]["tasks"]
+    assert list(inner) == ["register-version"]
+    assert "pipeline_root" in root["tune-gemini"]["inputs"]["parameters"]
+
+
 def test_tuning_task_is_retried_so_it_can_resume():
     spec = yaml.safe_load(COMPILED.read_text())
     assert spec["root"]["dag"]["tasks"]["tune-adapter"]["retryPolicy"]["maxRetryCount"] == 2
@@ -113,7 +148,10 @@ def test_gpu_profile_names_its_image_everywhere_and_gives_the_tune_task_a_gpu(tm
     from pipelines.profiles import get_profile
 
     image = "europe-docker.pkg.dev/proj/repo/adaptune:0.1.0-cuda"
-    (path,) = compile_all(tmp_path, get_profile("vertex-gpu", image))
+    path, gemini = compile_all(tmp_path, get_profile("vertex-gpu", image))
+    gemini_executors = yaml.safe_load(gemini.read_text())["deploymentSpec"]["executors"]
+    assert {e["container"]["image"] for e in gemini_executors.values()} == {image}
+    assert all("resources" not in e["container"] for e in gemini_executors.values())
     spec = yaml.safe_load(path.read_text())
     executors = spec["deploymentSpec"]["executors"]
     assert len(executors) == 8

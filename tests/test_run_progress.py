@@ -59,3 +59,16 @@ def test_a_running_task_has_its_progress_line_and_finished_ones_their_times(tmp_
     after = {r.name: r for r in task_progress(tmp_path, SPEC, {}, ended)}
     assert after["format-text-to-text"].state == "failed"
     assert after["tune-adapter"].state == "not run"
+
+
+def test_the_gemini_pipeline_shows_its_own_tasks(tmp_path):
+    gemini = yaml.safe_load((REPO / "compiled" / "gemini_tuning.yaml").read_text(encoding="utf-8"))
+    rows = task_progress(tmp_path, gemini, {}, RunState(datetime.now().astimezone()))
+    assert [r.name for r in rows] == [
+        "validate-dataset",
+        "tune-gemini",
+        "evaluate",
+        "passes-gate",
+        "register-version",
+    ]
+    assert {r.state for r in rows} == {"pending"}

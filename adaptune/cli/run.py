@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
+from adaptune.cli.backends import backend_option, compiled_for_backend
 from adaptune.cli.errors import reports_errors
 from adaptune.cli.options import (
     EXPERIMENT,
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 @parameter_options
 @writable_runs_dir_option
 @compiled_option(" to run")
+@backend_option
 @click.option(
     "--experiment",
     help=f"{EXPERIMENT} Records this run in it, locally (list them with "
@@ -64,6 +66,7 @@ def run(
     resume_id: str | None,
     new_id: str | None,
     verbose: bool,
+    backend: str,
     **flags: Any,
 ) -> None:
     """Run the compiled pipeline locally with kfp.local and print a summary.
@@ -81,6 +84,7 @@ def run(
         return
     if new_id is not None:
         check_new_run_id(runs_dir, new_id)
+    compiled = compiled_for_backend(backend, compiled)  # --backend picks the pipeline
     params = resolve_parameters(compiled, flags)
     check_deploy_credentials(params.get("vertex_deploy"))  # a local run deploys with ADC
     if if_changed:

@@ -74,6 +74,14 @@ def base_model_identity(name: str) -> dict[str, Any]:
     }
 
 
+def _base_model(params: dict[str, Any]) -> dict[str, Any]:
+    """The run's base model: a managed Gemini model (backend vertex_gemini) or our own."""
+    if "vertex_gemini" in params:  # Google's model: its name is all there is to record
+        managed = params["vertex_gemini"] or {}
+        return {"name": str(managed.get("base_model") or ""), "backend": "vertex_gemini"}
+    return base_model_identity(str(params["base_model"]))
+
+
 def data_hashes(params: dict[str, Any]) -> dict[str, str | None]:
     """sha256 of each data file's bytes."""
     hashes: dict[str, str | None] = {}
@@ -105,7 +113,7 @@ def build_manifest(run_id: str, compiled: Path, params: dict[str, Any]) -> dict[
         "packages": package_versions(),
         "params": params,
         "seed": params.get("seed"),
-        "base_model": base_model_identity(str(params["base_model"])),
+        "base_model": _base_model(params),
         "data_sha256": data,
         "fingerprint": fingerprint(params, data, spec_sha256),
     }

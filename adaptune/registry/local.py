@@ -1,6 +1,7 @@
 """A model registry in a directory: ``<registry>/<model>/v<N>/`` holds one immutable version.
 
-Each version holds the adapter files and ``version.json`` (base model, run id, data hash,
+Each version holds its kind's files (``kinds.py``: the adapter files, or a managed Gemini model's
+``tuned_model.json``) and ``version.json`` (base model, run id, data hash,
 metrics, time, and ``files``: each file's sha256, which ``verify_version`` checks before an alias
 moves to it). A version is copied into a hidden staging directory without the lock (copying
 may be slow), then, under the model's lock, renamed to ``v<N>`` and committed by one atomic
@@ -36,10 +37,15 @@ from adaptune.registry.index import (
     read_index,
     staging_prefix,
 )
+from adaptune.registry.kinds import (
+    ADAPTER_FILES,
+    VERTEX_GEMINI,
+    check_tuned_model,
+    required_files,
+    version_kind,
+)
 from adaptune.registry.refs import VERSION_PATTERN, version_number
 from adaptune.registry.version_lineage import LINEAGE_FILE, lineage_record
-
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 
 @dataclass(frozen=True)
@@ -162,6 +168,10 @@ def verify_version(version: RegisteredVersion) -> str:
     """
     recorded = version.metadata.get("files")
     where = f"{version.ref} ({version.path})"
+    try:
+        needed = required_files(version.metadata)
+    except UserError as exc:
+        raise BrokenRecord(f"{where} is broken: {exc}") from None
     if recorded is None:
         missing = [f for f in ADAPTER_FILES if not (version.path / f).is_file()]
         if missing:
@@ -184,7 +194,7 @@ def verify_version(version: RegisteredVersion) -> str:
         raise BrokenRecord(
             f"{where} is broken: 'files' in {METADATA_FILE} is not a name→sha256 map"
         )
-    unrecorded = sorted(set(ADAPTER_FILES) - set(recorded))
+    unrecorded = sorted(set(needed) - set(recorded))
     if unrecorded:
         raise BrokenRecord(
             f"{where} is broken: {METADATA_FILE} records no checksum for {', '.join(unrecorded)}"
@@ -259,9 +269,9 @@ class Registration:
     deploy_first: bool = False
 
 
-def _same_files(a: Path, b: Path) -> bool:
-    """Whether two adapter directories hold the same adapter files, byte for byte."""
-    return all(filecmp.cmp(a / name, b / name, shallow=False) for name in ADAPTER_FILES)
+def _same_files(a: Path, b: Path, names: tuple[str, ...] = ADAPTER_FILES) -> bool:
+    """Whether two version directories hold the same files ``names``, byte for byte."""
+    return all(filecmp.cmp(a / name, b / name, shallow=False) for name in names)
 
 
 def _earlier_attempt(
@@ -271,7 +281,9 @@ def _earlier_attempt(
     for number in reversed(index.versions):
         try:
             earlier = _load(registry_dir, model, number)
-            if earlier.metadata.get("run_id") == run_id and _same_files(earlier.path, adapter_dir):
+            if earlier.metadata.get("run_id") == run_id and _same_files(
+                earlier.path, adapter_dir, required_files(earlier.metadata)
+            ):
                 return earlier
         except (UserError, OSError):
             continue  # a broken version is not this run's; it is reported by models list
@@ -308,9 +320,13 @@ def _register(
     visible; after it the version is complete, lineage included, and the next writer lists it.
     """
     directory = model_dir(registry_dir, model)
-    missing = [f for f in ADAPTER_FILES if not (Path(adapter_dir) / f).is_file()]
+    kind = version_kind(metadata)
+    if kind == VERTEX_GEMINI:
+        check_tuned_model(metadata)
+    missing = [f for f in required_files(metadata) if not (Path(adapter_dir) / f).is_file()]
     if missing:
-        raise UserError(f"{adapter_dir} is not an adapter: missing {', '.join(missing)}")
+        what = "an adapter" if kind == "adapter" else f"a {kind} version"
+        raise UserError(f"{adapter_dir} is not {what}: missing {', '.join(missing)}")
     directory.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=directory, prefix=staging_prefix()))
     staging.chmod(0o755)
@@ -332,6 +348,7 @@ def _register(
             kill_point("register:after-lineage")
             record = {
                 **metadata,
+                "kind": kind,
                 "model": model,
                 "version": number,
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -34,6 +34,8 @@ LINEAGE_KEYS = (
     "gate_reason",
     "evaluated_against",
 )
+KIND_KEYS = ("kind", "tuned_model", "tuning_job")
+"""Recorded when the registration was told them (a ``vertex_gemini`` version's model and job)."""
 
 
 def find_run_params(adapter_dir: Path, run_id: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -77,6 +79,7 @@ def lineage_record(
         "model": model,
         "version": version,
         **{key: metadata.get(key) for key in LINEAGE_KEYS},
+        **{key: metadata[key] for key in KIND_KEYS if key in metadata},
         "adapter_files": {
             name: sha256_file(Path(version_dir) / name)
             for name in ADAPTER_CONTENT

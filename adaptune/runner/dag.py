@@ -123,4 +123,32 @@ DEPLOY = DagTask(
     condition=(GATE_PASSED, VERTEX_DEPLOY),
 )
 TASKS = (VALIDATE, FORMAT, TUNE, EVALUATE, GATE, REGISTER, WANTS_VERTEX, DEPLOY)
-BY_NAME = {task.name: task for task in TASKS}
+"""The adapter pipeline's tasks (``pipelines/adapter_tuning.py``), in the order they run."""
+
+# The gemini pipeline (pipelines/gemini_tuning.py, backend vertex_gemini) shares
+# validate-dataset and passes-gate, and names its evaluate and register tasks as the adapter
+# pipeline does, with the same outputs: the summary and the lineage read both alike.
+TUNE_GEMINI = DagTask(
+    "tune-gemini",
+    {
+        "gemini_data": "the split examples and the Gemini JSONL uploaded for the job",
+        "tuned_model": "the tuned model, its endpoint, the job and its data statistics",
+        "tuning_metrics": "the job's data statistics (examples, billable tokens, ...)",
+        "endpoint": "the Vertex AI endpoint serving the tuned model",
+        "job_name": "the tuning job's resource name",
+    },
+    listed={"gemini_data": "Gemini data", "tuned_model": "tuned model"},
+    kinds={"tuned_model": "vertex_gemini_model"},
+)
+GEMINI_TASKS = (VALIDATE, TUNE_GEMINI, EVALUATE, GATE, REGISTER)
+"""The gemini pipeline's tasks (``pipelines/gemini_tuning.py``), in the order they run."""
+TABLES = {"adapter-tuning": TASKS, "gemini-tuning": GEMINI_TASKS}
+"""Each compiled pipeline's table, by its pipeline name (``pipelineInfo.name``)."""
+BY_NAME = {task.name: task for table in TABLES.values() for task in table}
+"""Every task of every pipeline by name (a name two pipelines share is the same task)."""
+
+
+def tasks_for(spec: dict) -> tuple[DagTask, ...]:
+    """The table of a compiled pipeline (parsed YAML); the adapter pipeline's by default."""
+    name = ((spec or {}).get("pipelineInfo") or {}).get("name")
+    return TABLES.get(name, TASKS)

@@ -18,6 +18,7 @@ from adaptune.errors import UserError
 from adaptune.evaluation.gate import GateSettings
 from adaptune.evaluation.settings import EvaluationSettings
 from adaptune.registry.refs import check_model_name
+from adaptune.runner.gemini_params import check_gemini_params, is_gemini_pipeline
 from adaptune.settings_dict import MAX_TEXT_CHARS, SEED_LIMIT, Rules, check_value, shown
 from adaptune.tuning.applies import check_method_applies
 from adaptune.tuning.methods import method_from_dict
@@ -32,7 +33,15 @@ MAX_CONFIG_BYTES = 1 << 20
 TYPE_CASTS = {"NUMBER_INTEGER": int, "NUMBER_DOUBLE": float, "STRING": str, "BOOLEAN": bool}
 MAX_DESCRIPTION_CHARS = 2000
 """Longest version description (shown by ``models show`` and the studio's model page)."""
-DICT_PARAMS = ("adapter", "training", "gate", "data", "evaluation", "vertex_deploy")
+DICT_PARAMS = (
+    "adapter",
+    "training",
+    "gate",
+    "data",
+    "evaluation",
+    "vertex_deploy",
+    "vertex_gemini",
+)
 # Every other parameter's type and range (a test keeps the names and types equal to the
 # compiled pipeline's).
 SCALAR_PARAMS: dict[str, tuple[type, Rules]] = {
@@ -272,6 +281,9 @@ def resolve_params(
     for name in SCALAR_PARAMS:
         if name in params:
             check_scalar(name, params[name])
+    # vertex_gemini backend: the gemini pipeline's own checks (runner/gemini_params.py).
+    if is_gemini_pipeline(params):
+        return check_gemini_params(params, local, check_data_path, check_writable_dir)
     if isinstance(params["training"], dict) and "seed" in params["training"]:
         raise UserError(
             "training.seed is not set in training: use the top-level seed (--seed, or seed: "

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from adaptune.runner.dag import TASKS
+from adaptune.runner.dag import tasks_for
 from adaptune.runner.local import ANSI
 from adaptune.runner.task_records import RunState, read_task_records
 
@@ -66,7 +66,7 @@ def task_progress(
     now = now or datetime.now().astimezone()
     line = last_line(run_dir / "run.log")
     rows = []
-    for task in TASKS:
+    for task in tasks_for(spec):
         record = records.get(task.name)
         if record is None:
             ended = state.ended is not None

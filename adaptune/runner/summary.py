@@ -112,9 +112,18 @@ def build_summary(
         }
         if ran(dag.WANTS_VERTEX)
         else None,
+        "gemini": {
+            "job_name": param(dag.TUNE_GEMINI, "job_name"),
+            "endpoint": param(dag.TUNE_GEMINI, "endpoint"),
+            "data_stats": tuning.metadata
+            if (tuning := artifact(dag.TUNE_GEMINI, "tuning_metrics"))
+            else {},
+        }
+        if ran(dag.TUNE_GEMINI)
+        else None,
         "outputs": {
             label: found.uri
-            for task in dag.TASKS
+            for task in dag.BY_NAME.values()
             for name, label in task.listed.items()
             if (found := artifact(task, name))
         }
@@ -173,6 +182,13 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
                 if "eval_loss" in training
                 else ""
             )
+        )
+    gemini = summary.get("gemini")
+    if gemini:
+        console.print(
+            f"tuning job: {gemini['job_name']} made a model on {gemini['endpoint']}",
+            markup=False,
+            highlight=False,
         )
     if summary["metrics"]:
         table = Table(title="eval metrics")

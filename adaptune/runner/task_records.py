@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptune.lineage.recorder import OutputArtifact, TaskRecord, data_key
-from adaptune.runner.dag import BY_NAME, TASKS
+from adaptune.runner.dag import BY_NAME, tasks_for
 from adaptune.runner.local import PIPELINE_SUBDIR
 
 EXECUTOR_OUTPUT = "executor_output.json"
@@ -175,7 +175,9 @@ def read_task_records(
     if ended and not state.succeeded and failed is None and not unfinished:
         # It failed before writing anything and reported no step: the first task of the table
         # (kfp.local runs them in this order) that did not finish.
-        failed = next((t.name for t in TASKS if t.name in leaves and t.name not in ends), None)
+        failed = next(
+            (t.name for t in tasks_for(spec) if t.name in leaves and t.name not in ends), None
+        )
     if ended and failed and failed not in dirs:
         unfinished.append(failed)  # it failed before writing anything
     for name in unfinished:  # running, or failed once the run is over
@@ -186,7 +188,7 @@ def read_task_records(
         if name in leaves
     }
     if ended and state.succeeded:
-        for task in TASKS:
+        for task in tasks_for(spec):
             if task.name not in records and task.name in leaves:
                 records[task.name] = TaskRecord(task.name, "skipped")
     return records

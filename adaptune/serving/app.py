@@ -57,6 +57,7 @@ from adaptune.serving.adapters import AdapterPool
 from adaptune.serving.batching import GenerationQueue
 from adaptune.serving.body_limit import BodySizeLimit
 from adaptune.serving.errors import install_error_handlers
+from adaptune.serving.gemini_forwarding import forward, is_forwarded
 from adaptune.serving.generation_options import Answer, EmptyPrompt, GenerationOptions
 from adaptune.serving.prompts import Conversation, build_prompt, needs_tokenizer, prompt_style
 from adaptune.serving.schemas import (
@@ -254,6 +255,15 @@ def create_app(
             prompts.append(prompt)
         return prompts
 
+    def forwarded(
+        version: RegisteredVersion, conversations: list[Conversation], options: GenerationOptions
+    ) -> list[Answer]:
+        """A vertex_gemini version's answers from its endpoint (a failed call: 502)."""
+        try:
+            return forward(version, conversations, options)
+        except UserError as exc:
+            raise HTTPException(502, f"{version.ref}: {exc}") from None
+
     async def generated(
         version: RegisteredVersion, prompts: list[str], options: GenerationOptions, what: str
     ) -> list[Answer]:
@@ -282,11 +292,14 @@ def create_app(
         new_tokens = token_limit(params.max_new_tokens, "maxOutputTokens")
         version = await run_in_threadpool(resolve_served, settings, model_ref, pool)
         conversations = [i.conversation(raw=params.raw_prompt) for i in body.instances]
-        prompts = await run_in_threadpool(render, version, conversations, "instances")
         options = GenerationOptions(
             new_tokens, params.temperature, params.top_p, params.top_k, stop=params.stop()
         )
-        answers = await generated(version, prompts, options, "instances")
+        if is_forwarded(version):  # a managed Gemini model: its Vertex AI endpoint answers
+            answers = await run_in_threadpool(forwarded, version, conversations, options)
+        else:
+            prompts = await run_in_threadpool(render, version, conversations, "instances")
+            answers = await generated(version, prompts, options, "instances")
         return PredictResponse(
             predictions=[Prediction(content=a.text) for a in answers],
             deployedModelId=settings.deployed_model_id or version.ref,
@@ -299,11 +312,14 @@ def create_app(
         new_tokens = token_limit(body.max_tokens, "max_tokens")
         version = await run_in_threadpool(resolve_served, settings, body.model, pool)
         conversation = messages_conversation(body.messages)
-        prompts = await run_in_threadpool(render, version, [conversation], "messages")
         options = GenerationOptions(
             new_tokens, body.temperature, body.top_p, stop=body.stop_sequences()
         )
-        (reply,) = await generated(version, prompts, options, "messages")
+        if is_forwarded(version):  # a managed Gemini model: its Vertex AI endpoint answers
+            (reply,) = await run_in_threadpool(forwarded, version, [conversation], options)
+        else:
+            prompts = await run_in_threadpool(render, version, [conversation], "messages")
+            (reply,) = await generated(version, prompts, options, "messages")
         counts = reply.counts
         return ChatCompletionResponse(
             id=f"chatcmpl-{secrets.token_hex(12)}",
@@ -368,6 +384,8 @@ def preload(settings: ServeSettings, pool: AdapterPool) -> list[str]:
     for name in list_models(settings.registry_dir):
         try:
             version = resolve_version(settings.registry_dir, name, "production")
+            if is_forwarded(version):  # nothing to load: its Vertex AI endpoint answers
+                continue
             pool.load(version)
             done.append(version.ref)
         except Exception as exc:  # a broken version or index fails its own requests only

@@ -14,6 +14,7 @@ from adaptune.base_models import load_base_model
 from adaptune.evaluation.generation import generate
 from adaptune.registry import RegisteredVersion, parse_model_ref, resolve_version, verify_version
 from adaptune.serving.adapters import AdapterPool, explained_load_errors
+from adaptune.serving.gemini_forwarding import forward, is_forwarded
 from adaptune.serving.generation_options import GenerationOptions
 from adaptune.serving.prompts import Conversation, build_prompt, needs_tokenizer
 from adaptune.tuning.loading import load_tuned_model
@@ -53,6 +54,8 @@ def predict_in_process(
             cannot render a conversation.
     """
     version = resolve_ref(registry_dir, model_ref)
+    if is_forwarded(version):  # a managed Gemini model: its endpoint answers
+        return version, [a.text for a in forward(version, conversations, options)]
     pool = AdapterPool(registry_dir) if pool is None else pool
     tokenizer = pool.tokenizer(version) if needs_tokenizer(version, conversations) else None
     prompts = [build_prompt(version, c, tokenizer) for c in conversations]
@@ -90,6 +93,10 @@ def compare_base_and_tuned(
         tuned_answers = [a.text for a in pool.generate(version, pooled, options)]
         return version, pool.generate_base(version, pooled, options), tuned_answers
     verify_version(version)  # never compare with files that changed since registration
+    if is_forwarded(version):  # a managed Gemini model: the endpoint and the base model answer
+        base_answers = forward(version, conversations, options, base=True)
+        tuned_answers = forward(version, conversations, options)
+        return version, [a.text for a in base_answers], [a.text for a in tuned_answers]
     with explained_load_errors(version.ref):
         base = load_base_model(version.base_model)
     prompts = [build_prompt(version, c, base.tokenizer) for c in conversations]

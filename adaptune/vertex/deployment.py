@@ -187,6 +187,14 @@ def deploy_to_vertex(
         UserError: On invalid settings, a missing bucket, an ambiguous model or endpoint name,
             or when a step after the upload fails (the message names what exists).
     """
+    from adaptune.registry.kinds import ADAPTER, version_kind
+
+    if version_kind(version.metadata) != ADAPTER:  # a managed Gemini model is served already
+        raise UserError(
+            f"{version.ref} is a {version_kind(version.metadata)} version: Vertex AI serves it on "
+            f"its own endpoint ({version.metadata.get('tuned_model', {}).get('endpoint', '?')}); "
+            "there is no adapter to deploy"
+        )
     if settings.serving == "vllm":
         from adaptune.vertex.vllm_deployment import deploy_with_vllm
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from adaptune.cli.backends import BACKENDS, backend_option, compiled_for_backend
 from adaptune.cli.options import EXPERIMENT, apply_options, compiled_option
 from adaptune.cli.params import parameter_options, resolve_parameters
 from adaptune.errors import UserError
@@ -60,6 +61,7 @@ JOB_OPTIONS = [
         "--run-id", help="Run id, also the job id (default: a new adaptune-YYYYMMDD-HHMMSS-xxxxxx)."
     ),
     compiled_option(" (ignored with --profile)"),
+    backend_option,
     click.option("--profile", help="Compile with this profile instead (e.g. vertex-gpu)."),
     click.option("--image", help="Component image for --profile (default: the profile's)."),
 ]
@@ -97,9 +99,13 @@ def vertex_settings(options: dict[str, Any]) -> Any:
 
 
 def pipeline_template(
-    compiled: Path, profile: str | None, image: str | None, out_dir: Path
+    compiled: Path,
+    profile: str | None,
+    image: str | None,
+    out_dir: Path,
+    backend: str = "local",
 ) -> Path:
-    """The compiled pipeline to submit: ``compiled``, or compiled now with ``profile``."""
+    """The compiled pipeline to submit: ``compiled``, or the backend's compiled with ``profile``."""
     if image and not profile:
         raise UserError("--image needs --profile")
     if not profile:
@@ -113,7 +119,8 @@ def pipeline_template(
         chosen = get_profile(profile, image)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    return compile_all(out_dir, chosen)[0]
+    written = {path.name: path for path in compile_all(out_dir, chosen)}
+    return written[BACKENDS[backend]]
 
 
 def prepare(options: dict[str, Any], out_dir: Path, credentials: Any = None) -> tuple[Any, Any]:
@@ -130,7 +137,15 @@ def prepare(options: dict[str, Any], out_dir: Path, credentials: Any = None) -> 
 
     settings = vertex_settings(options)
     init_vertex(settings, credentials)  # before the job is built: its client takes the endpoint
-    template = pipeline_template(options["compiled"], options["profile"], options["image"], out_dir)
+    backend = options.get("backend") or "local"
+    compiled = compiled_for_backend(backend, options["compiled"])
+    template = pipeline_template(compiled, options["profile"], options["image"], out_dir, backend)
+    if backend == "vertex_gemini":  # the tuning job runs where the pipeline job does
+        where = (
+            ("vertex_gemini.project", settings.project),
+            ("vertex_gemini.location", settings.location),
+        )
+        options = {**options, "assignments": (*where, *(options.get("assignments") or ()))}
     params = resolve_parameters(template, options, local=False)
     run_id = check_run_id(options["run_id"]) if options["run_id"] else new_run_id()
     return settings, prepare_job(settings, template, params, run_id, credentials)

@@ -1,0 +1,74 @@
+"""Component: tune a Gemini model with Vertex AI's managed tuning (backend ``vertex_gemini``)."""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from components.images import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def tune_gemini(
+    dataset: Input[Dataset],
+    data_sha256: str,
+    data: dict,
+    vertex_gemini: dict,
+    run_id: str,
+    pipeline_job_name: str,
+    pipeline_root: str,
+    gemini_data: Output[Dataset],
+    tuned_model: Output[Model],
+    tuning_metrics: Output[Metrics],
+) -> NamedTuple("Outputs", endpoint=str, job_name=str):
+    """Check Gemini's limits, upload the data, run the tuning job and wait for its model.
+
+    Args:
+        dataset: The validated examples from validate_dataset.
+        data_sha256: Hash of the validated data (a label of the job).
+        data: Data settings (eval_fraction splits off the eval examples when no eval data
+            was given; system_instruction goes to examples without their own).
+        vertex_gemini: project, location, api_endpoint, pipeline_root and the tuning
+            settings (base_model, epochs, learning_rate_multiplier, adapter_size, ...).
+        run_id: Run id; the pipeline job name when empty.
+        pipeline_job_name: The pipeline job's name.
+        pipeline_root: The pipeline's root (the data is uploaded below it by default).
+        gemini_data: The split examples and the Gemini JSONL that was uploaded.
+        tuned_model: tuned_model.json: the tuned model, its endpoint, the job, its data stats.
+        tuning_metrics: The job's data statistics (examples, billable tokens, ...).
+
+    Returns:
+        endpoint: The Vertex AI endpoint serving the tuned model.
+        job_name: The tuning job's resource name.
+    """
+    from collections import namedtuple
+    from pathlib import Path
+
+    from adaptune.step_errors import reported
+    from adaptune.vertex.gemini_steps import tune_step
+
+    with reported("tune_gemini"):
+        outcome = tune_step(
+            Path(dataset.path),
+            data,
+            vertex_gemini,
+            run_id or pipeline_job_name,
+            data_sha256,
+            pipeline_root,
+            Path(gemini_data.path),
+            Path(tuned_model.path),
+        )
+    result = outcome.result
+    gemini_data.metadata.update(outcome.dataset.to_dict())
+    tuned_model.metadata.update(
+        {"model": result.tuned_model, "endpoint": result.endpoint, "job_name": result.job_name}
+    )
+    stats = result.data_stats.get("supervisedTuningDataStats", {})
+    for key, value in stats.items():
+        try:  # counts come as strings (int64 in JSON); distributions are mappings
+            tuning_metrics.log_metric(key, float(value))
+        except (TypeError, ValueError):
+            continue
+    tuning_metrics.log_metric("job_seconds", result.seconds)
+    outputs = namedtuple("Outputs", ["endpoint", "job_name"])
+    return outputs(result.endpoint, result.job_name)
