@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from conftest import COMPILED, SAMPLE
 from fastapi.testclient import TestClient
 from sample_adapters import save_random_lora
+from test_cli import captured_run  # noqa: F401  (fixture)
 
 from adaptune.cli import main
 from adaptune.lineage.store import MetadataStore
@@ -321,24 +322,7 @@ def test_a_run_description_is_stored_with_the_version_and_shown(tmp_path):
     assert os.path.basename(train) in graph.text
 
 
-@pytest.fixture
-def captured_run(monkeypatch, tmp_path):
-    """`adaptune run` up to the runner: the parameters it would run with, and nothing run."""
-    from adaptune.runner import run, summary
-    from adaptune.runner.run import RunResult
-
-    calls: list[dict] = []
-
-    def run_local(compiled, params, runs_root, experiment=None, run_id=None):
-        calls.append({"params": params, "run_id": run_id})
-        return RunResult("r", tmp_path / "r", True, None, None, {}, {})
-
-    monkeypatch.setattr(run, "run_local", run_local)
-    monkeypatch.setattr(summary, "print_summary", lambda s, console=None: None)
-    return calls
-
-
-def test_the_description_flag_is_a_checked_pipeline_parameter(captured_run, tmp_path):
+def test_the_description_flag_is_a_checked_pipeline_parameter(captured_run, tmp_path):  # noqa: F811
     train = str(SAMPLE / "train.jsonl")
     ok = cli("run", "--train-data", train, "--runs-dir", tmp_path, "--description", "v2 of it")
     assert ok.exit_code == 0, ok.output
