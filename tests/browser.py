@@ -8,13 +8,15 @@ own (component updates, sync, metrics, QUIC), and the tests only ever navigate t
 
 The studio and ``adaptune serve`` run as the user starts them: ``python -m adaptune ...`` in a
 subprocess on 127.0.0.1 and a free port, the socket guard installed in them through
-``PYTHONPATH``. Each is stopped by its own pid at the end.
+``PYTHONPATH``. Each is stopped by its own pid at the end, then what it started and left running
+(a studio's job), by theirs.
 
 The fixtures (``chromium``, ``page``, ``studio``) are imported into ``conftest.py``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import psutil
 import pytest
 
 if TYPE_CHECKING:
@@ -110,7 +113,8 @@ def server_process(
     """Start ``args`` (a server listening on 127.0.0.1:``port``), wait for it, stop it after.
 
     Ready when ``GET ready_path`` answers below 500. At the end the process gets SIGTERM, then
-    SIGKILL after 20 s; only its own pid.
+    SIGKILL after 20 s; then so do the processes it started that outlived it (the studio's job
+    runs in its own session), each by the pid seen before the stop.
     """
     url = f"http://127.0.0.1:{port}"
     with log.open("wb") as out:
@@ -133,13 +137,30 @@ def server_process(
             time.sleep(0.2)
         yield server
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """End the process, then what it started that outlived it (a studio's job), each by pid."""
+    try:
+        started = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        started = []
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    left = [child for child in started if child.is_running()]
+    for child in left:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.terminate()
+    _, alive = psutil.wait_procs(left, timeout=20)
+    for child in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
 
 
 def adaptune_command(*args: str) -> list[str]:
