@@ -237,8 +237,9 @@ def screenshot_dir(tmp_path: Path) -> Path:
 
 
 def screenshot(page: Page, directory: Path, name: str) -> Path:
-    """The whole page as ``directory/name.png``."""
+    """The whole page as ``directory/name.png`` (no focus ring left by the keyboard checks)."""
     path = directory / f"{name}.png"
+    page.evaluate("() => { document.activeElement?.blur(); window.scrollTo(0, 0); }")
     page.screenshot(path=str(path), full_page=True)
     assert path.stat().st_size > 1000, f"{path}: an empty screenshot"
     return path
