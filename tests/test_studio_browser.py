@@ -32,19 +32,22 @@ from playwright.sync_api import Page, expect
 pytestmark = pytest.mark.browser
 
 MODEL = "support-router"
-# The sample's own settings (configs/sample.yaml): 300 steps reach exact_match 0.7375 on the
-# sample's eval split, over the default gate's 0.6 threshold and 0.1 improvement. Training is
-# deterministic (seed 0), so a second job with the same settings scores the same and passes the
-# production check too (tuned >= production - tolerance 0): it becomes v2 in production.
+# Short jobs: 150 steps of the sample's settings reach exact_match 0.5375 on its eval split (base
+# 0.0), over a gate threshold of 0.3 (the form's "Gate threshold"; test_pipeline_local uses the
+# same) and the default 0.1 improvement. Training is deterministic (seed 0), so a second job with
+# the same settings scores the same and passes the production check too (tuned >= production -
+# tolerance 0): it becomes v2 in production.
 JOB = {
     "Model name": MODEL,
     "Training data": str(SAMPLE / "train.jsonl"),
     "Eval data": str(SAMPLE / "eval.jsonl"),
     "Base model": "builtin:tiny-gpt2",
     "Method": "lora",
-    "Training steps": "300",
+    "Training steps": "150",
     "Learning rate": "0.003",
+    "Gate threshold": "0.3",
 }
+TUNED_EXACT_MATCH = re.compile(r"0\.5[34]|5[34](\.\d+)? ?%")  # 0.5375, however rounded
 TASKS = (
     "validate-dataset",
     "format-text-to-text",
@@ -126,12 +129,18 @@ def _node_state(page: Page, task: str) -> str:
 
 
 def _a_prediction_the_tuned_model_got_right(run_dir: Path) -> tuple[str, str]:
-    """An eval prompt (the raw input) whose tuned answer was the reference, and that answer."""
+    """An eval input the run's evaluation saw the tuned model answer right, and that answer."""
+    inputs = [
+        json.loads(line)["input_text"]
+        for line in (SAMPLE / "eval.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     (predictions,) = run_dir.glob("pipeline/*/evaluate/predictions")
     for line in predictions.read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
         if record["tuned"] == record["reference"] != record["base"]:
-            return record["prompt"].removesuffix("\n### Response:\n"), record["tuned"]
+            # The prompt is the input in the run's template: find which input it holds.
+            raw = max((text for text in inputs if text in record["prompt"]), key=len)
+            return raw, record["tuned"]
     pytest.fail(f"{predictions}: the tuned model got nothing right")
 
 
@@ -245,7 +254,7 @@ def test_from_the_form_to_serving_the_rolled_back_version(studio, page, tmp_path
     compared = page.locator("main").inner_text()
     assert first in compared and second in compared
     assert "exact_match" in compared
-    assert re.search(r"0\.73|73(\.\d+)? ?%", compared), "the versions' exact_match (0.7375)"
+    assert TUNED_EXACT_MATCH.search(compared), "the versions' exact_match (0.5375)"
     assert_accessible(page)
     screenshot(page, shots, "compare")
 
