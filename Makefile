@@ -1,5 +1,6 @@
 # adaptune: `make run` runs the whole pipeline on the bundled sample; `make test` runs the tests.
-# Both set up .venv/ first when it is missing or pyproject.toml changed.
+# Both set up .venv/ first when it is missing or pyproject.toml changed; `make test` also installs
+# Debian's Chromium (apt-get) when it is missing, for the browser tests.
 
 PYTHON ?= python3.11
 VENV ?= .venv
@@ -14,7 +15,7 @@ STAMP := $(VENV)/.installed
 export
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-fast test-hostile compile check-compiled lint bench sample clean image compile-vertex
+.PHONY: help setup chromium run studio test test-fast test-hostile screenshots compile check-compiled lint bench sample clean image compile-vertex
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -27,17 +28,31 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## Create .venv and install adaptune with its dev tools (no-op when up to date)
 
+# Playwright's own browser download cannot work offline: the browser tests drive Debian's Chromium.
+chromium: ## Install Debian's chromium for the browser tests when it is missing (apt-get; sudo if not root)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  echo "make: installing Debian's chromium for the browser tests"; \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
 run: $(STAMP) ## Run the whole pipeline locally on the bundled sample (CONFIG=...)
 	$(BIN)/adaptune run --config $(CONFIG)
 
-test: $(STAMP) ## Run the whole test suite, as CI does (PYTEST_ARGS=... to pass options)
+studio: $(STAMP) ## Start adaptune studio on http://127.0.0.1:8765/ (runs/ and registry/)
+	$(BIN)/adaptune studio
+
+test: $(STAMP) chromium ## Run the whole test suite, as CI does (PYTEST_ARGS=... to pass options)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: $(STAMP) ## Unit and component tests only: no whole-DAG run, nothing slow, no hostile corpus (under 90 s)
-	$(BIN)/python -m pytest -m "not pipeline and not slow and not hostile" $(PYTEST_ARGS)
+test-fast: $(STAMP) ## Unit and component tests only: no whole-DAG run, nothing slow, no hostile corpus, no browser (under 90 s)
+	$(BIN)/python -m pytest -m "not pipeline and not slow and not hostile and not browser" $(PYTEST_ARGS)
 
 test-hostile: $(STAMP) ## The hostile-input corpus only (part of make test)
 	$(BIN)/python -m pytest -m hostile $(PYTEST_ARGS)
+
+screenshots: $(STAMP) chromium ## Regenerate docs/studio/*.png: the browser tests, saving their screenshots there
+	ADAPTUNE_SCREENSHOTS=$(CURDIR)/docs/studio $(BIN)/python -m pytest -m browser tests/test_studio_browser.py $(PYTEST_ARGS)
 
 compile: $(STAMP) ## Compile the pipelines into compiled/
 	$(BIN)/python -m pipelines.compile

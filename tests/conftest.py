@@ -12,6 +12,7 @@ from pathlib import Path
 
 import netguard  # tests/ is on sys.path (rootdir-relative conftest)
 import pytest
+from browser import chromium, page, studio  # noqa: F401 (fixtures: a real browser)
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -144,4 +145,3 @@ def serving_in_a_thread(settings) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
-
