@@ -83,7 +83,8 @@ def svg(nodes: list[Node], edges: list[tuple[str, str]], label: str) -> str:
     height = MARGIN * 2 + max(rows.values(), default=1) * (NODE_HEIGHT + ROW_GAP)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{escape(label)}" '
-        f'width="{width - COLUMN_GAP}" height="{height - ROW_GAP}" class="graph">',
+        f'width="{width - COLUMN_GAP}" height="{height - ROW_GAP}" '
+        f'viewBox="0 0 {width - COLUMN_GAP} {height - ROW_GAP}" class="graph">',
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
         'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#8a94a6"/>'
         "</marker></defs>",
