@@ -4,6 +4,7 @@ positions, eval loss and generation that never hold [batch × length × vocabula
 from __future__ import annotations
 
 import copy
+import inspect
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from adaptune.base_models import load_base_model
 from adaptune.cli import main
 from adaptune.compute.loss import LossFunction, chunk_positions, chunked_cross_entropy
-from adaptune.data.encoding import encode_example
+from adaptune.data.encoding import collate, encode_example
 from adaptune.runner.run import RunResult
 from adaptune.tuning.gradient_checkpointing import (
     activation_bytes,
@@ -296,3 +297,104 @@ def test_the_setting_is_refused_in_one_line_unless_auto_true_or_false(captured_r
     for value, expected in (("true", True), ("false", False), ("auto", "auto")):
         assert _run(tmp_path, value).exit_code == 0
         assert captured_run[-1]["training"]["gradient_checkpointing"] == expected
+
+
+# --- evaluation: eval loss at target positions in chunks; generation keeps the last position ----
+
+
+def _eval_model():
+    base = load_base_model("builtin:tiny-gpt2")
+    torch.manual_seed(0)
+    model = apply_method(base.model, LoraMethod(), "causal")
+    with torch.no_grad():  # a LoRA that is not a no-op, so the adapter counts in the loss
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(std=0.05)
+    return base, model.eval()
+
+
+def _head_rows(model, shapes):
+    head = model.get_base_model().get_output_embeddings()
+    return head.register_forward_hook(lambda m, i, out: shapes.append(tuple(out.shape)))
+
+
+def test_eval_loss_is_the_models_own_loss_from_chunks_of_target_positions(monkeypatch):
+    from adaptune.compute import loss as loss_module
+    from adaptune.evaluation.loss import reference_loss
+
+    base, model = _eval_model()
+    pairs = [{"prompt": p, "target": t} for p, t in ROWS]
+    examples = [encode_example(base.tokenizer, p, t, "causal", 64) for p, t in ROWS]
+    with torch.no_grad():  # the model's own loss, one example at a time: full logits
+        own = [
+            model(**collate([e], base.tokenizer.pad_token_id, "causal")).loss.item()
+            for e in examples
+        ]
+    targets = [e.target_tokens for e in examples]
+    expected = sum(o * n for o, n in zip(own, targets, strict=True)) / sum(targets)
+    vocab = model.get_base_model().config.vocab_size
+    monkeypatch.setattr(loss_module, "LOGITS_CHUNK_BYTES", 4 * vocab * 5)  # 5 positions a chunk
+    shapes: list[tuple[int, ...]] = []
+    hook = _head_rows(model, shapes)
+    result = reference_loss(model, base.tokenizer, pairs, "causal", 64, batch_size=4)
+    hook.remove()
+    assert result["eval_loss"] == pytest.approx(expected, rel=1e-5)
+    assert sum(targets) > 4 * 5 and len(shapes) > sum(targets) // 5
+    # The first batch's shortcut check runs the model one row at a time at its target positions;
+    # every other head call is one chunk of target positions: never [batch × length × vocab].
+    assert all(s[-1] == vocab for s in shapes)
+    assert all(len(s) == 3 and s[0] == 1 and s[1] <= max(targets) for s in shapes[:2])
+    assert all(len(s) == 2 and s[0] <= 5 for s in shapes[2:])
+
+
+def _prefill_without_logits_to_keep(model):
+    """A model whose forward has no ``logits_to_keep`` (as some hub architectures)."""
+    hf = model.get_base_model()
+    original = hf.forward
+    signature = inspect.signature(original)
+
+    def forward(*args, **kwargs):
+        assert "logits_to_keep" not in kwargs
+        return original(*args, **kwargs)
+
+    forward.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[p for p in signature.parameters.values() if p.name != "logits_to_keep"]
+    )
+    hf.forward = forward
+
+
+def test_generation_computes_only_the_last_positions_logits():
+    from adaptune.evaluation.generation import generate
+
+    base, model = _eval_model()
+    prompts = [p for p, _ in ROWS]
+    width = max(len(base.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
+    answers, shapes = [], []
+    for patched in (False, True):
+        if patched:
+            _prefill_without_logits_to_keep(model)
+        seen: list[tuple[int, ...]] = []
+        hook = _head_rows(model, seen)
+        answers.append(
+            generate(
+                model,
+                base.tokenizer,
+                prompts,
+                "causal",
+                max_new_tokens=4,
+                batch_size=8,
+                show_progress=False,
+            )
+        )
+        hook.remove()
+        shapes.append(seen)
+    assert answers[0] == answers[1] and any(answers[0])
+    for seen in shapes:  # prefill and every step: one position per row
+        assert seen and all(s[1] == 1 for s in seen)
+    # Without the cut, that model's prefill would have computed every prompt position's logits.
+    seen = []
+    hook = _head_rows(model, seen)
+    ids = base.tokenizer(prompts[-1:], return_tensors="pt", add_special_tokens=False)["input_ids"]
+    model.generate(input_ids=ids, max_new_tokens=1, pad_token_id=base.tokenizer.pad_token_id)
+    hook.remove()
+    assert seen[0][1] == ids.shape[1] > 1 and width > 1

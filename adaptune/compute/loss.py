@@ -20,8 +20,12 @@ and the log-softmax in chunks of ``LOGITS_CHUNK_BYTES // (4 × vocabulary)`` pos
 151,936-token vocabulary, 2,048 for 32,768)."""
 
 
-def chunk_positions(vocabulary: int, budget: int = LOGITS_CHUNK_BYTES) -> int:
-    """Target positions per chunk so that their fp32 logits take at most ``budget`` bytes."""
+def chunk_positions(vocabulary: int, budget: int | None = None) -> int:
+    """Target positions per chunk so that their fp32 logits take at most ``budget`` bytes.
+
+    ``budget`` None: ``LOGITS_CHUNK_BYTES``.
+    """
+    budget = LOGITS_CHUNK_BYTES if budget is None else budget
     return max(1, budget // (4 * max(1, vocabulary)))
 
 
