@@ -2,15 +2,68 @@
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn.functional as F
 from peft import PeftModel
+from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 
 from adaptune.compute.device import autocast
 from adaptune.data.encoding import IGNORE_INDEX, Encoded, collate
 
 EVAL_BATCH_SIZE = 32
+LOGITS_CHUNK_BYTES = 256 * 2**20
+"""Most bytes of fp32 logits the loss holds at once: target positions go through the output head
+and the log-softmax in chunks of ``LOGITS_CHUNK_BYTES // (4 × vocabulary)`` positions (441 for a
+151,936-token vocabulary, 2,048 for 32,768)."""
+
+
+def chunk_positions(vocabulary: int, budget: int | None = None) -> int:
+    """Target positions per chunk so that their fp32 logits take at most ``budget`` bytes.
+
+    ``budget`` None: ``LOGITS_CHUNK_BYTES``.
+    """
+    budget = LOGITS_CHUNK_BYTES if budget is None else budget
+    return max(1, budget // (4 * max(1, vocabulary)))
+
+
+def _summed_cross_entropy(
+    head: torch.nn.Module, hidden: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
+    return F.cross_entropy(head(hidden).float(), labels, reduction="sum")
+
+
+def chunked_cross_entropy(
+    head: torch.nn.Module, hidden: torch.Tensor, labels: torch.Tensor, chunk: int
+) -> torch.Tensor:
+    """Mean cross-entropy of ``head(hidden)`` against ``labels``, ``chunk`` positions at a time.
+
+    The same loss and gradients as ``F.cross_entropy(head(hidden).float(), labels)``, without
+    ever holding more than ``chunk`` × vocabulary logits: when there is more than one chunk and
+    gradients are wanted, each chunk's head and log-softmax are recomputed in the backward pass
+    (non-reentrant activation checkpointing), so the forward pass keeps only the hidden states,
+    not every chunk's logits.
+
+    Args:
+        head: The output head (hidden size → vocabulary).
+        hidden: Hidden states at target positions, ``[positions, hidden]``.
+        labels: The next token at each position, ``[positions]`` (none ignored).
+        chunk: Positions per chunk (see :func:`chunk_positions`).
+    """
+    positions = hidden.shape[0]
+    if positions <= chunk:
+        return F.cross_entropy(head(hidden).float(), labels)
+    recompute = torch.is_grad_enabled()
+    total = hidden.new_zeros((), dtype=torch.float32)
+    for start in range(0, positions, chunk):
+        part = (hidden[start : start + chunk], labels[start : start + chunk])
+        if recompute:
+            total = total + checkpoint(_summed_cross_entropy, head, *part, use_reentrant=False)
+        else:
+            total = total + _summed_cross_entropy(head, *part)
+    return total / positions
 
 
 class LossFunction:
@@ -18,15 +71,23 @@ class LossFunction:
 
     For causal models whose adapter lives inside the layers (LoRA, IA³, last layers), the
     output head is applied only at target positions: the vocabulary projection of prompt tokens
-    is never computed. And since batches are padded on the right, the causal mask alone keeps
+    is never computed, and target positions go through the head in chunks
+    (:func:`chunked_cross_entropy`), so a large vocabulary never holds [tokens × vocabulary]
+    logits at once. And since batches are padded on the right, the causal mask alone keeps
     every real token from seeing padding, so no padding mask is passed: attention runs as a
     fused causal kernel that stores no attention matrix. The shortcut is checked once against
     the model's own loss and dropped if they differ (for example under logit soft-capping).
     """
 
-    def __init__(self, model: torch.nn.Module, family: str):
+    def __init__(self, model: torch.nn.Module, family: str, chunk: int | None = None):
+        """Set up the loss of ``model`` (``family``: ``causal`` or ``seq2seq``).
+
+        ``chunk``: target positions per chunk of logits (None: :func:`chunk_positions` of the
+        head's vocabulary).
+        """
         self.model = model
         self.fast = None
+        self.chunk = chunk or 1
         if family == "causal":
             hf = model.get_base_model() if isinstance(model, PeftModel) else model
             prompt_learning = (
@@ -37,6 +98,8 @@ class LossFunction:
             head = hf.get_output_embeddings() if hasattr(hf, "get_output_embeddings") else None
             if not prompt_learning and body is not None and head is not None:
                 self.fast = (body, head)
+                vocabulary = getattr(head, "out_features", None) or head.weight.shape[0]
+                self.chunk = chunk or chunk_positions(vocabulary)
         self.checked = False
 
     def _fast_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -46,8 +109,36 @@ class LossFunction:
         ).last_hidden_state
         labels = batch["labels"][:, 1:]
         keep = labels != IGNORE_INDEX
-        logits = head(hidden[:, :-1][keep])
-        return F.cross_entropy(logits.float(), labels[keep])
+        return chunked_cross_entropy(head, hidden[:, :-1][keep], labels[keep], self.chunk)
+
+    def _reference_loss(self, probe: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The model's own loss on ``probe``, its logits computed at target positions only.
+
+        Each row runs alone, unpadded, with ``logits_to_keep`` set to its target positions, so
+        the model's head (soft-capping and scaling included) runs on no more positions than one
+        row's; a model whose forward has no ``logits_to_keep`` gives its whole loss.
+        """
+        hf = self.model.get_base_model() if isinstance(self.model, PeftModel) else self.model
+        if "logits_to_keep" not in inspect.signature(hf.forward).parameters:
+            return self.model(**probe, use_cache=False).loss
+        total = torch.zeros((), dtype=torch.float32, device=probe["input_ids"].device)
+        count = 0
+        for row in range(probe["input_ids"].shape[0]):
+            length = int(probe["attention_mask"][row].sum())  # padded on the right
+            labels = probe["labels"][row, 1:length]
+            positions = (labels != IGNORE_INDEX).nonzero().squeeze(1)
+            if not len(positions):
+                continue
+            ids = probe["input_ids"][row : row + 1, :length]
+            logits = self.model(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                logits_to_keep=positions,
+                use_cache=False,
+            ).logits[0]
+            total += F.cross_entropy(logits.float(), labels[positions], reduction="sum")
+            count += len(positions)
+        return total / max(1, count)
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The mean loss per target token of ``batch``."""
@@ -59,7 +150,7 @@ class LossFunction:
             self.model.eval()  # no dropout: the check must not draw from the RNG
             probe = {k: v[:2] for k, v in batch.items()}  # two rows are enough to compare
             with torch.no_grad():
-                reference = self.model(**probe, use_cache=False).loss
+                reference = self._reference_loss(probe)
                 fast = self._fast_loss(probe)
             self.model.train(was_training)
             if not torch.allclose(reference.float(), fast.float(), rtol=1e-3, atol=1e-4):

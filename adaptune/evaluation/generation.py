@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+from peft import PeftModel
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -96,6 +100,38 @@ def cut_at_stop(text: str, stop: list[str]) -> str:
     return text[: min(ends)] if ends else text
 
 
+@contextmanager
+def last_position_logits(model: PreTrainedModel | torch.nn.Module, family: str) -> Iterator[None]:
+    """While generating, the output head runs on each row's last position only.
+
+    ``generate`` already asks for one position's logits (``logits_to_keep=1``) of every causal
+    model whose forward takes ``logits_to_keep``; for one that does not, the head's input is
+    cut to the last position here, so the prompt's forward pass never computes [batch × length
+    × vocabulary] logits. Seq2seq decoders start from one token and add one per step.
+    """
+    hf = model.get_base_model() if isinstance(model, PeftModel) else model
+    forward = getattr(hf, "forward", None)
+    head = hf.get_output_embeddings() if hasattr(hf, "get_output_embeddings") else None
+    if (
+        family == "seq2seq"
+        or head is None
+        or forward is None
+        or "logits_to_keep" in inspect.signature(forward).parameters
+    ):
+        yield
+        return
+
+    def last_position(module: torch.nn.Module, args: tuple) -> tuple:
+        hidden = args[0]
+        return (hidden[:, -1:], *args[1:]) if hidden.dim() == 3 else args
+
+    handle = head.register_forward_pre_hook(last_position)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 @torch.inference_mode()
 def generate(
     model: PreTrainedModel | torch.nn.Module,
@@ -119,7 +155,8 @@ def generate(
     Prompts are tokenised exactly as in training (no special tokens, cut from the left) and
     padded on the left for causal models, so each answer starts right after its prompt;
     ``generate`` derives each row's position ids from the attention mask, so a padded prompt
-    sees the same positions as alone, and greedy answers do not depend on the batching.
+    sees the same positions as alone, and greedy answers do not depend on the batching. Only
+    the last position's logits are computed (:func:`last_position_logits`).
 
     Args:
         model: A causal or seq2seq model (a PEFT model works too).
@@ -167,7 +204,10 @@ def generate(
     found: dict[int, TokenCounts] = {}
     device = next(model.parameters()).device
     model.eval()
-    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+    with (
+        torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []),
+        last_position_logits(model, family),
+    ):
         torch.manual_seed(seed)
         for start in tqdm(
             range(0, len(order), batch_size), desc=desc, unit="batch", disable=not show_progress

@@ -35,6 +35,7 @@ from adaptune.tuning.distributed import (
     current_workers,
     sum_over_workers,
 )
+from adaptune.tuning.gradient_checkpointing import checkpointed, wants_checkpointing
 from adaptune.tuning.settings import TrainingSettings
 
 DIVERGENCE_GRACE_STEPS = 5
@@ -130,6 +131,42 @@ def train(
     on_step: Callable[[LoopState], None] | None = None,
 ) -> TrainingResult:
     """Train the model's trainable parameters in place; resume from a checkpoint if there is one.
+
+    At the end the model holds the weights of the best evaluation (lowest eval loss) when eval
+    ran, else the last weights. Activations are checkpointed while training when
+    ``settings.gradient_checkpointing`` says so (see
+    :func:`adaptune.tuning.gradient_checkpointing.wants_checkpointing`), and not after.
+    Arguments, result and errors are :func:`train_steps`'.
+    """
+    device = next(model.parameters()).device
+    config = getattr(model, "config", None)
+    recompute = config is not None and wants_checkpointing(settings, config, device)
+    with checkpointed(model, recompute):
+        return train_steps(
+            model,
+            train_examples,
+            eval_examples,
+            settings,
+            pad_id,
+            family,
+            checkpoint_dir,
+            show_progress,
+            on_step,
+        )
+
+
+def train_steps(
+    model: torch.nn.Module,
+    train_examples: list[Encoded],
+    eval_examples: list[Encoded],
+    settings: TrainingSettings,
+    pad_id: int,
+    family: str,
+    checkpoint_dir: Path | None = None,
+    show_progress: bool = True,
+    on_step: Callable[[LoopState], None] | None = None,
+) -> TrainingResult:
+    """The training loop itself (see :func:`train`), with the model as it is set up.
 
     At the end the model holds the weights of the best evaluation (lowest eval loss) when eval
     ran, else the last weights.

@@ -32,6 +32,10 @@ class TrainingSettings:
         patience: Stop after this many evaluations without improvement (0: never stop early).
         checkpoint_every: Write a resumable checkpoint every N steps (0: never).
         divergence_factor: Stop when the loss exceeds this multiple of the first loss.
+        gradient_checkpointing: Recompute each block's activations in the backward pass
+            instead of keeping them (less memory, about a third more compute): ``True``,
+            ``False``, or ``"auto"`` (see
+            :func:`adaptune.tuning.gradient_checkpointing.wants_checkpointing`).
     """
 
     setting_name: ClassVar[str] = "training"
@@ -55,6 +59,11 @@ class TrainingSettings:
     patience: int = setting(0, "Evals without improvement (0: off).", ge=0)
     checkpoint_every: int = setting(50, "Checkpoint every N steps.", ge=0)
     divergence_factor: float = setting(10.0, "Stop when loss > this × the first loss.", gt=1)
+    gradient_checkpointing: bool | Literal["auto"] = setting(
+        "auto",
+        "Recompute activations in backward: auto, true or false.",
+        phrase="'auto', true or false",
+    )
 
     def __post_init__(self) -> None:
         check_fields(self, self.setting_name)

@@ -1,0 +1,400 @@
+"""Memory without changing the result: gradient checkpointing, chunked cross-entropy over target
+positions, eval loss and generation that never hold [batch × length × vocabulary] logits."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+
+import pytest
+import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
+from conftest import SAMPLE
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from adaptune.base_models import load_base_model
+from adaptune.cli import main
+from adaptune.compute.loss import LossFunction, chunk_positions, chunked_cross_entropy
+from adaptune.data.encoding import collate, encode_example
+from adaptune.runner.run import RunResult
+from adaptune.tuning.gradient_checkpointing import (
+    activation_bytes,
+    checkpointed,
+    pass_tokens,
+    wants_checkpointing,
+)
+from adaptune.tuning.loading import apply_method
+from adaptune.tuning.loop import train
+from adaptune.tuning.methods import LastLayersMethod, LoraMethod
+from adaptune.tuning.settings import TrainingSettings
+
+VOCAB = 6000  # large enough that logits dominate a tiny model's memory
+ROWS = [
+    (f"ticket {i}: " + "word " * (3 + i % 7), "billing team" if i % 2 else "tech") for i in range(8)
+]
+
+
+def _tiny_llama(vocab: int = VOCAB) -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+def _batch(vocab: int = VOCAB, rows: int = 6, width: int = 24, prompt: int = 6):
+    generator = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, vocab, (rows, width), generator=generator)
+    labels = ids.clone()
+    labels[:, :prompt] = -100
+    labels[-1, width - 5 :] = -100  # a shorter row: its padding is ignored
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+
+
+def _loss_and_grads(model, loss_fn, batch):
+    model.zero_grad(set_to_none=True)
+    loss = loss_fn(batch)
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    return loss.item(), grads
+
+
+def _assert_same(first, second, atol=1e-6):
+    assert first[0] == pytest.approx(second[0], rel=1e-6, abs=1e-7)
+    assert first[1].keys() == second[1].keys() and first[1]
+    assert any(g.abs().sum() > 0 for g in first[1].values())
+    for name, grad in first[1].items():
+        torch.testing.assert_close(grad, second[1][name], atol=atol, rtol=1e-5, msg=name)
+
+
+# --- chunked cross-entropy -----------------------------------------------------------------------
+
+
+def test_chunk_positions_bound_fp32_logits_bytes():
+    assert chunk_positions(151_936) == 441 and chunk_positions(32_768) == 2048
+    assert chunk_positions(151_936) * 151_936 * 4 <= 256 * 2**20
+    assert chunk_positions(10**12) == 1
+
+
+def test_chunked_cross_entropy_equals_the_whole_one_with_gradients():
+    torch.manual_seed(0)
+    head = torch.nn.Linear(16, VOCAB, bias=False)
+    hidden = torch.randn(50, 16, requires_grad=True)
+    labels = torch.randint(0, VOCAB, (50,))
+    results = []
+    for chunk in (10**6, 7):  # one chunk, then 8 chunks (the last one short)
+        head.zero_grad()
+        hidden.grad = None
+        loss = chunked_cross_entropy(head, hidden, labels, chunk)
+        loss.backward()
+        results.append((loss.item(), hidden.grad.clone(), head.weight.grad.clone()))
+    reference = F.cross_entropy(head(hidden).float(), labels)
+    assert results[0][0] == pytest.approx(reference.item(), rel=1e-6)
+    assert results[1][0] == pytest.approx(results[0][0], rel=1e-6)
+    torch.testing.assert_close(results[1][1], results[0][1], atol=1e-7, rtol=1e-5)
+    torch.testing.assert_close(results[1][2], results[0][2], atol=1e-7, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "method", [LoraMethod(r=4), LastLayersMethod(num_layers=1)], ids=["lora", "last_layers"]
+)
+def test_the_training_loss_in_chunks_equals_the_unchunked_loss(method):
+    model = apply_method(_tiny_llama(), method, "causal")
+    model.train()
+    batch = _batch()
+    whole = _loss_and_grads(model, LossFunction(model, "causal", chunk=10**6), batch)
+    chunked = _loss_and_grads(model, LossFunction(model, "causal", chunk=5), batch)
+    model.eval()
+    with torch.no_grad():
+        own = model(**batch, use_cache=False).loss.item()  # the model's own loss (full logits)
+    assert whole[0] == pytest.approx(own, rel=1e-5)
+    _assert_same(whole, chunked)
+
+
+def _observed(model, loss_fn, batch):
+    """Rows of every head output, and the vocabulary-wide tensors kept for backward."""
+    head = model.get_output_embeddings()
+    rows: list[int] = []
+    kept: list[tuple[int, ...]] = []
+    hook = head.register_forward_hook(
+        lambda m, i, out: rows.append(out.reshape(-1, VOCAB).shape[0])
+    )
+
+    def pack(tensor):
+        if tensor.shape and tensor.shape[-1] == VOCAB:
+            kept.append(tuple(tensor.shape))
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = loss_fn(batch)
+    forward_kept = list(kept)
+    loss.backward()
+    hook.remove()
+    return rows, forward_kept
+
+
+def test_the_chunked_loss_never_holds_more_than_a_chunk_of_logits():
+    model = apply_method(_tiny_llama(), LoraMethod(r=4), "causal")
+    model.train()
+    batch = _batch(rows=8, width=40)
+    targets = int((batch["labels"][:, 1:] != -100).sum())
+    chunk = 32
+    assert targets > 4 * chunk
+    loss_fn = LossFunction(model, "causal", chunk=chunk)
+    rows, _ = _observed(model, loss_fn, batch)  # the first call checks the shortcut once
+    longest_row = int((batch["labels"][:, 1:] != -100).sum(dim=1).max())
+    assert max(rows) <= max(chunk, longest_row)  # the check runs the model one row at a time
+    rows, kept = _observed(model, loss_fn, batch)
+    assert max(rows) <= chunk  # the head never sees more than one chunk, forward or backward
+    assert sum(rows) == 2 * targets  # each chunk once forward, once recomputed in backward
+    assert kept == []  # the forward pass keeps no logits for the backward pass
+    # The unchunked loss, for contrast, keeps [targets × vocabulary] logits until backward.
+    whole = LossFunction(model, "causal", chunk=10**6)
+    whole.checked = True
+    rows, kept = _observed(model, whole, batch)
+    assert rows == [targets] and (targets, VOCAB) in kept
+
+
+# --- gradient checkpointing ----------------------------------------------------------------------
+
+
+def _block_calls(model) -> list[int]:
+    """Forward calls of each block's MLP (inside the block, so a recompute counts too)."""
+    calls = []
+    hf = model.get_base_model() if hasattr(model, "get_base_model") else model
+    for index, layer in enumerate(hf.model.layers):
+        calls.append(0)
+
+        def count(module, args, index=index):
+            calls[index] += 1
+
+        layer.mlp.register_forward_pre_hook(count)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("method", "recomputed_blocks"),
+    [(LoraMethod(r=4, dropout=0.0), [1, 1]), (LastLayersMethod(num_layers=1), [0, 1])],
+    ids=["lora", "last_layers"],
+)
+def test_checkpointing_on_and_off_give_the_same_gradients(method, recomputed_blocks):
+    model = apply_method(_tiny_llama(), method, "causal")
+    model.train()
+    batch = _batch()
+    calls = _block_calls(model)
+    loss_fn = LossFunction(model, "causal")
+    loss_fn.checked = True  # compare the training path itself
+    plain = _loss_and_grads(model, loss_fn, batch)
+    assert calls == [1, 1]
+    calls[:] = [0, 0]
+    with checkpointed(model, True) as on:
+        assert on
+        recomputed = _loss_and_grads(model, loss_fn, batch)
+    # LoRA: every block runs again in the backward pass (adapters in each, inputs need grad);
+    # last layers: only the trained block, no gradient flows into the frozen one below it.
+    assert calls == [1 + n for n in recomputed_blocks]
+    _assert_same(plain, recomputed)
+    hf = model.get_base_model() if hasattr(model, "get_base_model") else model
+    assert not any(getattr(m, "gradient_checkpointing", False) for m in hf.modules())
+    assert not getattr(hf, "_require_grads_hooks", None)  # the input hook is gone too
+    calls[:] = [0, 0]
+    _loss_and_grads(model, loss_fn, batch)
+    assert calls == [1, 1]  # off again after the block
+
+
+def test_training_with_checkpointing_follows_the_same_path():
+    base = load_base_model("builtin:tiny-gpt2")
+    examples = [encode_example(base.tokenizer, p, t, "causal", 64) for p, t in ROWS]
+    histories, flags = [], []
+    for choice in (False, True):
+        torch.manual_seed(0)  # the same adapter init
+        model = apply_method(copy.deepcopy(base.model), LoraMethod(), "causal")
+        settings = TrainingSettings(
+            steps=3, batch_size=4, eval_every=0, checkpoint_every=0, gradient_checkpointing=choice
+        )
+
+        def seen(state, model=model):
+            flags.append(model.get_base_model().transformer.gradient_checkpointing)
+
+        result = train(
+            model,
+            examples,
+            [],
+            settings,
+            base.tokenizer.pad_token_id,
+            "causal",
+            show_progress=False,
+            on_step=seen,
+        )
+        histories.append(result.state.losses)
+        assert not model.get_base_model().transformer.gradient_checkpointing  # off afterwards
+        assert model.config.use_cache is not False  # the config as it was
+    assert flags == [False] * 3 + [True] * 3
+    assert histories[0] == pytest.approx(histories[1], rel=1e-5)
+
+
+def test_auto_checkpoints_on_a_gpu_only_when_activations_would_crowd_it():
+    config = LlamaConfig(hidden_size=4096, num_hidden_layers=32)  # Llama-3-8B's shape
+    settings = TrainingSettings(batch_size=16, max_length=256, max_batch_tokens=4096)
+    assert pass_tokens(settings) == 4096
+    assert pass_tokens(TrainingSettings(batch_size=2, max_length=256)) == 512
+    assert pass_tokens(TrainingSettings(batch_size=64, max_length=256, max_batch_tokens=0)) == 16384
+    assert activation_bytes(4096, config) == 4096 * 4096 * 32 * 34  # about 18 GB
+    gpu = torch.device("cuda", 0)
+    assert wants_checkpointing(settings, config, gpu, device_memory=24 * 10**9)  # one L4
+    assert not wants_checkpointing(settings, config, gpu, device_memory=141 * 10**9)  # an H200
+    assert not wants_checkpointing(settings, config, torch.device("cpu"))  # CPU: only slower
+    forced = TrainingSettings(gradient_checkpointing=True)
+    assert wants_checkpointing(forced, config, torch.device("cpu"))
+    never = TrainingSettings(gradient_checkpointing=False)
+    assert not wants_checkpointing(never, config, gpu, device_memory=10**9)
+
+
+@pytest.fixture
+def captured_run(monkeypatch, tmp_path):
+    from adaptune.runner import run, summary
+
+    calls: list[dict] = []
+
+    def run_local(compiled, params, runs_root, experiment=None, run_id=None):
+        calls.append(params)
+        return RunResult("r", tmp_path / "r", True, None, None, {}, {})
+
+    monkeypatch.setattr(run, "run_local", run_local)
+    monkeypatch.setattr(summary, "print_summary", lambda s, console=None: None)
+    return calls
+
+
+def _run(tmp_path, value: str):
+    return CliRunner().invoke(
+        main,
+        [
+            "run",
+            "--train-data",
+            str(SAMPLE / "train.jsonl"),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--set",
+            f"training.gradient_checkpointing={value}",
+        ],
+    )
+
+
+def test_the_setting_is_refused_in_one_line_unless_auto_true_or_false(captured_run, tmp_path):
+    result = _run(tmp_path, "maybe")
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert "training.gradient_checkpointing must be 'auto', true or false, got 'maybe'" in line
+    assert captured_run == [] and not (tmp_path / "runs").exists()
+    for value, expected in (("true", True), ("false", False), ("auto", "auto")):
+        assert _run(tmp_path, value).exit_code == 0
+        assert captured_run[-1]["training"]["gradient_checkpointing"] == expected
+
+
+# --- evaluation: eval loss at target positions in chunks; generation keeps the last position ----
+
+
+def _eval_model():
+    base = load_base_model("builtin:tiny-gpt2")
+    torch.manual_seed(0)
+    model = apply_method(base.model, LoraMethod(), "causal")
+    with torch.no_grad():  # a LoRA that is not a no-op, so the adapter counts in the loss
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(std=0.05)
+    return base, model.eval()
+
+
+def _head_rows(model, shapes):
+    head = model.get_base_model().get_output_embeddings()
+    return head.register_forward_hook(lambda m, i, out: shapes.append(tuple(out.shape)))
+
+
+def test_eval_loss_is_the_models_own_loss_from_chunks_of_target_positions(monkeypatch):
+    from adaptune.compute import loss as loss_module
+    from adaptune.evaluation.loss import reference_loss
+
+    base, model = _eval_model()
+    pairs = [{"prompt": p, "target": t} for p, t in ROWS]
+    examples = [encode_example(base.tokenizer, p, t, "causal", 64) for p, t in ROWS]
+    with torch.no_grad():  # the model's own loss, one example at a time: full logits
+        own = [
+            model(**collate([e], base.tokenizer.pad_token_id, "causal")).loss.item()
+            for e in examples
+        ]
+    targets = [e.target_tokens for e in examples]
+    expected = sum(o * n for o, n in zip(own, targets, strict=True)) / sum(targets)
+    vocab = model.get_base_model().config.vocab_size
+    monkeypatch.setattr(loss_module, "LOGITS_CHUNK_BYTES", 4 * vocab * 5)  # 5 positions a chunk
+    shapes: list[tuple[int, ...]] = []
+    hook = _head_rows(model, shapes)
+    result = reference_loss(model, base.tokenizer, pairs, "causal", 64, batch_size=4)
+    hook.remove()
+    assert result["eval_loss"] == pytest.approx(expected, rel=1e-5)
+    assert sum(targets) > 4 * 5 and len(shapes) > sum(targets) // 5
+    # The first batch's shortcut check runs the model one row at a time at its target positions;
+    # every other head call is one chunk of target positions: never [batch × length × vocab].
+    assert all(s[-1] == vocab for s in shapes)
+    assert all(len(s) == 3 and s[0] == 1 and s[1] <= max(targets) for s in shapes[:2])
+    assert all(len(s) == 2 and s[0] <= 5 for s in shapes[2:])
+
+
+def _prefill_without_logits_to_keep(model):
+    """A model whose forward has no ``logits_to_keep`` (as some hub architectures)."""
+    hf = model.get_base_model()
+    original = hf.forward
+    signature = inspect.signature(original)
+
+    def forward(*args, **kwargs):
+        assert "logits_to_keep" not in kwargs
+        return original(*args, **kwargs)
+
+    forward.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[p for p in signature.parameters.values() if p.name != "logits_to_keep"]
+    )
+    hf.forward = forward
+
+
+def test_generation_computes_only_the_last_positions_logits():
+    from adaptune.evaluation.generation import generate
+
+    base, model = _eval_model()
+    prompts = [p for p, _ in ROWS]
+    width = max(len(base.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
+    answers, shapes = [], []
+    for patched in (False, True):
+        if patched:
+            _prefill_without_logits_to_keep(model)
+        seen: list[tuple[int, ...]] = []
+        hook = _head_rows(model, seen)
+        answers.append(
+            generate(
+                model,
+                base.tokenizer,
+                prompts,
+                "causal",
+                max_new_tokens=4,
+                batch_size=8,
+                show_progress=False,
+            )
+        )
+        hook.remove()
+        shapes.append(seen)
+    assert answers[0] == answers[1] and any(answers[0])
+    for seen in shapes:  # prefill and every step: one position per row
+        assert seen and all(s[1] == 1 for s in seen)
+    # Without the cut, that model's prefill would have computed every prompt position's logits.
+    seen = []
+    hook = _head_rows(model, seen)
+    ids = base.tokenizer(prompts[-1:], return_tensors="pt", add_special_tokens=False)["input_ids"]
+    model.generate(input_ids=ids, max_new_tokens=1, pad_token_id=base.tokenizer.pad_token_id)
+    hook.remove()
+    assert seen[0][1] == ids.shape[1] > 1 and width > 1
