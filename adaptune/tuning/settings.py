@@ -32,6 +32,9 @@ class TrainingSettings:
         patience: Stop after this many evaluations without improvement (0: never stop early).
         checkpoint_every: Write a resumable checkpoint every N steps (0: never).
         divergence_factor: Stop when the loss exceeds this multiple of the first loss.
+        processes: Training processes per machine, data-parallel (0: one per visible GPU, one
+            on a machine without). N processes take N batches per forward pass, so they train
+            as one process with ``grad_accum`` × N. More than one on CPU runs gloo (tests).
     """
 
     setting_name: ClassVar[str] = "training"
@@ -55,6 +58,7 @@ class TrainingSettings:
     patience: int = setting(0, "Evals without improvement (0: off).", ge=0)
     checkpoint_every: int = setting(50, "Checkpoint every N steps.", ge=0)
     divergence_factor: float = setting(10.0, "Stop when loss > this × the first loss.", gt=1)
+    processes: int = setting(0, "Processes per machine, one per GPU (0: every GPU).", ge=0)
 
     def __post_init__(self) -> None:
         check_fields(self, self.setting_name)
