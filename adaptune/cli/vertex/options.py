@@ -62,6 +62,11 @@ JOB_OPTIONS = [
     compiled_option(" (ignored with --profile)"),
     click.option("--profile", help="Compile with this profile instead (e.g. vertex-gpu)."),
     click.option("--image", help="Component image for --profile (default: the profile's)."),
+    click.option(
+        "--accelerator",
+        help="With --profile vertex-gpu: the tuning CustomJob's accelerator, L4x1 (default), "
+        "L4x4, A100-80GBx1 or H100x8.",
+    ),
 ]
 job_options = apply_options(JOB_OPTIONS)
 
@@ -97,11 +102,15 @@ def vertex_settings(options: dict[str, Any]) -> Any:
 
 
 def pipeline_template(
-    compiled: Path, profile: str | None, image: str | None, out_dir: Path
+    compiled: Path,
+    profile: str | None,
+    image: str | None,
+    out_dir: Path,
+    accelerator: str | None = None,
 ) -> Path:
     """The compiled pipeline to submit: ``compiled``, or compiled now with ``profile``."""
-    if image and not profile:
-        raise UserError("--image needs --profile")
+    if (image or accelerator) and not profile:
+        raise UserError("--image and --accelerator need --profile")
     if not profile:
         if not compiled.is_file():
             raise UserError(f"compiled pipeline not found: {compiled} (run: make compile)")
@@ -110,7 +119,7 @@ def pipeline_template(
     from pipelines.profiles import get_profile
 
     try:
-        chosen = get_profile(profile, image)
+        chosen = get_profile(profile, image, accelerator=accelerator)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     return compile_all(out_dir, chosen)[0]
@@ -130,7 +139,13 @@ def prepare(options: dict[str, Any], out_dir: Path, credentials: Any = None) -> 
 
     settings = vertex_settings(options)
     init_vertex(settings, credentials)  # before the job is built: its client takes the endpoint
-    template = pipeline_template(options["compiled"], options["profile"], options["image"], out_dir)
+    template = pipeline_template(
+        options["compiled"],
+        options["profile"],
+        options["image"],
+        out_dir,
+        options.get("accelerator"),
+    )
     params = resolve_parameters(template, options, local=False)
     run_id = check_run_id(options["run_id"]) if options["run_id"] else new_run_id()
     return settings, prepare_job(settings, template, params, run_id, credentials)
