@@ -2,8 +2,10 @@
 
 Compilation reads no environment: the same source and profile always give the same YAML. The
 ``local`` profile (the default) writes the committed ``compiled/``; another profile names its own
-image in every executor (and as the image the Vertex AI deploy serves with), and gives the tasks
-that need one (``adaptune.runner.dag``) their accelerator, CPU and memory limits.
+image in every executor (and as the image the Vertex AI deploy serves with), gives the tasks
+that load model weights (``adaptune.runner.dag``) their accelerator, CPU and memory limits and
+the others a small machine; ``vertex-gpu`` also runs the tuning task as a Vertex AI CustomJob
+(``--accelerator``, ``--replicas``, ``--strategy``, ``--reservation``, ``--boot-disk-gb``).
 """
 
 import argparse
