@@ -7,6 +7,7 @@ VENV ?= .venv
 CONFIG ?= configs/sample.yaml
 PYTEST_ARGS ?=
 IMAGE ?= ghcr.io/adaptune/adaptune
+ACCELERATOR ?= L4x1
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -57,8 +58,8 @@ screenshots: $(STAMP) chromium ## Regenerate docs/studio/*.png: the browser test
 compile: $(STAMP) ## Compile the pipelines into compiled/
 	$(BIN)/python -m pipelines.compile
 
-compile-vertex: $(STAMP) ## Compile for Vertex AI with a GPU into build/vertex/ (IMAGE=...)
-	$(BIN)/python -m pipelines.compile --profile vertex-gpu --image $(IMAGE):$(VERSION)-cuda --out build/vertex
+compile-vertex: $(STAMP) ## Compile for Vertex AI with a GPU into build/vertex/ (IMAGE=..., ACCELERATOR=L4x1|L4x4|A100-80GBx1|H100x8)
+	$(BIN)/python -m pipelines.compile --profile vertex-gpu --image $(IMAGE):$(VERSION)-cuda --accelerator $(ACCELERATOR) --out build/vertex
 
 image: ## Build and push the CPU and CUDA component images (IMAGE=REGION-docker.pkg.dev/PROJECT/REPO/adaptune)
 	docker build --build-arg VARIANT=cpu -t $(IMAGE):$(VERSION) .

@@ -29,6 +29,10 @@ def tune_adapter(
     message. In a local run each step's loss is also appended to the run's
     training_loss.jsonl as it is logged (the studio draws it while tuning runs).
 
+    Given more than one GPU (``training.processes``, 0: every visible GPU), or run on several
+    machines (a Vertex AI CustomJob with replicas), the task starts one training process per
+    GPU itself (``torch.distributed.run``, data-parallel); only the first machine publishes.
+
     Args:
         formatted: Prompt/target pairs from format_text_to_text.
         data_sha256: Hash of the validated data (keys the cache on content).
@@ -62,12 +66,20 @@ def tune_adapter(
         "seed": seed,
     }
     with reported("tune_adapter", out.with_name(out.name + "-user-error.json"), inputs):
+        import torch
+
         from adaptune.atomic import write_json_atomic, write_text_atomic
         from adaptune.tuning.adapter import tune_adapter as tune
         from adaptune.tuning.applies import check_method_applies
         from adaptune.tuning.checkpoint_dirs import checkpoint_dir, training_key
         from adaptune.tuning.loss_log import loss_log_path
         from adaptune.tuning.methods import method_from_dict
+        from adaptune.tuning.processes import (
+            TuningOutputs,
+            cluster_from_env,
+            process_count,
+            tune_in_processes,
+        )
         from adaptune.tuning.settings import TrainingSettings
 
         settings = TrainingSettings.from_dict({**training, "seed": seed})
@@ -81,21 +93,29 @@ def tune_adapter(
             [train_file, eval_file],
             {"base_model": base_model, "adapter": adapter, "training": training, "seed": seed},
         )
-        result = tune(
-            train_file,
-            out,
-            base_model,
-            settings,
-            method,
-            eval_file,
-            checkpoint_dir("tune-adapter", out, key),
-            loss_log=loss_log_path(),
-        )
+        processes = process_count(settings.processes, torch.cuda.device_count())
+        cluster = cluster_from_env()
+        run = {
+            "train_file": train_file,
+            "adapter_dir": out,
+            "base_model": base_model,
+            "settings": settings,
+            "method": method,
+            "eval_file": eval_file,
+            "checkpoint_dir": checkpoint_dir("tune-adapter", out, key),
+            "loss_log": loss_log_path(),
+        }
+        if processes > 1 or cluster.nodes > 1:  # one process per GPU, started here
+            result = tune_in_processes(processes=processes, cluster=cluster, **run)
+        else:
+            result = TuningOutputs.from_result(tune(**run))
+    if result is None:  # another machine of a multi-machine job: the first one publishes
+        raise SystemExit(0)
     for name, value in result.summary.items():
         training_metrics.log_metric(name, value)
     write_json_atomic(
         Path(training_metrics.path),
-        {"losses": result.training.state.losses, "eval_losses": result.training.state.eval_losses},
+        {"losses": result.losses, "eval_losses": result.eval_losses},
     )
     trained_adapter.metadata.update(
         {

@@ -48,6 +48,7 @@ DEFAULT_TRAINING = {
     "checkpoint_every": 50,
     "divergence_factor": 10.0,
     "gradient_checkpointing": "auto",
+    "processes": 0,
 }
 DEFAULT_GATE = {
     "metric": "exact_match",
@@ -121,7 +122,8 @@ def adapter_tuning(
             feedforward_modules; last_layers: num_layers).
         training: steps (0: use epochs), epochs, learning_rate, batch_size, grad_accum,
             schedule, warmup_fraction, max_grad_norm, max_length, eval_every, patience,
-            checkpoint_every, divergence_factor, gradient_checkpointing.
+            checkpoint_every, divergence_factor, gradient_checkpointing, processes (per
+            machine; 0: one per GPU).
         seed: Random seed for adapter init, batch order and dropout.
         gate: metric (exact_match, rouge_l, bleu or chrf), threshold, min_improvement and
             tolerance (how far below the production version's score the tuned one may be).

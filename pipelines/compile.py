@@ -2,8 +2,10 @@
 
 Compilation reads no environment: the same source and profile always give the same YAML. The
 ``local`` profile (the default) writes the committed ``compiled/``; another profile names its own
-image in every executor (and as the image the Vertex AI deploy serves with), and gives the tasks
-that need one (``adaptune.runner.dag``) their accelerator, CPU and memory limits.
+image in every executor (and as the image the Vertex AI deploy serves with), gives the tasks
+that load model weights (``adaptune.runner.dag``) their accelerator, CPU and memory limits and
+the others a small machine; ``vertex-gpu`` also runs the tuning task as a Vertex AI CustomJob
+(``--accelerator``, ``--replicas``, ``--strategy``, ``--reservation``, ``--boot-disk-gb``).
 """
 
 import argparse
@@ -17,7 +19,15 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 
 from pipelines.adapter_tuning import adapter_tuning
 from pipelines.gemini_tuning import gemini_tuning
-from pipelines.profiles import DEFAULT_PROFILE, PROFILES, Profile, get_profile
+from pipelines.profiles import (
+    ACCELERATORS,
+    DEFAULT_PROFILE,
+    PROFILES,
+    STRATEGIES,
+    Profile,
+    Resources,
+    get_profile,
+)
 
 PIPELINES = {"adapter_tuning.yaml": adapter_tuning, "gemini_tuning.yaml": gemini_tuning}
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "compiled"
@@ -69,18 +79,22 @@ def dag_tasks(
 def apply_profile(
     spec: pipeline_spec_pb2.PipelineSpec, profile: Profile
 ) -> pipeline_spec_pb2.PipelineSpec:
-    """Return a copy of ``spec`` with the profile's image and the resources of its GPU tasks.
+    """Return a copy of ``spec`` with the profile's image and every task's resources.
 
-    The fields are the ones KFP writes for ``set_container_image``, ``set_cpu_limit``,
-    ``set_memory_limit``, ``set_accelerator_type`` and ``set_accelerator_limit`` with constant
-    values (a test compares them with KFP's own output). The profile's image is also the
+    Tasks that load model weights (``adaptune.runner.dag``) get ``profile.model``, the others
+    ``profile.small``; with ``profile.tuning_job`` the tuning task runs as that Vertex AI
+    CustomJob (``pipelines.custom_job``). The fields are the ones KFP writes for
+    ``set_container_image``, ``set_cpu_limit``, ``set_memory_limit``, ``set_accelerator_type``
+    and ``set_accelerator_limit`` with constant values (a test compares them with KFP's own
+    output). The profile's image is also the
     constant ``serving_image`` input of the Vertex AI deploy task, so a GPU profile deploys its
     CUDA image. Nothing is set that the profile leaves empty, so the ``local`` profile returns
     the spec unchanged.
     """
     from google.protobuf import json_format
 
-    from adaptune.runner.dag import TASKS
+    from adaptune.runner.dag import MODEL, TASKS, TUNE
+    from pipelines.custom_job import run_tuning_as_custom_job
 
     spec = pipeline_spec_pb2.PipelineSpec.FromString(spec.SerializeToString())
     tasks = dag_tasks(spec)
@@ -91,9 +105,15 @@ def apply_profile(
     for executor in config.executors.values():
         executor.container.image = profile.image
     for task in TASKS:
-        if task.accelerator and task.name in tasks:
-            label = spec.components[tasks[task.name].component_ref.name].executor_label
-            _set_resources(config.executors[label].container.resources, profile)
+        if task.name not in tasks:
+            continue
+        component = tasks[task.name].component_ref.name
+        wants = profile.model if task.loads == MODEL else profile.small
+        if task.name == TUNE.name and profile.tuning_job is not None:
+            run_tuning_as_custom_job(spec, config, component, profile.image, profile.tuning_job)
+            wants = profile.small  # the launcher waits for the job, whose machines train
+        label = spec.components[component].executor_label
+        _set_resources(config.executors[label].container.resources, wants)
     for task in tasks.values():
         serving = task.inputs.parameters.get(SERVING_IMAGE_INPUT)
         if serving is not None and serving.HasField("runtime_value"):
@@ -105,19 +125,19 @@ def apply_profile(
 
 def _set_resources(
     resources: pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec,
-    profile: Profile,
+    wants: Resources,
 ) -> None:
-    if profile.cpu_limit:
-        resources.resource_cpu_limit = profile.cpu_limit
-        resources.cpu_limit = compiler_utils._cpu_to_float(profile.cpu_limit)
-    if profile.memory_limit:
-        resources.resource_memory_limit = profile.memory_limit
-        resources.memory_limit = compiler_utils._memory_to_float(profile.memory_limit)
-    if profile.accelerator_type:
-        resources.accelerator.resource_type = profile.accelerator_type
-        resources.accelerator.resource_count = str(profile.accelerator_count)
-        resources.accelerator.type = profile.accelerator_type
-        resources.accelerator.count = profile.accelerator_count
+    if wants.cpu_limit:
+        resources.resource_cpu_limit = wants.cpu_limit
+        resources.cpu_limit = compiler_utils._cpu_to_float(wants.cpu_limit)
+    if wants.memory_limit:
+        resources.resource_memory_limit = wants.memory_limit
+        resources.memory_limit = compiler_utils._memory_to_float(wants.memory_limit)
+    if wants.accelerator_type:
+        resources.accelerator.resource_type = wants.accelerator_type
+        resources.accelerator.resource_count = str(wants.accelerator_count)
+        resources.accelerator.type = wants.accelerator_type
+        resources.accelerator.count = wants.accelerator_count
 
 
 def compile_all(out_dir: Path, profile: Profile | None = None) -> list[Path]:
@@ -146,10 +166,24 @@ def main() -> None:
     parser.add_argument("--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE)
     parser.add_argument("--image", help="Component image URI (default: the profile's image).")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    job = parser.add_argument_group("vertex-gpu: the tuning task's CustomJob")
+    job.add_argument("--accelerator", choices=sorted(ACCELERATORS), help="default: L4x1")
+    job.add_argument("--replicas", type=int, help="machines (default: 1)")
+    job.add_argument("--strategy", choices=STRATEGIES, help="scheduling (default: STANDARD)")
+    job.add_argument("--reservation", help="'any', or a reservation's full name")
+    job.add_argument("--boot-disk-gb", type=int, help="boot disk per machine (default: 200)")
     args = parser.parse_args()
     if args.profile != DEFAULT_PROFILE and args.out == DEFAULT_OUT:
         parser.error("compiled/ holds the local profile; give --out for another profile")
-    for path in compile_all(args.out, get_profile(args.profile, args.image)):
+    options = {
+        name: getattr(args, name)
+        for name in ("accelerator", "replicas", "strategy", "reservation", "boot_disk_gb")
+    }
+    try:
+        profile = get_profile(args.profile, args.image, **options)
+    except ValueError as exc:
+        parser.error(str(exc))
+    for path in compile_all(args.out, profile):
         print(f"wrote {path}")
 
 

@@ -144,7 +144,21 @@ def _deploy_task(spec: dict) -> dict:
     raise AssertionError("no deploy-to-vertex task")
 
 
-def test_gpu_profile_names_its_image_everywhere_and_gives_the_tune_task_a_gpu(tmp_path):
+def _resources(spec: dict) -> dict[str, dict]:
+    """Each DAG task's container resources (empty when none are set), by task name."""
+    executors = spec["deploymentSpec"]["executors"]
+    found = {}
+    for name, (component, _) in _leaf_tasks(spec).items():
+        found[name] = executors[component["executorLabel"]]["container"].get("resources", {})
+    return found
+
+
+def _worker_pools(spec: dict) -> list[dict]:
+    params = spec["components"]["comp-tune-adapter"]["inputDefinitions"]["parameters"]
+    return params["worker_pool_specs"]["defaultValue"]
+
+
+def test_gpu_profile_names_its_image_everywhere_and_runs_the_tune_task_as_a_custom_job(tmp_path):
     from pipelines.profiles import get_profile
 
     image = "europe-docker.pkg.dev/proj/repo/adaptune:0.1.0-cuda"
@@ -160,27 +174,239 @@ def test_gpu_profile_names_its_image_everywhere_and_gives_the_tune_task_a_gpu(tm
     serving = _deploy_task(spec)["inputs"]["parameters"]["serving_image"]
     assert serving["runtimeValue"]["constant"] == image
     tune_label = spec["components"]["comp-tune-adapter"]["executorLabel"]
-    resources = executors[tune_label]["container"]["resources"]
-    assert resources["accelerator"]["resourceType"] == "NVIDIA_L4"
-    assert resources["accelerator"]["resourceCount"] == "1"
-    assert resources["resourceCpuLimit"] == "8"
-    assert resources["resourceMemoryLimit"] == "32G"
-    others = [e for label, e in executors.items() if label != tune_label]
-    assert all("resources" not in e["container"] for e in others)
-    # Everything but the images and the tune task's resources is the committed local spec.
+    launcher = executors[tune_label]["container"]
+    assert (
+        launcher["command"][-1]
+        == "google_cloud_pipeline_components.container.v1.custom_job.launcher"
+    )
+    (pool,) = _worker_pools(spec)  # one machine, the default L4 x1
+    assert pool["container_spec"]["image_uri"] == image
+    assert pool["machine_spec"] == {
+        "machine_type": "g2-standard-12",
+        "accelerator_type": "NVIDIA_L4",
+        "accelerator_count": 1,
+    }
+    # The training container runs the tune_adapter component itself, with its executor input.
+    assert "--function_to_execute" in pool["container_spec"]["args"]
+    assert "{{$.json_escape[1]}}" in pool["container_spec"]["args"]
+    assert "def tune_adapter(" in pool["container_spec"]["command"][-1]
+    # The task keeps its name, inputs, outputs and retries: downstream tasks are untouched.
     local = yaml.safe_load(COMPILED.read_text())
+    assert spec["root"] == local["root"]
+    outputs = spec["components"]["comp-tune-adapter"]["outputDefinitions"]
+    local_outputs = local["components"]["comp-tune-adapter"]["outputDefinitions"]
+    assert outputs["artifacts"] == local_outputs["artifacts"]
+    assert set(outputs["parameters"]) == set(local_outputs["parameters"]) | {"gcp_resources"}
+    # Everything but the images, the resources and the tuning component is the local spec.
     for executor in executors.values():
         executor["container"]["image"] = "ghcr.io/adaptune/adaptune:0.1.0"
-    del executors[tune_label]["container"]["resources"]
+        executor["container"].pop("resources", None)
+    executors[tune_label] = local["deploymentSpec"]["executors"][tune_label]
+    spec["components"]["comp-tune-adapter"] = local["components"]["comp-tune-adapter"]
     serving["runtimeValue"]["constant"] = "ghcr.io/adaptune/adaptune:0.1.0"
     assert spec == local
+
+
+GPU_CHOICES = {
+    "L4x1": ("g2-standard-12", "NVIDIA_L4", 1),
+    "L4x4": ("g2-standard-48", "NVIDIA_L4", 4),
+    "A100-80GBx1": ("a2-ultragpu-1g", "NVIDIA_A100_80GB", 1),
+    "H100x8": ("a3-highgpu-8g", "NVIDIA_H100_80GB", 8),
+}
+
+
+@pytest.mark.parametrize("accelerator", sorted(GPU_CHOICES))
+def test_each_gpu_choice_compiles_its_custom_job_and_gives_weight_loading_tasks_a_gpu(
+    tmp_path, monkeypatch, capsys, accelerator
+):
+    from pipelines import compile as compile_module
+
+    machine, kind, count = GPU_CHOICES[accelerator]
+    argv = [
+        "compile",
+        "--profile",
+        "vertex-gpu",
+        "--accelerator",
+        accelerator,
+        "--out",
+        str(tmp_path),
+    ]
+    monkeypatch.setattr("sys.argv", argv)
+    compile_module.main()
+    assert f"wrote {tmp_path / 'adapter_tuning.yaml'}" in capsys.readouterr().out
+    spec = yaml.safe_load((tmp_path / "adapter_tuning.yaml").read_text())
+    (pool,) = _worker_pools(spec)
+    assert pool["machine_spec"] == {
+        "machine_type": machine,
+        "accelerator_type": kind,
+        "accelerator_count": count,
+    }
+    assert pool["replica_count"] == 1
+    assert pool["disk_spec"] == {"boot_disk_type": "pd-ssd", "boot_disk_size_gb": 200}
+    params = spec["components"]["comp-tune-adapter"]["inputDefinitions"]["parameters"]
+    assert params["strategy"]["defaultValue"] == "STANDARD"
+    assert params["display_name"]["defaultValue"] == "tune-adapter"
+    resources = _resources(spec)
+    for task in dag.TASKS:
+        got = resources[task.name]
+        if task.loads == dag.MODEL and task.name != dag.TUNE.name:
+            # Evaluation generates with three models: one GPU of the kind, and memory.
+            assert got["accelerator"] == {
+                "type": kind,
+                "count": "1",
+                "resourceType": kind,
+                "resourceCount": "1",
+            }, task.name
+            assert float(got["resourceCpuLimit"]) >= 12, task.name
+            assert got["memoryLimit"] >= 48, task.name
+        else:
+            # Tokenizer-only and model-free tasks (and the CustomJob's launcher): small CPU.
+            assert "accelerator" not in got, task.name
+            assert (got["resourceCpuLimit"], got["resourceMemoryLimit"]) == ("4", "16G"), task.name
+
+
+def test_several_machines_spot_and_a_reservation_reach_the_custom_job(tmp_path):
+    from pipelines.profiles import get_profile
+
+    reservation = "projects/p/zones/europe-west4-a/reservations/l4s"
+    profile = get_profile(
+        "vertex-gpu",
+        accelerator="L4x4",
+        replicas=3,
+        strategy="SPOT",
+        reservation=reservation,
+        boot_disk_gb=500,
+    )
+    (path,) = compile_all(tmp_path, profile)
+    spec = yaml.safe_load(path.read_text())
+    first, others = _worker_pools(spec)  # GCPC: the primary replica, then the other machines
+    assert (first["replica_count"], others["replica_count"]) == (1, 2)
+    for pool in (first, others):
+        assert pool["machine_spec"]["machine_type"] == "g2-standard-48"
+        assert pool["machine_spec"]["accelerator_count"] == 4
+        assert pool["machine_spec"]["reservation_affinity"] == {
+            "reservation_affinity_type": "SPECIFIC_RESERVATION",
+            "key": "compute.googleapis.com/reservation-name",
+            "values": [reservation],
+        }
+        assert pool["disk_spec"]["boot_disk_size_gb"] == 500
+    params = spec["components"]["comp-tune-adapter"]["inputDefinitions"]["parameters"]
+    assert params["strategy"]["defaultValue"] == "SPOT"
+    any_one = get_profile("vertex-gpu", reservation="any").tuning_job.reservation_args()
+    assert any_one == {"reservation_affinity_type": "ANY_RESERVATION"}
+
+
+def test_the_cpu_profile_gives_weight_loading_tasks_memory_and_the_others_a_small_machine(
+    tmp_path,
+):
+    from pipelines.profiles import get_profile
+
+    (path,) = compile_all(tmp_path, get_profile("vertex-cpu"))
+    spec = yaml.safe_load(path.read_text())
+    resources = _resources(spec)
+    for task in dag.TASKS:
+        expected = ("8", "32G") if task.loads == dag.MODEL else ("4", "16G")
+        got = resources[task.name]
+        assert (got["resourceCpuLimit"], got["resourceMemoryLimit"]) == expected, task.name
+        assert "accelerator" not in got
+    assert "launcher" not in str(spec["deploymentSpec"])  # no CustomJob without a GPU
+
+
+def test_the_local_profile_sets_no_resources():
+    spec = yaml.safe_load(COMPILED.read_text())
+    assert all(r == {} for r in _resources(spec).values())
+    assert "custom_job" not in COMPILED.read_text()
+
+
+def test_the_task_table_says_which_tasks_load_model_weights():
+    loads = {task.name: task.loads for task in dag.TASKS}
+    assert {n for n, what in loads.items() if what == dag.MODEL} == {"tune-adapter", "evaluate"}
+    assert {n for n, what in loads.items() if what == dag.TOKENIZER} == {
+        "validate-dataset",
+        "format-text-to-text",
+    }
+
+
+def test_the_grafted_custom_job_is_what_kfp_compiles_for_the_wrapped_component(tmp_path):
+    from kfp import compiler, dsl
+    from kfp.dsl import Dataset, Output
+
+    from components.tune_adapter import tune_adapter
+    from pipelines.compile import apply_profile
+    from pipelines.custom_job import custom_job_component
+    from pipelines.profiles import get_profile
+
+    profile = get_profile("vertex-gpu", "img:1", accelerator="L4x4", replicas=2)
+    wrapped = custom_job_component(profile.image, profile.tuning_job)
+
+    @dsl.component(base_image="img:1", install_kfp_package=False)
+    def make(d: Output[Dataset]):
+        pass
+
+    def body(step):
+        made = make()
+        tuning = step(
+            formatted=made.outputs["d"],
+            data_sha256="x",
+            base_model="b",
+            adapter={},
+            training={},
+            seed=0,
+        )
+        tuning.set_retry(num_retries=2)
+
+    @dsl.pipeline(name="graft")
+    def plain():
+        body(tune_adapter)
+
+    @dsl.pipeline(name="graft")
+    def by_kfp():
+        body(wrapped)
+
+    ours = apply_profile(plain.pipeline_spec, profile)
+    mine = tmp_path / "ours.yaml"
+    from kfp.compiler import pipeline_spec_builder
+
+    pipeline_spec_builder.write_pipeline_spec_to_file(ours, None, plain.platform_spec, str(mine))
+    expected = tmp_path / "kfp.yaml"
+    compiler.Compiler().compile(by_kfp, str(expected))
+    got, want = yaml.safe_load(mine.read_text()), yaml.safe_load(expected.read_text())
+    # apply_profile also runs the launcher in the profile's image and gives it a small machine.
+    launcher = want["deploymentSpec"]["executors"]["exec-tune-adapter"]["container"]
+    launcher["image"] = "img:1"
+    launcher["resources"] = got["deploymentSpec"]["executors"]["exec-tune-adapter"]["container"][
+        "resources"
+    ]
+    assert got["components"] == want["components"]
+    assert got["root"] == want["root"]
+    assert (
+        got["deploymentSpec"]["executors"]["exec-tune-adapter"]
+        == want["deploymentSpec"]["executors"]["exec-tune-adapter"]
+    )
+
+
+def test_job_settings_are_refused_for_profiles_without_an_accelerator(monkeypatch, capsys):
+    from pipelines import compile as compile_module
+    from pipelines.profiles import get_profile
+
+    with pytest.raises(ValueError, match="need vertex-gpu"):
+        get_profile("vertex-cpu", accelerator="L4x4")
+    with pytest.raises(ValueError, match="unknown accelerator"):
+        get_profile("vertex-gpu", accelerator="TPUx4")
+    monkeypatch.setattr(
+        "sys.argv", ["compile", "--profile", "local", "--replicas", "2", "--out", "/nonexistent/x"]
+    )
+    with pytest.raises(SystemExit) as exited:
+        compile_module.main()
+    assert exited.value.code == 2
+    assert "need vertex-gpu" in capsys.readouterr().err
 
 
 def test_profile_fields_match_what_kfp_writes_for_the_task_methods(tmp_path):
     from kfp import compiler, dsl
 
     from pipelines.compile import apply_profile
-    from pipelines.profiles import Profile
+    from pipelines.profiles import Profile, Resources
 
     @dsl.component(base_image="python:3.11", install_kfp_package=False)
     def tune_adapter() -> str:
@@ -199,7 +425,7 @@ def test_profile_fields_match_what_kfp_writes_for_the_task_methods(tmp_path):
         task.set_accelerator_type("NVIDIA_TESLA_T4")
         task.set_accelerator_limit(2)
 
-    profile = Profile("t", "img:1", "NVIDIA_TESLA_T4", 2, "4", "16G")
+    profile = Profile("t", "img:1", model=Resources("4", "16G", "NVIDIA_TESLA_T4", 2))
     assert dag.TUNE.name in plain.pipeline_spec.root.dag.tasks
     ours = apply_profile(plain.pipeline_spec, profile)
     expected = tmp_path / "kfp.yaml"
@@ -214,8 +440,6 @@ def test_profile_fields_match_what_kfp_writes_for_the_task_methods(tmp_path):
 
 
 def test_unknown_profile_is_refused():
-    import pytest
-
     from pipelines.profiles import get_profile
 
     with pytest.raises(ValueError, match="unknown profile"):

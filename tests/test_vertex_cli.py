@@ -113,16 +113,23 @@ def test_dry_run_with_the_gpu_profile_sends_the_profile_image(tmp_path):
             "vertex-gpu",
             "--image",
             image,
+            "--accelerator",
+            "L4x4",
         ],
     )
     assert result.exit_code == 0, result.output
     spec = json.loads(result.output)["pipelineJob"]["pipelineSpec"]
     executors = spec["deploymentSpec"]["executors"]
     assert {e["container"]["image"] for e in executors.values()} == {image}
-    assert (
-        executors["exec-tune-adapter"]["container"]["resources"]["accelerator"]["resourceType"]
-        == "NVIDIA_L4"
-    )
+    # The tuning task runs as a Vertex AI CustomJob on the chosen machine; evaluation gets a GPU.
+    params = spec["components"]["comp-tune-adapter"]["inputDefinitions"]["parameters"]
+    (pool,) = params["worker_pool_specs"]["defaultValue"]
+    assert pool["machine_spec"]["machine_type"] == "g2-standard-48"
+    assert pool["machine_spec"]["accelerator_type"] == "NVIDIA_L4"
+    assert pool["machine_spec"]["accelerator_count"] == 4
+    assert pool["container_spec"]["image_uri"] == image
+    resources = executors["exec-evaluate"]["container"]["resources"]
+    assert resources["accelerator"]["resourceType"] == "NVIDIA_L4"
 
 
 @pytest.mark.parametrize(
@@ -135,6 +142,12 @@ def test_dry_run_with_the_gpu_profile_sends_the_profile_image(tmp_path):
         (["--project", "p", "--pipeline-root", "gs://b", "--label", "A=b"], "label key"),
         (["--project", "p", "--pipeline-root", "gs://b", "--set", "nope=1"], "unknown pipeline"),
         (["--project", "p", "--pipeline-root", "gs://b", "--profile", "tpu"], "unknown profile"),
+        (
+            ["--project", "p", "--pipeline-root", "gs://b", "--profile", "vertex-gpu",
+             "--accelerator", "TPUx4"],
+            "unknown accelerator",
+        ),
+        (["--project", "p", "--pipeline-root", "gs://b", "--accelerator", "L4x4"], "--profile"),
         (["--project", "p", "--pipeline-root", "gs://b", "--run-id", "Bad_Id"], "run id"),
     ],
 )

@@ -3,13 +3,17 @@
 ``pipelines/adapter_tuning.py`` defines the DAG; this table says what the rest of the product
 relies on about it: the summary reads outputs by these names, the run's lineage record links
 the data files and the registry version through the roles below, and the compile profiles give
-the tasks marked ``accelerator`` their GPU. A test checks the table against the compiled YAML
+the tasks that load model weights (``loads == MODEL``) their GPU and memory, and every other task
+(tokenizer only, or no model) a small CPU machine. A test checks the table against the compiled YAML
 (every task, in every sub-DAG, and every output name), so the two cannot drift apart.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+MODEL = "model"  # loads the base model's weights (and adapters): needs an accelerator and memory
+TOKENIZER = "tokenizer"  # loads only the tokenizer: a small CPU machine
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,8 @@ class DagTask:
             record links those files to it).
         registers: Whether the task registers a registry version (its ``version`` output;
             the lineage record adds the version as its output).
-        accelerator: Whether a GPU profile gives the task its accelerator.
+        loads: What of the base model the task loads: ``MODEL`` (its weights), ``TOKENIZER``
+            (only the tokenizer) or nothing (empty).
         condition: The ``dsl.If`` groups the task runs in, outermost first (empty: always runs
             unless an earlier task fails).
     """
@@ -37,7 +42,7 @@ class DagTask:
     kinds: dict[str, str] = field(default_factory=dict)
     reads_data: tuple[str, ...] = ()
     registers: bool = False
-    accelerator: bool = False
+    loads: str = ""
     condition: tuple[str, ...] = ()
 
 
@@ -52,6 +57,7 @@ VALIDATE = DagTask(
     },
     listed={"dataset": "validated data"},
     reads_data=("train_data", "eval_data"),
+    loads=TOKENIZER,
 )
 FORMAT = DagTask(
     "format-text-to-text",
@@ -62,6 +68,7 @@ FORMAT = DagTask(
         "prompt_style": "how the prompts were made (format, template, system instruction)",
     },
     listed={"formatted": "formatted data"},
+    loads=TOKENIZER,
 )
 TUNE = DagTask(
     "tune-adapter",
@@ -74,7 +81,7 @@ TUNE = DagTask(
     },
     listed={"trained_adapter": "adapter", "training_report": "training report"},
     kinds={"trained_adapter": "adapter"},
-    accelerator=True,
+    loads=MODEL,
 )
 EVALUATE = DagTask(
     "evaluate",
@@ -88,6 +95,7 @@ EVALUATE = DagTask(
         "production_version": "the production version compared with (0: none)",
     },
     listed={"predictions": "predictions", "report": "eval report"},
+    loads=MODEL,  # generates with the base, tuned and production models
 )
 GATE = DagTask(
     "passes-gate",

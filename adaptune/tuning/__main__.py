@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+from adaptune.atomic import write_json_atomic
 from adaptune.errors import UserError
 
 
@@ -29,11 +30,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--training", default="{}", help="training settings (JSON)")
     parser.add_argument("--checkpoint-dir", type=Path, help="resumable checkpoints")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--loss-log", type=Path, help="append each step's loss here (JSONL)")
+    parser.add_argument(
+        "--result",
+        type=Path,
+        help="write the outputs here as JSON (first process), a user error beside it",
+    )
     args = parser.parse_args(argv)
 
     from adaptune.tuning.adapter import tune_adapter
     from adaptune.tuning.distributed import current_workers
     from adaptune.tuning.methods import method_from_dict
+    from adaptune.tuning.processes import ERROR_SUFFIX, TuningOutputs
     from adaptune.tuning.settings import TrainingSettings
 
     try:
@@ -48,11 +56,17 @@ def main(argv: list[str] | None = None) -> int:
             eval_file=args.eval,
             checkpoint_dir=args.checkpoint_dir,
             show_progress=not args.quiet,
+            loss_log=args.loss_log,
         )
     except (UserError, json.JSONDecodeError) as exc:
         print(f"adaptune: error: {exc}", file=sys.stderr)
+        if args.result is not None:
+            error = args.result.with_name(args.result.name + ERROR_SUFFIX)
+            write_json_atomic(error, {"message": str(exc)})
         return 2
     if current_workers().main:
+        if args.result is not None:
+            TuningOutputs.from_result(result).write(args.result)
         print(json.dumps(result.summary, indent=2))
     return 0
 

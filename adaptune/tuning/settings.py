@@ -36,6 +36,9 @@ class TrainingSettings:
             instead of keeping them (less memory, about a third more compute): ``True``,
             ``False``, or ``"auto"`` (see
             :func:`adaptune.tuning.gradient_checkpointing.wants_checkpointing`).
+        processes: Training processes per machine, data-parallel (0: one per visible GPU, one
+            on a machine without). N processes take N batches per forward pass, so they train
+            as one process with ``grad_accum`` × N. More than one on CPU runs gloo (tests).
     """
 
     setting_name: ClassVar[str] = "training"
@@ -64,6 +67,7 @@ class TrainingSettings:
         "Recompute activations in backward: auto, true or false.",
         phrase="'auto', true or false",
     )
+    processes: int = setting(0, "Processes per machine, one per GPU (0: every GPU).", ge=0)
 
     def __post_init__(self) -> None:
         check_fields(self, self.setting_name)

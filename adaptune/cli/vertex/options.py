@@ -64,6 +64,11 @@ JOB_OPTIONS = [
     backend_option,
     click.option("--profile", help="Compile with this profile instead (e.g. vertex-gpu)."),
     click.option("--image", help="Component image for --profile (default: the profile's)."),
+    click.option(
+        "--accelerator",
+        help="With --profile vertex-gpu: the tuning CustomJob's accelerator, L4x1 (default), "
+        "L4x4, A100-80GBx1 or H100x8.",
+    ),
 ]
 job_options = apply_options(JOB_OPTIONS)
 
@@ -104,10 +109,11 @@ def pipeline_template(
     image: str | None,
     out_dir: Path,
     backend: str = "local",
+    accelerator: str | None = None,
 ) -> Path:
     """The compiled pipeline to submit: ``compiled``, or the backend's compiled with ``profile``."""
-    if image and not profile:
-        raise UserError("--image needs --profile")
+    if (image or accelerator) and not profile:
+        raise UserError("--image and --accelerator need --profile")
     if not profile:
         if not compiled.is_file():
             raise UserError(f"compiled pipeline not found: {compiled} (run: make compile)")
@@ -116,7 +122,7 @@ def pipeline_template(
     from pipelines.profiles import get_profile
 
     try:
-        chosen = get_profile(profile, image)
+        chosen = get_profile(profile, image, accelerator=accelerator)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     written = {path.name: path for path in compile_all(out_dir, chosen)}
@@ -139,7 +145,14 @@ def prepare(options: dict[str, Any], out_dir: Path, credentials: Any = None) -> 
     init_vertex(settings, credentials)  # before the job is built: its client takes the endpoint
     backend = options.get("backend") or "local"
     compiled = compiled_for_backend(backend, options["compiled"])
-    template = pipeline_template(compiled, options["profile"], options["image"], out_dir, backend)
+    template = pipeline_template(
+        compiled,
+        options["profile"],
+        options["image"],
+        out_dir,
+        backend,
+        options.get("accelerator"),
+    )
     if backend == "vertex_gemini":  # the tuning job runs where the pipeline job does
         where = (
             ("vertex_gemini.project", settings.project),
