@@ -93,7 +93,7 @@ def apply_profile(
     """
     from google.protobuf import json_format
 
-    from adaptune.runner.dag import MODEL, TASKS, TUNE
+    from adaptune.runner.dag import MODEL, TUNE, tasks_for
     from pipelines.custom_job import run_tuning_as_custom_job
 
     spec = pipeline_spec_pb2.PipelineSpec.FromString(spec.SerializeToString())
@@ -104,7 +104,7 @@ def apply_profile(
     )
     for executor in config.executors.values():
         executor.container.image = profile.image
-    for task in TASKS:
+    for task in tasks_for({"pipelineInfo": {"name": spec.pipeline_info.name}}):
         if task.name not in tasks:
             continue
         component = tasks[task.name].component_ref.name

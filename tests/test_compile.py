@@ -165,7 +165,16 @@ def test_gpu_profile_names_its_image_everywhere_and_runs_the_tune_task_as_a_cust
     path, gemini = compile_all(tmp_path, get_profile("vertex-gpu", image))
     gemini_executors = yaml.safe_load(gemini.read_text())["deploymentSpec"]["executors"]
     assert {e["container"]["image"] for e in gemini_executors.values()} == {image}
-    assert all("resources" not in e["container"] for e in gemini_executors.values())
+    # Nothing of the gemini pipeline loads weights (Vertex AI tunes and answers): small CPU
+    # machines only, no accelerator.
+    assert {
+        (
+            e["container"]["resources"]["resourceCpuLimit"],
+            e["container"]["resources"].get("resourceMemoryLimit"),
+        )
+        for e in gemini_executors.values()
+    } == {("4", "16G")}
+    assert not any("accelerator" in e["container"]["resources"] for e in gemini_executors.values())
     spec = yaml.safe_load(path.read_text())
     executors = spec["deploymentSpec"]["executors"]
     assert len(executors) == 8

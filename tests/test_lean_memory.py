@@ -11,13 +11,13 @@ import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 from conftest import SAMPLE
+from test_cli import captured_run  # noqa: F401  (fixture)
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from adaptune.base_models import load_base_model
 from adaptune.cli import main
 from adaptune.compute.loss import LossFunction, chunk_positions, chunked_cross_entropy
 from adaptune.data.encoding import collate, encode_example
-from adaptune.runner.run import RunResult
 from adaptune.tuning.gradient_checkpointing import (
     activation_bytes,
     checkpointed,
@@ -257,21 +257,6 @@ def test_auto_checkpoints_on_a_gpu_only_when_activations_would_crowd_it():
     assert not wants_checkpointing(never, config, gpu, device_memory=10**9)
 
 
-@pytest.fixture
-def captured_run(monkeypatch, tmp_path):
-    from adaptune.runner import run, summary
-
-    calls: list[dict] = []
-
-    def run_local(compiled, params, runs_root, experiment=None, run_id=None):
-        calls.append(params)
-        return RunResult("r", tmp_path / "r", True, None, None, {}, {})
-
-    monkeypatch.setattr(run, "run_local", run_local)
-    monkeypatch.setattr(summary, "print_summary", lambda s, console=None: None)
-    return calls
-
-
 def _run(tmp_path, value: str):
     return CliRunner().invoke(
         main,
@@ -287,7 +272,7 @@ def _run(tmp_path, value: str):
     )
 
 
-def test_the_setting_is_refused_in_one_line_unless_auto_true_or_false(captured_run, tmp_path):
+def test_the_setting_is_refused_in_one_line_unless_auto_true_or_false(captured_run, tmp_path):  # noqa: F811
     result = _run(tmp_path, "maybe")
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
@@ -296,7 +281,7 @@ def test_the_setting_is_refused_in_one_line_unless_auto_true_or_false(captured_r
     assert captured_run == [] and not (tmp_path / "runs").exists()
     for value, expected in (("true", True), ("false", False), ("auto", "auto")):
         assert _run(tmp_path, value).exit_code == 0
-        assert captured_run[-1]["training"]["gradient_checkpointing"] == expected
+        assert captured_run[-1]["params"]["training"]["gradient_checkpointing"] == expected
 
 
 # --- evaluation: eval loss at target positions in chunks; generation keeps the last position ----

@@ -10,7 +10,7 @@ the tasks that load model weights (``loads == MODEL``) their GPU and memory, and
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 MODEL = "model"  # loads the base model's weights (and adapters): needs an accelerator and memory
 TOKENIZER = "tokenizer"  # loads only the tokenizer: a small CPU machine
@@ -148,12 +148,15 @@ TUNE_GEMINI = DagTask(
     listed={"gemini_data": "Gemini data", "tuned_model": "tuned model"},
     kinds={"tuned_model": "vertex_gemini_model"},
 )
-GEMINI_TASKS = (VALIDATE, TUNE_GEMINI, EVALUATE, GATE, REGISTER)
+EVALUATE_GEMINI = replace(EVALUATE, loads="")
+"""The gemini pipeline's evaluate: the same outputs, answers from Vertex AI (no weights)."""
+GEMINI_TASKS = (VALIDATE, TUNE_GEMINI, EVALUATE_GEMINI, GATE, REGISTER)
 """The gemini pipeline's tasks (``pipelines/gemini_tuning.py``), in the order they run."""
 TABLES = {"adapter-tuning": TASKS, "gemini-tuning": GEMINI_TASKS}
 """Each compiled pipeline's table, by its pipeline name (``pipelineInfo.name``)."""
-BY_NAME = {task.name: task for table in TABLES.values() for task in table}
-"""Every task of every pipeline by name (a name two pipelines share is the same task)."""
+BY_NAME = {task.name: task for table in reversed(TABLES.values()) for task in table}
+"""Every task of every pipeline by name (a name two pipelines share has the same outputs; the
+adapter pipeline's entry is kept)."""
 
 
 def tasks_for(spec: dict) -> tuple[DagTask, ...]:
