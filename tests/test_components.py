@@ -152,6 +152,7 @@ def test_tune_evaluate_gate_register(trained_adapter, tmp_path):
             gate_reason="ok",
             production_version=scores.production_version,
             vertex_deploy={},
+            description=f"round {round_}",
         )
         return scores, eval_metrics, registered, reason_file.read_text()
 
