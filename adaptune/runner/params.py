@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from adaptune.compute.device import device_for_training
 from adaptune.data.formatting import INPUT_PLACEHOLDER
 from adaptune.data.settings import DataSettings
 from adaptune.data.sources import GLOB_CHARS, expand_sources
@@ -20,6 +21,7 @@ from adaptune.evaluation.settings import EvaluationSettings
 from adaptune.registry.refs import check_model_name
 from adaptune.settings_dict import MAX_TEXT_CHARS, SEED_LIMIT, Rules, check_value, shown
 from adaptune.tuning.applies import check_method_applies
+from adaptune.tuning.fit import check_memory
 from adaptune.tuning.methods import method_from_dict
 from adaptune.tuning.settings import TrainingSettings
 from adaptune.vertex.deploy_settings import check_vertex_deploy
@@ -300,6 +302,8 @@ def resolve_params(
             "evaluation.max_length": evaluation.max_length,
         },
     )
+    if local:  # the tuning step runs on this machine: refuse what cannot fit before it starts
+        check_memory(params["base_model"], method, training, device_for_training(), show=False)
     return params
 
 

@@ -32,6 +32,8 @@ class TrainingSettings:
         patience: Stop after this many evaluations without improvement (0: never stop early).
         checkpoint_every: Write a resumable checkpoint every N steps (0: never).
         divergence_factor: Stop when the loss exceeds this multiple of the first loss.
+        device_memory_gib: GiB of memory the tuning device offers, used by the fit check
+            instead of what the device reports (0: ask the device).
     """
 
     setting_name: ClassVar[str] = "training"
@@ -55,6 +57,7 @@ class TrainingSettings:
     patience: int = setting(0, "Evals without improvement (0: off).", ge=0)
     checkpoint_every: int = setting(50, "Checkpoint every N steps.", ge=0)
     divergence_factor: float = setting(10.0, "Stop when loss > this × the first loss.", gt=1)
+    device_memory_gib: float = setting(0.0, "Device memory for the fit check (0: ask).", ge=0)
 
     def __post_init__(self) -> None:
         check_fields(self, self.setting_name)
