@@ -215,7 +215,7 @@ def test_the_tuning_step_refuses_before_it_loads_the_weights(
         )
     assert loads == []
     assert not (tmp_path / "adapter").exists()
-    assert "memory estimate" not in capsys.readouterr().out
+    assert "memory estimate" not in capsys.readouterr().err
 
 
 def test_a_run_that_fits_prints_its_estimate_and_reports_it(tmp_path, capsys):
@@ -231,8 +231,8 @@ def test_a_run_that_fits_prints_its_estimate_and_reports_it(tmp_path, capsys):
         LoraMethod(),
         show_progress=False,
     )
-    out = capsys.readouterr().out
-    line = next(x for x in out.splitlines() if x.startswith("memory estimate: ~"))
+    err = capsys.readouterr().err
+    line = next(x for x in err.splitlines() if x.startswith("memory estimate: ~"))
     assert " GiB free on cpu RAM" in line and "(weights 0.0, adapter 0.0" in line
     assert 0 < result.summary["memory_estimate_gib"] < 1
     assert result.summary["memory_estimate_runtime_gib"] == 0.5

@@ -27,6 +27,7 @@ overrides the device's reported memory when that is not the memory the run will 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, fields
 
 import torch
@@ -229,7 +230,7 @@ def _trainable(model: PreTrainedModel, method: AdapterMethod, family: str) -> tu
     from peft import get_peft_model
 
     with quiet():
-        peft_model = get_peft_model(model, method.peft_config(family))
+        peft_model = get_peft_model(model, method.peft_config(family))  # may raise, see plan_for
     count = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
     return count, count
 
@@ -253,7 +254,7 @@ def plan_for(
 
     Args:
         base_model: ``builtin:...`` or a local checkpoint directory (``gs://``: None, it is
-            not fetched for an estimate).
+            not fetched for an estimate; None too when the method does not apply to it).
         method: The adapter method.
         settings: The training settings (batch size, lengths).
         device: Where it will train (activations are bf16 under CUDA autocast).
@@ -268,8 +269,11 @@ def plan_for(
     if weight_bytes is None:
         weight_bytes = stored_dtype_bytes(model)
     shape = ModelShape.of(model)
-    with torch.device("meta"):
-        trainable, new = _trainable(model, method, family)
+    try:
+        with torch.device("meta"):
+            trainable, new = _trainable(model, method, family)
+    except (ValueError, TypeError, KeyError, UserError):
+        return None  # the method does not fit the model: applying it says why, naming the setting
     virtual = method.num_virtual_tokens if isinstance(method, PromptTuningMethod) else 0
     return FitPlan(
         shape=shape,
@@ -354,7 +358,7 @@ def check_memory(
         method: The adapter method.
         settings: The training settings (``device_memory_gib`` overrides the device's memory).
         device: The training device.
-        show: Print the estimate (in the task log).
+        show: Print the estimate on stderr (in the task log).
 
     Raises:
         UserError: One line with the figures and the setting to change, before any weight loads.
@@ -368,6 +372,7 @@ def check_memory(
         print(
             f"memory estimate: {estimate.describe()} of {memory.free_bytes / GIB:.1f} GiB "
             f"free on {memory.where}",
+            file=sys.stderr,  # the task log (kfp.local and Vertex keep stderr); stdout is data
             flush=True,
         )
     return estimate
