@@ -197,17 +197,28 @@ def _evaluate(eval_file: Path, adapter: Path, out: Path, base_model: str = GPT2,
 
 
 @pytest.mark.parametrize(
-    ("tuned_method", "production_base", "loads"),
+    ("tuned_method", "production_base", "production_method", "loads"),
     [
-        ("lora", GPT2, [GPT2]),  # one base model: both adapters on it, switched by set_adapter
-        ("lora", T5, [GPT2, T5]),  # another base model (and family and tokenizer)
-        ("last_layers", GPT2, [GPT2, GPT2]),  # base weights overwritten: a second copy for base
+        ("lora", GPT2, "lora", [GPT2]),  # one base model: both adapters on it, set_adapter
+        ("lora", T5, "lora", [GPT2, T5]),  # another base model (and family and tokenizer)
+        ("last_layers", GPT2, "lora", [GPT2]),  # overwritten blocks put back from a copy
+        ("lora", GPT2, "ia3", [GPT2]),  # another PEFT method: onto the base, lora taken out
+        ("prompt_tuning", GPT2, "lora", [GPT2]),  # prompt learning left no layers behind
+        ("lora", GPT2, "last_layers", [GPT2]),  # overwrites the base once it is no longer needed
     ],
-    ids=["same-base-shared", "other-base", "last-layers-tuned"],
+    ids=[
+        "same-base-shared",
+        "other-base",
+        "last-layers-tuned",
+        "other-method",
+        "prompt-tuned",
+        "last-layers-production",
+    ],
 )
 def test_production_scores_as_if_evaluated_alone(
     tuned_method,
     production_base,
+    production_method,
     loads,
     trained_adapter,
     small_eval,
@@ -219,7 +230,9 @@ def test_production_scores_as_if_evaluated_alone(
         tuned = trained_adapter["adapter"]
     else:
         tuned = _random_adapter(tmp_path / "tuned", GPT2, {"method": tuned_method}, 3)
-    production = _random_adapter(tmp_path / "production", production_base, {"method": "lora"}, 1)
+    production = _random_adapter(
+        tmp_path / "production", production_base, {"method": production_method}, 1
+    )
     result = _evaluate(
         small_eval,
         tuned,

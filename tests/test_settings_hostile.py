@@ -69,6 +69,7 @@ FIELDS: dict[str, dict[str, str]] = {
         "patience": "int>=0",
         "checkpoint_every": "int>=0",
         "divergence_factor": "number>1",
+        "device_memory_gib": "number>=0",
         "seed": "seed",
     },
     "data": {

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from adaptune.compute.device import device_for_training
 from adaptune.data.formatting import INPUT_PLACEHOLDER
 from adaptune.data.settings import DataSettings
 from adaptune.data.sources import GLOB_CHARS, expand_sources
@@ -21,6 +22,7 @@ from adaptune.registry.refs import check_model_name
 from adaptune.runner.gemini_params import check_gemini_params, is_gemini_pipeline
 from adaptune.settings_dict import MAX_TEXT_CHARS, SEED_LIMIT, Rules, check_value, shown
 from adaptune.tuning.applies import check_method_applies
+from adaptune.tuning.fit import check_memory
 from adaptune.tuning.methods import method_from_dict
 from adaptune.tuning.settings import TrainingSettings
 from adaptune.vertex.deploy_settings import check_vertex_deploy
@@ -312,6 +314,8 @@ def resolve_params(
             "evaluation.max_length": evaluation.max_length,
         },
     )
+    if local:  # the tuning step runs on this machine: refuse what cannot fit before it starts
+        check_memory(params["base_model"], method, training, device_for_training(), show=False)
     return params
 
 

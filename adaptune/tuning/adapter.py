@@ -16,12 +16,13 @@ from adaptune.data.jsonl import read_jsonl
 from adaptune.errors import UserError
 from adaptune.tuning.checkpoint import LoopState
 from adaptune.tuning.distributed import barrier, current_workers
-from adaptune.tuning.loading import apply_method, load_tuned_model, save_adapter
+from adaptune.tuning.fit import check_memory
+from adaptune.tuning.loading import apply_method, save_adapter
 from adaptune.tuning.loop import TrainingResult, train, trainable_state
 from adaptune.tuning.loss_curve import plot_loss_png, training_report_html
 from adaptune.tuning.loss_log import append_loss
 from adaptune.tuning.methods import AdapterMethod
-from adaptune.tuning.sanity import check_not_noop, check_reload, probe_logits
+from adaptune.tuning.sanity import check_not_noop, check_reload, probe_logits, reloaded_adapter
 from adaptune.tuning.settings import TrainingSettings
 
 HISTORY_FILE = "training_history.json"
@@ -104,7 +105,10 @@ def tune_adapter(
 
     The adapter directory is written as a whole (staged, then renamed) and only after two
     checks pass: training changed the adapter (it is not a no-op), and the saved adapter,
-    reloaded onto a fresh base model, reproduces the trained model's logits on a probe batch.
+    reloaded onto the same base model (never a second copy of it), reproduces the trained
+    model's logits on a probe batch. Before anything loads, the run's memory is estimated from
+    the base model's config and refused when it cannot fit the device (see
+    :mod:`adaptune.tuning.fit`); the estimate is printed and goes into the summary.
 
     Args:
         train_file: Formatted JSONL with ``prompt`` and ``target`` per line.
@@ -125,12 +129,13 @@ def tune_adapter(
         UserError: On empty data, settings that do not fit the model, divergence, or a failed
             sanity check.
     """
+    device = device_for_training()
+    estimate = check_memory(base_model, method, settings, device, current_workers().main)
     base = load_base_model(base_model)
     train_examples = _encode(train_file, base.tokenizer, base.family, settings.max_length)
     if not train_examples:
         raise UserError(f"{train_file}: no training examples")
     eval_examples = _encode(eval_file, base.tokenizer, base.family, settings.max_length)
-    device = device_for_training()
     torch.manual_seed(settings.seed)  # adapter weights are drawn from the global generator
     model = apply_method(base.model, method, base.family).to(device)
     initial = {k: v.detach().cpu().clone() for k, v in trainable_state(model).items()}
@@ -153,6 +158,8 @@ def tune_adapter(
         log_step,
     )
     summary = summarise(result, len(train_examples))
+    if estimate is not None:
+        summary |= estimate.metrics()
     if not workers.main:  # under torchrun, the first process checks and saves
         barrier(workers)
         return TuneResult(adapter_dir=adapter_dir, training=result, summary=summary, report_html="")
@@ -182,10 +189,8 @@ def tune_adapter(
             },
         )
         write_bytes_atomic(staging / CURVE_FILE, png)
-        fresh = load_base_model(base_model)
-        reloaded = load_tuned_model(fresh.model, staging).to(device)
-        check_reload(
-            expected, probe_logits(reloaded, probe, pad, base.family), bf16=device.type == "cuda"
-        )
+        with reloaded_adapter(model, staging, initial) as reloaded:
+            got = probe_logits(reloaded, probe, pad, base.family)
+        check_reload(expected, got, bf16=device.type == "cuda")
     barrier(workers)
     return TuneResult(adapter_dir=adapter_dir, training=result, summary=summary, report_html=report)

@@ -31,7 +31,7 @@ SHOWN_MODULES = 8
 
 
 @contextmanager
-def _quiet() -> Iterator[None]:
+def quiet() -> Iterator[None]:
     """No warnings or library logs: a check prints nothing unless it refuses."""
     logger = logging.getLogger("transformers")
     level = logger.level
@@ -61,7 +61,7 @@ def empty_model(base_model: str) -> tuple[PreTrainedModel, str] | None:
     if base_model.startswith("gs://"):
         return None
     path = checkpoint_dir(base_model)
-    with _quiet(), torch.device("meta"):
+    with quiet(), torch.device("meta"):
         if path is None:
             key = base_model.removeprefix(builtin.BUILTIN_PREFIX)
             model = builtin.build_model(key, builtin.build_tokenizer())
@@ -153,7 +153,7 @@ def check_method_applies(
     from peft import get_peft_model
 
     try:
-        with _quiet():
+        with quiet():
             get_peft_model(model, method.peft_config(family))
     except (ValueError, TypeError, KeyError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

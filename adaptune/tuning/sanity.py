@@ -1,15 +1,28 @@
-"""Sanity gate for a trained adapter: it must change something, and reload to the same outputs."""
+"""Sanity gate for a trained adapter: it must change something, and reload to the same outputs.
+
+The reload is checked on the model that was trained, never on a second copy of the base: a
+PEFT adapter is loaded from the saved files beside the trained one and made active; a
+``last_layers`` adapter's blocks are put back to their untrained values, then overwritten
+with the saved tensors.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import torch
+from peft import PeftModel
 
 from adaptune.data.encoding import Encoded, collate
 from adaptune.errors import UserError
+from adaptune.tuning.loading import load_tuned_model
 
 RELOAD_TOLERANCE_FP32 = 1e-4
 RELOAD_TOLERANCE_BF16 = 2e-2
 PROBE_SIZE = 4
+RELOADED = "reloaded"
 
 
 class AdapterSanityError(UserError):
@@ -56,3 +69,36 @@ def check_reload(expected: torch.Tensor, reloaded: torch.Tensor, bf16: bool) -> 
             f"the saved adapter does not reproduce the trained model: probe logits differ by "
             f"{difference:.3g} (tolerance {tolerance:g})"
         )
+
+
+@contextmanager
+def reloaded_adapter(
+    model: torch.nn.Module, adapter_dir: Path, initial: dict[str, torch.Tensor]
+) -> Iterator[torch.nn.Module]:
+    """The trained model with the adapter saved in ``adapter_dir`` in place of the trained one.
+
+    A PEFT adapter is loaded under another name onto the same base and is active inside the
+    block (the trained one again after it). For ``last_layers`` the trained blocks are reset to
+    ``initial`` (the values before training) and the saved tensors copied in: a tensor missing
+    from the file then shows as a difference. They stay the saved ones after the block.
+
+    Args:
+        model: The trained model (a ``PeftModel``, or a base model trained in place).
+        adapter_dir: The saved adapter.
+        initial: The trainable tensors before training, by name.
+    """
+    if isinstance(model, PeftModel):
+        trained = model.active_adapter
+        model.load_adapter(str(adapter_dir), adapter_name=RELOADED, is_trainable=False)
+        try:
+            model.set_adapter(RELOADED)
+            yield model
+        finally:
+            model.set_adapter(trained)
+            model.delete_adapter(RELOADED)
+        return
+    own = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, tensor in initial.items():
+            own[name].copy_(tensor.to(own[name].device))
+    yield load_tuned_model(model, adapter_dir)

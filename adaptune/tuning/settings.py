@@ -39,6 +39,8 @@ class TrainingSettings:
         processes: Training processes per machine, data-parallel (0: one per visible GPU, one
             on a machine without). N processes take N batches per forward pass, so they train
             as one process with ``grad_accum`` × N. More than one on CPU runs gloo (tests).
+        device_memory_gib: GiB of memory the tuning device offers, used by the fit check
+            instead of what the device reports (0: ask the device).
     """
 
     setting_name: ClassVar[str] = "training"
@@ -68,6 +70,7 @@ class TrainingSettings:
         phrase="'auto', true or false",
     )
     processes: int = setting(0, "Processes per machine, one per GPU (0: every GPU).", ge=0)
+    device_memory_gib: float = setting(0.0, "Device memory for the fit check (0: ask).", ge=0)
 
     def __post_init__(self) -> None:
         check_fields(self, self.setting_name)
