@@ -49,6 +49,7 @@ DEFAULT_TRAINING = {
     "divergence_factor": 10.0,
     "gradient_checkpointing": "auto",
     "processes": 0,
+    "device_memory_gib": 0.0,
 }
 DEFAULT_GATE = {
     "metric": "exact_match",
@@ -123,7 +124,8 @@ def adapter_tuning(
         training: steps (0: use epochs), epochs, learning_rate, batch_size, grad_accum,
             schedule, warmup_fraction, max_grad_norm, max_length, eval_every, patience,
             checkpoint_every, divergence_factor, gradient_checkpointing, processes (per
-            machine; 0: one per GPU).
+            machine; 0: one per GPU), device_memory_gib (the fit check's device memory; 0: ask
+            the device).
         seed: Random seed for adapter init, batch order and dropout.
         gate: metric (exact_match, rouge_l, bleu or chrf), threshold, min_improvement and
             tolerance (how far below the production version's score the tuned one may be).

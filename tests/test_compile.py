@@ -286,7 +286,7 @@ def test_several_machines_spot_and_a_reservation_reach_the_custom_job(tmp_path):
         reservation=reservation,
         boot_disk_gb=500,
     )
-    (path,) = compile_all(tmp_path, profile)
+    path, _ = compile_all(tmp_path, profile)
     spec = yaml.safe_load(path.read_text())
     first, others = _worker_pools(spec)  # GCPC: the primary replica, then the other machines
     assert (first["replica_count"], others["replica_count"]) == (1, 2)
@@ -310,7 +310,7 @@ def test_the_cpu_profile_gives_weight_loading_tasks_memory_and_the_others_a_smal
 ):
     from pipelines.profiles import get_profile
 
-    (path,) = compile_all(tmp_path, get_profile("vertex-cpu"))
+    path, _ = compile_all(tmp_path, get_profile("vertex-cpu"))
     spec = yaml.safe_load(path.read_text())
     resources = _resources(spec)
     for task in dag.TASKS:
