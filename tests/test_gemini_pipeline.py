@@ -18,6 +18,7 @@ import pytest
 from conftest import REPO, SAMPLE
 from fake_gemini import FakeGemini, JobScript
 from fake_metadata import FakeMetadata
+from google.oauth2.credentials import Credentials
 
 from adaptune.lineage.store import MetadataStore
 from adaptune.registry import list_versions, read_aliases, resolve_version, verify_version
@@ -223,8 +224,11 @@ def _production_version(env: dict) -> str:
     endpoint = f"{PARENT}/endpoints/5000"
     record = {"model": f"{PARENT}/models/5000@1", "endpoint": endpoint, "job_name": "j"}
     (tuned / "tuned_model.json").write_text(json.dumps(record))
+    env["gemini"].add_model(record["model"])
+    where = {"project": PROJECT, "location": LOCATION, "api_endpoint": env["gemini"].url}
     done = register_step(env["registry"], MODEL, tuned, {"tuned_exact_match": 1.0}, "ab" * 32,
-                         "earlier-run", "earlier-run", "passed", 0)  # fmt: skip
+                         "earlier-run", "earlier-run", "passed", 0, where,
+                         credentials=Credentials(token="earlier"))  # fmt: skip
     assert done.promoted
     return endpoint
 
