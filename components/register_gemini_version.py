@@ -23,11 +23,14 @@ def register_version(
     pipeline_job_name: str,
     gate_reason: str,
     production_version: int,
+    vertex_gemini: dict,
 ) -> NamedTuple("Outputs", version=int, model_ref=str, promoted=bool, note=str, deploy_first=bool):
     """Register a version of kind vertex_gemini (the tuned model and endpoint, no weights).
 
-    The version is promoted in the same atomic write, unless another run moved production
-    since this one was evaluated (then it is registered, not promoted).
+    The version's evaluation metrics are imported into the tuned model's Vertex AI Model
+    Registry entry, then it is promoted, unless another run moved production since this one
+    was evaluated (then it is registered, not promoted). A failed import fails the task with
+    production as it was.
 
     Args:
         tuned_model: tune_gemini's tuned_model.json.
@@ -39,6 +42,8 @@ def register_version(
         pipeline_job_name: The pipeline job's name.
         gate_reason: Why the gate passed.
         production_version: The production version the gate compared with (0: none).
+        vertex_gemini: project, location and api_endpoint: where the tuned model's Model
+            Registry entry is.
 
     Returns:
         version: The new version number.
@@ -64,6 +69,7 @@ def register_version(
             pipeline_job_name,
             gate_reason,
             production_version,
+            vertex_gemini,
         )
     print(f"registered {done.version.ref}" + ("" if done.promoted else f"; {done.note}"))
     outputs = namedtuple("Outputs", ["version", "model_ref", "promoted", "note", "deploy_first"])

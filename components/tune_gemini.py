@@ -2,6 +2,7 @@
 
 from typing import NamedTuple
 
+from google_cloud_pipeline_components.types.artifact_types import VertexEndpoint, VertexModel
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
@@ -20,6 +21,8 @@ def tune_gemini(
     gemini_data: Output[Dataset],
     tuned_model: Output[Model],
     tuning_metrics: Output[Metrics],
+    vertex_model: Output[VertexModel],
+    vertex_endpoint: Output[VertexEndpoint],
 ) -> NamedTuple("Outputs", endpoint=str, job_name=str):
     """Check Gemini's limits, upload the data, run the tuning job and wait for its model.
 
@@ -36,6 +39,10 @@ def tune_gemini(
         gemini_data: The split examples and the Gemini JSONL that was uploaded.
         tuned_model: tuned_model.json: the tuned model, its endpoint, the job, its data stats.
         tuning_metrics: The job's data statistics (examples, billable tokens, ...).
+        vertex_model: The tuned model's Vertex AI model version (google.VertexModel: uri
+            https://LOCATION-aiplatform.googleapis.com/v1/projects/P/locations/L/models/ID@V,
+            metadata resourceName projects/P/locations/L/models/ID@V).
+        vertex_endpoint: The endpoint serving it (google.VertexEndpoint, likewise).
 
     Returns:
         endpoint: The Vertex AI endpoint serving the tuned model.
@@ -46,6 +53,7 @@ def tune_gemini(
 
     from adaptune.step_errors import reported
     from adaptune.vertex.gemini_steps import tune_step
+    from adaptune.vertex.resource_uris import RESOURCE_NAME_KEY, resource_uri
 
     with reported("tune_gemini"):
         outcome = tune_step(
@@ -63,6 +71,10 @@ def tune_gemini(
     tuned_model.metadata.update(
         {"model": result.tuned_model, "endpoint": result.endpoint, "job_name": result.job_name}
     )
+    vertex_model.uri = resource_uri(result.tuned_model)
+    vertex_model.metadata[RESOURCE_NAME_KEY] = result.tuned_model
+    vertex_endpoint.uri = resource_uri(result.endpoint)
+    vertex_endpoint.metadata[RESOURCE_NAME_KEY] = result.endpoint
     stats = result.data_stats.get("supervisedTuningDataStats", {})
     for key, value in stats.items():
         try:  # counts come as strings (int64 in JSON); distributions are mappings

@@ -4,9 +4,12 @@ The same steps as the adapter pipeline where they apply: validate-dataset checks
 and passes-gate decides, unchanged; tune-gemini checks Gemini tuning's limits, uploads the data
 and runs Vertex AI's tuning job; evaluate asks the tuned endpoint, the base model and the
 production version with generateContent and scores them with the same metrics; register-version
-records a version of kind ``vertex_gemini`` (the tuned model and endpoint, no weights) and
-promotes it. ``adaptune run --backend vertex_gemini`` (and ``vertex submit``/``schedule create``
-with it) runs this file, ``compiled/gemini_tuning.yaml``.
+records a version of kind ``vertex_gemini`` (the tuned model and endpoint, no weights),
+imports its evaluation into the tuned model's Vertex AI Model Registry entry and promotes it.
+tune-gemini outputs the tuned model and its endpoint as ``google.VertexModel`` and
+``google.VertexEndpoint`` artifacts, so Vertex AI's lineage graph links them to the data.
+``adaptune run --backend vertex_gemini`` (and ``vertex submit``/``schedule create`` with it)
+runs this file, ``compiled/gemini_tuning.yaml``.
 
 Defaults mirror the library's (a test keeps them in sync); nothing here reads the environment.
 """
@@ -110,5 +113,6 @@ def gemini_tuning(
             pipeline_job_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
             gate_reason=gate_check.outputs["reason"],
             production_version=scoring.outputs["production_version"],
+            vertex_gemini=vertex_gemini,
         )
         registration.set_caching_options(False)

@@ -6,7 +6,11 @@ client sends ``{url}/v1beta1/projects/P/locations/L/...``; this server answers:
 - ``POST .../tuningJobs`` (create), ``GET .../tuningJobs`` (list), ``GET .../tuningJobs/ID``
   (get) and ``POST .../tuningJobs/ID:cancel``;
 - ``POST .../publishers/google/models/M:generateContent`` and
-  ``POST .../endpoints/E:generateContent``.
+  ``POST .../endpoints/E:generateContent``;
+- the tuned models, as the Vertex AI Model Registry serves them to google-cloud-aiplatform
+  (REST, ``/v1/``): ``GET .../models/ID@VERSION``, and their evaluations: ``POST
+  .../models/ID@VERSION/evaluations:import`` adds one, ``GET .../evaluations`` lists them. A
+  job that succeeds makes its model; :meth:`FakeGemini.add_model` puts one there.
 
 Every request is recorded (method, path, body, headers) so tests assert what the client sent.
 A job's course is scripted (:class:`JobScript`): it runs for ``polls`` reads of it, one epoch
@@ -73,6 +77,8 @@ class FakeGemini:
     script: JobScript = field(default_factory=JobScript)
     answer: Callable[[str, dict[str, Any]], str] = lambda model, body: f"answer of {model}"
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    evaluations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     failures: list[tuple[str, str, int]] = field(default_factory=list)
     delay_seconds: float = 0.0
@@ -114,6 +120,17 @@ class FakeGemini:
         self.jobs[name] = {"name": name, **resource}
         self._scripts[name] = script or self.script
         self._reads[name] = 0
+
+    def add_model(self, versioned_name: str) -> None:
+        """Put a tuned model version there (``projects/P/locations/L/models/ID@VERSION``)."""
+        name, _, version = versioned_name.partition("@")
+        self.models[f"{name}@{version or '1'}"] = {
+            "name": name,
+            "versionId": version or "1",
+            "displayName": name.rsplit("/", 1)[-1],
+            "versionAliases": ["default"],
+            "createTime": _time(),
+        }
 
     # --- request handling -------------------------------------------------------------
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -172,6 +189,8 @@ class FakeGemini:
             return _error(404, f"not a Vertex AI resource: {path}")
         if verb == "generateContent" and request.method == "POST":
             return self._generate(name, request.body)
+        if len(parts) >= 6 and parts[4] == "models":
+            return self._model_route(request.method, parts, verb, request.body)
         if parts[-1] == "tuningJobs" and request.method == "POST":
             return self._create(name, request.body)
         if parts[-1] == "tuningJobs" and request.method == "GET":
@@ -185,6 +204,29 @@ class FakeGemini:
             if not verb and request.method == "GET":
                 return 200, self._read(name)
         return _error(400, f"unsupported: {request.method} {path}")
+
+    def _model_route(
+        self, method: str, parts: list[str], verb: str, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any]]:
+        """A tuned model version, or its evaluations (the real API's 404 for an unknown one)."""
+        model_id, _, version = parts[5].partition("@")
+        versioned = "/".join([*parts[:5], f"{model_id}@{version or '1'}"])
+        if versioned not in self.models:
+            return _error(404, f"{versioned} not found")
+        rest = parts[6:]
+        if not rest and not verb and method == "GET":
+            return 200, self.models[versioned]
+        if rest == ["evaluations"] and not verb and method == "GET":
+            return 200, {"modelEvaluations": self.evaluations.get(versioned, [])}
+        if rest == ["evaluations"] and verb == "import" and method == "POST":
+            evaluation = dict(body.get("modelEvaluation") or {})
+            if not evaluation.get("metricsSchemaUri"):
+                return _error(400, "modelEvaluation.metricsSchemaUri is required")
+            found = self.evaluations.setdefault(versioned, [])
+            evaluation.update(name=f"{versioned}/evaluations/{len(found) + 1}", createTime=_time())
+            found.append(evaluation)
+            return 200, evaluation
+        return _error(400, f"unsupported: {method} {'/'.join(parts)}:{verb}")
 
     def _create(self, parent: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if "baseModel" not in body or "supervisedTuningSpec" not in body:
@@ -219,6 +261,7 @@ class FakeGemini:
                 "model": f"{parent}/models/{number}@1",
                 "endpoint": f"{parent}/endpoints/{number}",
             }
+            self.add_model(job["tunedModel"]["model"])
             job["tuningDataStats"] = {
                 "supervisedTuningDataStats": {
                     "tuningDatasetExampleCount": "20",

@@ -473,3 +473,29 @@ def test_the_deploy_task_outputs_typed_vertex_artifacts_and_consumes_the_adapter
     executor = spec["deploymentSpec"]["executors"][component["executorLabel"]]
     source = executor["container"]["command"][-1]
     assert "from google_cloud_pipeline_components.types.artifact_types import VertexModel" in source
+
+
+def test_the_tune_gemini_task_outputs_typed_vertex_artifacts():
+    spec = yaml.safe_load(GEMINI_COMPILED.read_text())
+    task = spec["root"]["dag"]["tasks"][dag.TUNE_GEMINI.name]
+    component = spec["components"][task["componentRef"]["name"]]
+    artifacts = component["outputDefinitions"]["artifacts"]
+    assert artifacts["vertex_model"]["artifactType"] == {
+        "schemaTitle": "google.VertexModel",
+        "schemaVersion": "0.0.1",
+    }
+    assert artifacts["vertex_endpoint"]["artifactType"] == {
+        "schemaTitle": "google.VertexEndpoint",
+        "schemaVersion": "0.0.1",
+    }
+    # The register step still reads the tuned model's record (a plain Model artifact).
+    assert artifacts["tuned_model"]["artifactType"]["schemaTitle"] == "system.Model"
+    # The register task gets vertex_gemini: it imports the evaluation into the Model Registry.
+    register = next(
+        c["dag"]["tasks"][dag.REGISTER.name]
+        for c in spec["components"].values()
+        if dag.REGISTER.name in c.get("dag", {}).get("tasks", {})
+    )
+    assert register["inputs"]["parameters"]["vertex_gemini"]["componentInputParameter"] == (
+        "pipelinechannel--vertex_gemini"
+    )

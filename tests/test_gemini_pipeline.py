@@ -13,11 +13,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 from conftest import REPO, SAMPLE
 from fake_gemini import FakeGemini, JobScript
 from fake_metadata import FakeMetadata
+from google.oauth2.credentials import Credentials
 
 from adaptune.lineage.store import MetadataStore
 from adaptune.registry import list_versions, read_aliases, resolve_version, verify_version
@@ -183,7 +185,8 @@ def test_a_succeeded_job_passes_the_gate_and_becomes_production(env):
     meta = version.metadata
     assert meta["kind"] == "vertex_gemini"
     assert meta["tuned_model"]["endpoint"] == endpoint
-    assert meta["tuned_model"]["model"] == f"{PARENT}/models/7001@1"
+    tuned_model = f"{PARENT}/models/7001@1"
+    assert meta["tuned_model"]["model"] == tuned_model
     assert meta["metrics"]["tuned_exact_match"] == 1.0
     assert meta["metrics"]["base_exact_match"] == 0.0
     assert meta["tuning_job"]["data_stats"]["supervisedTuningDataStats"]["tuningStepCount"]
@@ -199,7 +202,45 @@ def test_a_succeeded_job_passes_the_gate_and_becomes_production(env):
         "succeeded",
     )
     assert summary["gemini"]["endpoint"] == endpoint
+    assert summary["gemini"]["model"] == tuned_model
     assert "is now production" in out.stdout
+    # tune-gemini's typed outputs, as kfp.local wrote them and the lineage store keeps them.
+    (task_dir,) = (env["runs"] / run["run_id"]).glob("pipeline/*/tune-gemini")
+    written = json.loads((task_dir / "executor_output.json").read_text())["artifacts"]
+    regional = f"https://{LOCATION}-aiplatform.googleapis.com/v1/"
+    (model_artifact,) = written["vertex_model"]["artifacts"]
+    assert model_artifact["uri"] == regional + tuned_model
+    assert model_artifact["metadata"] == {"resourceName": tuned_model}
+    (endpoint_artifact,) = written["vertex_endpoint"]["artifacts"]
+    assert endpoint_artifact["uri"] == regional + endpoint
+    assert endpoint_artifact["metadata"] == {"resourceName": endpoint}
+    store = MetadataStore(env["runs"])
+    try:
+        (stored,) = store.find_artifacts("vertex_model", run_id=run["run_id"])
+        assert stored.uri == regional + tuned_model
+        assert store.producer(stored.id)["type"] == "tune-gemini"
+        (stored_endpoint,) = store.find_artifacts("vertex_endpoint", run_id=run["run_id"])
+        assert stored_endpoint.properties["resourceName"] == endpoint
+    finally:
+        store.close()
+    # The version's evaluation is in the tuned model's Vertex AI Model Registry entry.
+    (imported,) = gemini.calls("POST", "/evaluations:import")
+    assert imported.path == f"/v1/{tuned_model}/evaluations:import"
+    headers = {key.lower(): value for key, value in imported.headers.items()}
+    assert headers["authorization"] == "Bearer fake-token"  # ADC, as the tuning job's
+    evaluation = imported.body["modelEvaluation"]
+    assert evaluation["metricsSchemaUri"] == (
+        "gs://google-cloud-aiplatform/schema/modelevaluation/"
+        "general_text_generation_metrics_1.0.0.yaml"
+    )
+    assert evaluation["displayName"] == f"adaptune {MODEL}@v1"
+    assert evaluation["metrics"]["exact_match"] == meta["metrics"]["tuned_exact_match"] == 1.0
+    assert evaluation["metrics"]["base_exact_match"] == 0.0
+    assert evaluation["metadata"]["run_id"] == run["run_id"]
+    assert evaluation["metadata"]["registry_version"] == f"{MODEL}@v1"
+    assert gemini.evaluations[tuned_model] == [
+        {**evaluation, "name": f"{tuned_model}/evaluations/1", "createTime": ANY}
+    ]
     # Lineage: the registered version back through the tuned model to the data files.
     chain = _lineage_json(env, f"{MODEL}@v1")
     text = json.dumps(chain)
@@ -223,8 +264,11 @@ def _production_version(env: dict) -> str:
     endpoint = f"{PARENT}/endpoints/5000"
     record = {"model": f"{PARENT}/models/5000@1", "endpoint": endpoint, "job_name": "j"}
     (tuned / "tuned_model.json").write_text(json.dumps(record))
+    env["gemini"].add_model(record["model"])
+    where = {"project": PROJECT, "location": LOCATION, "api_endpoint": env["gemini"].url}
     done = register_step(env["registry"], MODEL, tuned, {"tuned_exact_match": 1.0}, "ab" * 32,
-                         "earlier-run", "earlier-run", "passed", 0)  # fmt: skip
+                         "earlier-run", "earlier-run", "passed", 0, where,
+                         credentials=Credentials(token="earlier"))  # fmt: skip
     assert done.promoted
     return endpoint
 
@@ -257,6 +301,24 @@ def test_a_job_that_fails_or_expires_fails_the_run_at_the_tune_step(env, state):
     assert summary["registry"] is None
     # One job: the task is not retried into a second (paid) job.
     assert len(env["gemini"].calls("POST", "/tuningJobs")) == 1
+
+
+@pytest.mark.pipeline
+@pytest.mark.slow
+def test_a_failed_evaluation_import_fails_the_register_step_and_production_stays(env):
+    _production_version(env)
+    env["gemini"].fail("POST", "/models/7001@1/evaluations:import", 503, times=10)
+    out = run_cli(env)
+    assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
+    summary = _summary(env)
+    assert summary["failed_step"] == "register-version"
+    error = summary["error"]
+    assert f"{MODEL}@v2 is registered but not promoted: importing {MODEL}@v2's evaluation" in error
+    assert f"{PARENT}/models/7001@1 failed" in error and "503" in error
+    # No alias moved: production is the earlier version; the new one is registered, unpromoted.
+    assert read_aliases(env["registry"], MODEL) == {"production": 1}
+    assert [v.version for v in list_versions(env["registry"], MODEL)] == [1, 2]
+    assert "7001@1" not in str(env["gemini"].evaluations)
 
 
 @pytest.mark.pipeline

@@ -55,10 +55,14 @@ def _register(registry, fake, number: int, system: str = ""):
         "system_instruction": system,
     }
     (tuned / "tuned_model.json").write_text(json.dumps(record))
+    fake.add_model(record["model"])  # its Model Registry entry, for the evaluation's import
     run = f"run-{number}"
     metrics = {"tuned_exact_match": 0.9}
     before = 0 if number == 1 else 1
-    return register_step(registry, MODEL, tuned, metrics, "cd" * 32, run, run, "passed", before)
+    where = {"project": PROJECT, "location": LOCATION, "api_endpoint": fake.url}
+    return register_step(
+        registry, MODEL, tuned, metrics, "cd" * 32, run, run, "passed", before, where
+    )
 
 
 def test_a_gemini_version_is_promoted_and_rolled_back_like_any(tmp_path, fake):
@@ -177,6 +181,7 @@ def test_a_gemini_version_is_not_deployed_as_an_adapter(tmp_path, fake):
 
     registry = tmp_path / "registry"
     _register(registry, fake, 1)
+    fake.requests.clear()  # registering imported the evaluation; the deploy must call nothing
     version = resolve_version(registry, MODEL, "production")
     where = VertexSettings(project=PROJECT, location=LOCATION, pipeline_root="gs://b/root")
     how = VertexDeploySettings(serving_image="img:1")

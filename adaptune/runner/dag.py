@@ -142,6 +142,8 @@ TUNE_GEMINI = DagTask(
         "gemini_data": "the split examples and the Gemini JSONL uploaded for the job",
         "tuned_model": "the tuned model, its endpoint, the job and its data statistics",
         "tuning_metrics": "the job's data statistics (examples, billable tokens, ...)",
+        "vertex_model": "the tuned model's Vertex AI model version (google.VertexModel)",
+        "vertex_endpoint": "the Vertex AI endpoint serving it (google.VertexEndpoint)",
         "endpoint": "the Vertex AI endpoint serving the tuned model",
         "job_name": "the tuning job's resource name",
     },

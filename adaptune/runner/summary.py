@@ -114,6 +114,7 @@ def build_summary(
         else None,
         "gemini": {
             "job_name": param(dag.TUNE_GEMINI, "job_name"),
+            "model": resource(dag.TUNE_GEMINI, "vertex_model"),
             "endpoint": param(dag.TUNE_GEMINI, "endpoint"),
             "data_stats": tuning.metadata
             if (tuning := artifact(dag.TUNE_GEMINI, "tuning_metrics"))

@@ -4,6 +4,10 @@ Each is what its component (``components/tune_gemini.py``, ``evaluate_gemini.py`
 ``register_gemini_version.py``) calls, with paths and plain values, so the components stay
 thin. The tuned model travels between the steps as ``tuned_model.json`` in the tune step's
 ``tuned_model`` artifact: the tuned model, its endpoint, the job and its data statistics.
+
+The tuned Gemini model is a Vertex AI model (``projects/P/locations/L/models/ID@VERSION``): the
+register step imports the registered version's evaluation into its Model Registry entry before
+it promotes the version, so that the console shows the metrics beside the tuned model.
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ from typing import Any
 from adaptune.atomic import write_json_atomic
 from adaptune.data.settings import DataSettings
 from adaptune.errors import UserError
-from adaptune.registry import register_and_promote
+from adaptune.registry import promote_gated, register_and_promote
 from adaptune.registry.kinds import TUNED_MODEL_FILE, VERTEX_GEMINI
-from adaptune.registry.local import Registration
-from adaptune.vertex.gemini_backend import check_vertex_gemini
+from adaptune.registry.local import RegisteredVersion, Registration
+from adaptune.vertex.gemini_backend import GeminiTarget, check_vertex_gemini
 from adaptune.vertex.gemini_data import GeminiDataset, upload_gemini_data
 from adaptune.vertex.gemini_evaluation import (
     GeminiEvaluation,
@@ -31,6 +35,8 @@ from adaptune.vertex.gemini_evaluation import (
 )
 from adaptune.vertex.gemini_limits import check_gemini_examples, limits_for, require_within_limits
 from adaptune.vertex.gemini_tuning import GeminiTuningResult, run_tuning_job
+from adaptune.vertex.model_evaluation import import_version_evaluation
+from adaptune.vertex.resource_uris import resource_location
 
 Log = Callable[[str], None]
 
@@ -170,6 +176,48 @@ def evaluate_step(
     return evaluation
 
 
+def import_tuned_model_evaluation(
+    target: GeminiTarget, version: RegisteredVersion, credentials: Any = None
+) -> str | None:
+    """Import ``version``'s evaluation into its tuned model's Vertex AI Model Registry entry.
+
+    Args:
+        target: Where the model lives (the project, and the ``api_endpoint`` when not
+            Google's); the region is the model's own.
+        version: A ``vertex_gemini`` registry version (its ``tuned_model.model`` names the
+            Vertex model version).
+        credentials: Credentials (default: Application Default Credentials).
+
+    Returns:
+        The evaluation's resource name, or None when the version has no metrics.
+
+    Raises:
+        UserError: If reading the model or importing fails (one line, naming the model).
+    """
+    from google.cloud import aiplatform
+
+    from adaptune.vertex.deployment import call_errors
+
+    name = version.metadata["tuned_model"]["model"]
+    location = resource_location(name)
+    endpoint = {"api_endpoint": target.api_endpoint} if target.api_endpoint else {}
+    try:
+        aiplatform.init(
+            project=target.project,
+            location=location,
+            credentials=credentials,
+            api_transport="rest",
+            **endpoint,
+        )
+        return import_version_evaluation(aiplatform.Model(name), version)
+    except call_errors() as exc:
+        reason = " ".join(str(exc).split())
+        raise UserError(
+            f"importing {version.ref}'s evaluation into the Vertex AI Model Registry entry "
+            f"{name} failed: {reason}"
+        ) from exc
+
+
 def register_step(
     registry_dir: Path,
     model_name: str,
@@ -180,13 +228,24 @@ def register_step(
     pipeline_job_name: str,
     gate_reason: str,
     production_version: int,
+    vertex_gemini: dict[str, Any],
+    log: Log = print,
+    credentials: Any = None,
 ) -> Registration:
     """Register the tuned model as a ``vertex_gemini`` version and make it production.
 
     The version holds ``tuned_model.json`` (no weights); ``version.json`` records the tuned
-    model and endpoint, the job's data statistics, the metrics and the lineage facts. As any
-    gated version, it is not promoted when production moved since the evaluation.
+    model and endpoint, the job's data statistics, the metrics and the lineage facts. It is
+    registered unpromoted, its evaluation is imported into the tuned model's Vertex AI Model
+    Registry entry, and only then is it promoted: if the import fails, the step fails with
+    production unchanged (the version stays registered, unpromoted). As any gated version, it
+    is not promoted when production moved since the evaluation. ``credentials`` are the Model
+    Registry's (default: Application Default Credentials).
+
+    Raises:
+        UserError: If the tuned model's record is unreadable or the import fails.
     """
+    target, _ = check_vertex_gemini(vertex_gemini)
     tuned = read_tuned_model(tuned_model_dir)
     metadata = {
         "kind": VERTEX_GEMINI,
@@ -212,10 +271,24 @@ def register_step(
         "gate_reason": gate_reason,
         "pipeline_job_name": pipeline_job_name,
     }
-    return register_and_promote(
+    registered = register_and_promote(
         Path(registry_dir),
         model_name,
         Path(tuned_model_dir),
         metadata,
         evaluated_against=production_version,
+        deploy_first=True,  # registered unpromoted: promoted once its evaluation is imported
     )
+    version = registered.version
+    try:
+        evaluation = import_tuned_model_evaluation(target, version, credentials)
+    except UserError as exc:
+        raise UserError(f"{version.ref} is registered but not promoted: {exc}") from exc
+    if evaluation:
+        log(f"imported {version.ref}'s evaluation into the Model Registry as {evaluation}")
+    if not registered.deploy_first:  # production moved meanwhile, or it is production already
+        return Registration(version, registered.promoted, registered.note)
+    promoted, note = promote_gated(
+        Path(registry_dir), model_name, version.version, production_version
+    )
+    return Registration(version, promoted, note)
