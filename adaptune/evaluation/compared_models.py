@@ -63,6 +63,7 @@ def for_each_model(
     production: ProductionModel | None,
     device: torch.device,
     visit: Visit,
+    dtype: torch.dtype | None = None,
 ) -> None:
     """Call ``visit`` for the tuned, the base and (when given) the production model, in turn.
 
@@ -75,11 +76,12 @@ def for_each_model(
         production: The production version, or None.
         device: Where the models run.
         visit: Called once per model.
+        dtype: The dtype base models are loaded in (None: what their files hold).
 
     Raises:
         UserError: If an adapter directory holds no adapter or does not fit its base model.
     """
-    base = load_base_model(base_model)
+    base = load_base_model(base_model, dtype)
     model = load_tuned_model(base.model, adapter_dir).to(device)
     visit(TUNED, model, base)
     if isinstance(model, PeftModel):
@@ -87,7 +89,7 @@ def for_each_model(
             visit(BASE, model, base)
     else:  # the adapter overwrote base weights: score a fresh copy of the base model
         del model
-        base = load_base_model(base_model)
+        base = load_base_model(base_model, dtype)
         model = base.model.to(device)
         visit(BASE, model, base)
     if production is None:
@@ -102,5 +104,5 @@ def for_each_model(
         visit(PRODUCTION, load_tuned_model(model, production.adapter_dir).to(device), base)
         return
     del model, base  # let the previous model go before loading the next one
-    other = load_base_model(production.base_model)
+    other = load_base_model(production.base_model, dtype)
     visit(PRODUCTION, load_tuned_model(other.model, production.adapter_dir).to(device), other)

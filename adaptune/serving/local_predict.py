@@ -90,8 +90,8 @@ def compare_base_and_tuned(
         tuned_answers = [a.text for a in pool.generate(version, pooled, options)]
         return version, pool.generate_base(version, pooled, options), tuned_answers
     verify_version(version)  # never compare with files that changed since registration
-    with explained_load_errors(version.ref):
-        base = load_base_model(version.base_model)
+    with explained_load_errors(version.ref):  # on the CPU, so in fp32 (as auto there)
+        base = load_base_model(version.base_model, torch.float32)
     prompts = [build_prompt(version, c, base.tokenizer) for c in conversations]
 
     def answers(model: torch.nn.Module) -> list[str]:
