@@ -43,6 +43,7 @@ DEFAULT_TRAINING = {
     "max_grad_norm": 1.0,
     "max_length": 256,
     "max_batch_tokens": 4096,
+    "precision": "auto",
     "eval_every": 50,
     "patience": 0,
     "checkpoint_every": 50,
@@ -64,6 +65,7 @@ DEFAULT_EVALUATION = {
     "seed": 0,
     "report_examples": 20,
     "max_length": 256,
+    "precision": "auto",
 }
 DEFAULT_DATA = {
     "format": "auto",

@@ -171,9 +171,9 @@ def base_loads(monkeypatch):
     """Counts the base models loaded while comparing models."""
     loaded: list[str] = []
 
-    def counting(name):
+    def counting(name, dtype=None):
         loaded.append(name)
-        return load_base_model(name)
+        return load_base_model(name, dtype)
 
     monkeypatch.setattr(compared_models, "load_base_model", counting)
     return loaded
@@ -412,6 +412,7 @@ def test_evaluation_settings_accept_pipeline_floats_and_round_trip():
         "seed": 0,
         "report_examples": 20,
         "max_length": 256,
+        "precision": "auto",
     }
     settings = EvaluationSettings.from_dict(
         {"batch_size": 8.0, "max_new_tokens": 16.0, "temperature": 1}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoModelForSeq2SeqLM,
@@ -36,7 +37,7 @@ class BaseModel:
     family: Family
 
 
-def load_base_model(name: str) -> BaseModel:
+def load_base_model(name: str, dtype: torch.dtype | None = None) -> BaseModel:
     """Load ``name``: ``builtin:<model>`` or a local directory holding a Hugging Face checkpoint.
 
     Checkpoint directories are loaded with the Auto classes: an encoder-decoder config gives a
@@ -44,6 +45,8 @@ def load_base_model(name: str) -> BaseModel:
 
     Args:
         name: ``builtin:tiny-gpt2``, ``builtin:tiny-t5``, or a checkpoint directory (local or ``gs://``).
+        dtype: The dtype the weights are held in, converted while loading (no copy in the
+            files' dtype is kept); None: the dtype the files hold (built-in models: fp32).
 
     Returns:
         The loaded model and tokenizer.
@@ -56,6 +59,8 @@ def load_base_model(name: str) -> BaseModel:
         key = name.removeprefix(builtin.BUILTIN_PREFIX)
         tokenizer = builtin.build_tokenizer()
         model = builtin.build_model(key, tokenizer)
+        if dtype is not None:
+            model = model.to(dtype)
         family: Family = builtin.BUILTIN_MODELS[key].family  # type: ignore[assignment]
         return BaseModel(name=name, model=model, tokenizer=tokenizer, family=family)
     if not (path / "config.json").is_file():
@@ -65,6 +70,6 @@ def load_base_model(name: str) -> BaseModel:
         )
     family = family_from_dir(path, name)  # type: ignore[assignment]
     auto = AutoModelForSeq2SeqLM if family == "seq2seq" else AutoModelForCausalLM
-    model = auto.from_pretrained(path, local_files_only=True)
+    model = auto.from_pretrained(path, local_files_only=True, dtype=dtype or "auto")
     tokenizer = tokenizer_from_dir(path, name)
     return BaseModel(name=name, model=model.eval(), tokenizer=tokenizer, family=family)

@@ -133,6 +133,14 @@ decoding_options = apply_options(
     minimum=0,
 )
 @click.option(
+    "--precision",
+    type=click.Choice(["auto", "bf16", "fp16", "fp32"]),
+    default="auto",
+    show_default=True,
+    help="dtype the base models are held in; auto: bf16 on a GPU that supports it, else fp16 "
+    "on GPU, fp32 on CPU (fp16 needs a GPU).",
+)
+@click.option(
     "--preload/--no-preload",
     default=True,
     show_default=True,
@@ -152,6 +160,7 @@ def serve(
     token: str | None,
     default_model: str | None,
     torch_threads: int,
+    precision: str,
     preload: bool,
     log_level: str,
     **limits: int,
@@ -180,6 +189,7 @@ def serve(
         predict_route=vertex.predict_route,
         health_route=vertex.health_route,
         deployed_model_id=vertex.deployed_model_id,
+        precision=precision,
     )
     if not settings.registry_dir.is_dir():
         raise UserError(f"registry {settings.registry_dir} is not a directory")

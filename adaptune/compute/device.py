@@ -14,6 +14,11 @@ def device_for_training() -> torch.device:
     return torch.device("cpu")
 
 
-def autocast(device: torch.device) -> torch.autocast:
-    """bf16 autocast on CUDA; a no-op context elsewhere (CPU runs in fp32)."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+def autocast(device: torch.device, dtype: torch.dtype) -> torch.autocast:
+    """Autocast to ``dtype`` (bf16 or fp16, on CUDA or CPU); a no-op context for fp32.
+
+    ``dtype`` is the compute dtype: the dtype the base model's frozen weights are held in
+    (``adaptune.compute.precision.held_dtype``), so fp32 adapter weights meet them in it.
+    """
+    low = dtype in (torch.bfloat16, torch.float16)
+    return torch.autocast(device.type, dtype=dtype if low else torch.bfloat16, enabled=low)

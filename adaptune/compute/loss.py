@@ -11,6 +11,7 @@ from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 
 from adaptune.compute.device import autocast
+from adaptune.compute.precision import held_dtype
 from adaptune.data.encoding import IGNORE_INDEX, Encoded, collate
 
 EVAL_BATCH_SIZE = 32
@@ -191,7 +192,7 @@ def eval_loss(
         batch = [examples[i] for i in order[start : start + batch_size]]
         tokens = sum(e.target_tokens for e in batch)
         tensors = {k: v.to(device) for k, v in collate(batch, pad_id, family).items()}
-        with autocast(device):
+        with autocast(device, held_dtype(model)):
             total += loss_fn(tensors).item() * tokens
         count += tokens
     model.train(was_training)

@@ -93,6 +93,7 @@ def for_each_model(
     production: ProductionModel | None,
     device: torch.device,
     visit: Visit,
+    dtype: torch.dtype | None = None,
 ) -> None:
     """Call ``visit`` for the tuned, the base and (when given) the production model, in turn.
 
@@ -109,11 +110,12 @@ def for_each_model(
         production: The production version, or None.
         device: Where the models run.
         visit: Called once per model.
+        dtype: The dtype base models are loaded in (None: what their files hold).
 
     Raises:
         UserError: If an adapter directory holds no adapter or does not fit its base model.
     """
-    base = load_base_model(base_model)
+    base = load_base_model(base_model, dtype)
     peft = is_peft_adapter(read_adapter_config(adapter_dir))
     untrained = {} if peft else _untrained_copy(base.model, adapter_dir)
     model = load_tuned_model(base.model, adapter_dir).to(device)
@@ -140,5 +142,5 @@ def for_each_model(
         return
     del model, base  # let the previous model go before loading the next one
     gc.collect()
-    other = load_base_model(production.base_model)
+    other = load_base_model(production.base_model, dtype)
     visit(PRODUCTION, load_tuned_model(other.model, production.adapter_dir).to(device), other)

@@ -15,6 +15,7 @@ import torch
 from adaptune.atomic import write_text_atomic
 from adaptune.base_models.loading import BaseModel
 from adaptune.compute.device import device_for_training
+from adaptune.compute.precision import resolve_precision
 from adaptune.data.jsonl import read_jsonl, write_jsonl
 from adaptune.errors import UserError
 from adaptune.evaluation.compared_models import (
@@ -127,6 +128,8 @@ def evaluate_models(
         UserError: If the eval file holds no examples or an adapter cannot be loaded.
     """
     settings = settings or EvaluationSettings()
+    device = device_for_training()
+    dtype = resolve_precision(settings.precision, device, "evaluation.precision")
     if not isinstance(paths, EvaluationPaths):
         paths = EvaluationPaths.in_directory(paths)
     for directory in (adapter_dir, *([production.adapter_dir] if production else [])):
@@ -164,7 +167,7 @@ def evaluate_models(
         )
         scores[name] = score(outputs[name], references) | losses
 
-    for_each_model(base_model, Path(adapter_dir), production, device_for_training(), visit)
+    for_each_model(base_model, Path(adapter_dir), production, device, visit, dtype)
     models = [m for m in MODEL_NAMES if m in outputs]
     facts = {"eval examples": len(pairs), "base model": base_model, "adapter": str(adapter_dir)}
     if production is not None:

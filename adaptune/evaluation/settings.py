@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from adaptune.settings_dict import SEED_LIMIT, check_fields, from_pipeline_dict, setting
 
@@ -23,6 +23,9 @@ class EvaluationSettings:
             models' answers score most differently.
         max_length: Most tokens per example; prompts are cut from the left beyond it. Use the
             tuning step's ``training.max_length`` so the eval loss is computed as in training.
+        precision: The dtype the compared models' base weights are held and run in, as
+            ``training.precision``: ``auto`` (bf16 on a GPU that supports it, else fp16 on GPU;
+            fp32 on CPU), ``bf16``, ``fp16`` (GPU only) or ``fp32``.
     """
 
     setting_name: ClassVar[str] = "evaluation"
@@ -33,6 +36,9 @@ class EvaluationSettings:
     seed: int = setting(0, "Seed of the sampling.", ge=0, le=SEED_LIMIT)
     report_examples: int = setting(20, "Examples shown in the report.", ge=0)
     max_length: int = setting(256, "Most tokens per example.", ge=8)
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = setting(
+        "auto", "Base model dtype: 'auto', 'bf16', 'fp16' (GPU only) or 'fp32'."
+    )
 
     def __post_init__(self) -> None:
         check_fields(self, self.setting_name)

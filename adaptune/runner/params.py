@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from adaptune.compute.device import device_for_training
+from adaptune.compute.precision import check_precision
 from adaptune.data.formatting import INPUT_PLACEHOLDER
 from adaptune.data.settings import DataSettings
 from adaptune.data.sources import GLOB_CHARS, expand_sources
@@ -244,7 +245,8 @@ def resolve_params(
         config: Values from the config file.
         overrides: Values from flags (None means not given).
         base_dir: Directory of the config file.
-        local: Whether the pipeline runs here (checks a local ``registry_dir``).
+        local: Whether the pipeline runs here (checks a local ``registry_dir``, and that this
+            machine can run ``training.precision`` and ``evaluation.precision``).
 
     Returns:
         Every pipeline parameter with its value.
@@ -306,6 +308,8 @@ def resolve_params(
         check_data_path(name, params[name])
     if local:
         check_writable_dir("registry_dir", params["registry_dir"])
+        check_precision(training.precision, "training.precision")
+        check_precision(evaluation.precision, "evaluation.precision")
     check_method_applies(
         method,
         params["base_model"],

@@ -33,6 +33,7 @@ from peft import PeftModel
 from transformers import PreTrainedTokenizerBase
 
 from adaptune.base_models import BaseModel, load_base_model
+from adaptune.compute.precision import resolve_precision
 from adaptune.errors import UserError
 from adaptune.evaluation.generation import TokenCounts, generate
 from adaptune.registry import BrokenRecord, RegisteredVersion, read_aliases, verify_version
@@ -80,7 +81,11 @@ class AdapterPool:
     """
 
     def __init__(
-        self, registry_dir: Path, idle_adapters: int = 4, max_prompt_tokens: int = 256
+        self,
+        registry_dir: Path,
+        idle_adapters: int = 4,
+        max_prompt_tokens: int = 256,
+        precision: str = "auto",
     ) -> None:
         """Create an empty pool.
 
@@ -88,7 +93,14 @@ class AdapterPool:
             registry_dir: The registry the versions come from (read for their aliases).
             idle_adapters: Adapters no alias points to that stay loaded.
             max_prompt_tokens: Prompt tokens kept (cut from the left).
+            precision: The dtype base models are held in (``auto``: bf16 on a GPU that
+                supports it, else fp16 on GPU; fp32 on CPU), as ``adaptune serve --precision``.
+
+        Raises:
+            UserError: If this machine cannot run ``precision`` (fp16 without a GPU).
         """
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.dtype = resolve_precision(precision, self.device, "--precision")
         self.registry_dir = Path(registry_dir)
         self.idle_adapters = idle_adapters
         self.max_prompt_tokens = max_prompt_tokens
@@ -158,7 +170,8 @@ class AdapterPool:
             )
             if peft is None:
                 with explained_load_errors(version.ref):
-                    fresh = load_base_model(version.base_model)
+                    fresh = load_base_model(version.base_model, self.dtype)
+                    fresh.model.to(self.device)
                 return self._generate_plain(fresh.model, fresh, prompts, options)
             with peft.model.disable_adapter():
                 return self._generate_plain(peft.model, group.base, prompts, options)
@@ -322,9 +335,8 @@ class AdapterPool:
         group = self._groups.get(key)
         if group is None:
             with explained_load_errors(ref):
-                base = load_base_model(base_name)
-                if torch.cuda.is_available():
-                    base.model.to("cuda")
+                base = load_base_model(base_name, self.dtype)
+                base.model.to(self.device)
                 model = load_tuned_model(base.model, version.path, adapter_name=name)
             group = _Group(base=base, kind=kind, model=model.eval())
             log.info("loaded base model %s for %s adapters", base_name, kind)

@@ -179,11 +179,13 @@ def create_app(
 
     Args:
         settings: Registry, limits and routes.
-        pool: Models in memory (a new, empty pool when None).
+        pool: Models in memory (a new, empty pool in ``settings.precision`` when None).
         preload_models: Load every model's ``production`` version before taking requests;
             otherwise each version loads on its first request.
     """
-    pool = pool or AdapterPool(settings.registry_dir, settings.idle_adapters)
+    pool = pool or AdapterPool(
+        settings.registry_dir, settings.idle_adapters, precision=settings.precision
+    )
     pool.max_prompt_tokens = settings.max_prompt_tokens
     queue = GenerationQueue(pool, settings.max_batch)
 

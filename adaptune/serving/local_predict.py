@@ -97,8 +97,8 @@ def compare_base_and_tuned(
         base_answers = forward(version, conversations, options, base=True)
         tuned_answers = forward(version, conversations, options)
         return version, [a.text for a in base_answers], [a.text for a in tuned_answers]
-    with explained_load_errors(version.ref):
-        base = load_base_model(version.base_model)
+    with explained_load_errors(version.ref):  # on the CPU, so in fp32 (as auto there)
+        base = load_base_model(version.base_model, torch.float32)
     prompts = [build_prompt(version, c, base.tokenizer) for c in conversations]
 
     def answers(model: torch.nn.Module) -> list[str]:

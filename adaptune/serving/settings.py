@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from adaptune.compute.precision import PRECISIONS
 from adaptune.errors import UserError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -42,6 +43,8 @@ class ServeSettings:
         health_route: Extra health path (``AIP_HEALTH_ROUTE``).
         deployed_model_id: ``deployedModelId`` in responses (``AIP_DEPLOYED_MODEL_ID``); the
             served ``model@vN`` when unset.
+        precision: The dtype base models are held in: ``auto`` (bf16 on a GPU that supports
+            it, else fp16 on GPU; fp32 on CPU), ``bf16``, ``fp16`` (GPU only) or ``fp32``.
     """
 
     registry_dir: Path
@@ -57,8 +60,11 @@ class ServeSettings:
     predict_route: str | None = None
     health_route: str | None = None
     deployed_model_id: str | None = None
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise UserError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
         for name in (
             "max_body_bytes",
             "max_instances",

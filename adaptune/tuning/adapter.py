@@ -11,6 +11,7 @@ import torch
 from adaptune.atomic import staged_directory, write_bytes_atomic, write_json_atomic
 from adaptune.base_models import load_base_model
 from adaptune.compute.device import device_for_training
+from adaptune.compute.precision import resolve_precision, trainable_to
 from adaptune.data.encoding import IGNORE_INDEX, Encoded, encode_pairs
 from adaptune.data.jsonl import read_jsonl
 from adaptune.errors import UserError
@@ -21,7 +22,7 @@ from adaptune.tuning.loading import apply_method, save_adapter
 from adaptune.tuning.loop import TrainingResult, train, trainable_state
 from adaptune.tuning.loss_curve import plot_loss_png, training_report_html
 from adaptune.tuning.loss_log import append_loss
-from adaptune.tuning.methods import AdapterMethod
+from adaptune.tuning.methods import AdapterMethod, LastLayersMethod
 from adaptune.tuning.sanity import check_not_noop, check_reload, probe_logits, reloaded_adapter
 from adaptune.tuning.settings import TrainingSettings
 
@@ -130,8 +131,9 @@ def tune_adapter(
             sanity check.
     """
     device = device_for_training()
+    dtype = resolve_precision(settings.precision, device, "training.precision")
     estimate = check_memory(base_model, method, settings, device, current_workers().main)
-    base = load_base_model(base_model)
+    base = load_base_model(base_model, dtype)
     train_examples = _encode(train_file, base.tokenizer, base.family, settings.max_length)
     if not train_examples:
         raise UserError(f"{train_file}: no training examples")
@@ -164,6 +166,8 @@ def tune_adapter(
         barrier(workers)
         return TuneResult(adapter_dir=adapter_dir, training=result, summary=summary, report_html="")
     check_not_noop(trainable_state(model), initial)
+    if isinstance(method, LastLayersMethod):  # trained in fp32, they are base weights again
+        trainable_to(model, dtype)
     probe = eval_examples or train_examples
     pad = base.tokenizer.pad_token_id
     expected = probe_logits(model, probe, pad, base.family)
@@ -191,6 +195,6 @@ def tune_adapter(
         write_bytes_atomic(staging / CURVE_FILE, png)
         with reloaded_adapter(model, staging, initial) as reloaded:
             got = probe_logits(reloaded, probe, pad, base.family)
-        check_reload(expected, got, bf16=device.type == "cuda")
+        check_reload(expected, got, bf16=dtype != torch.float32)
     barrier(workers)
     return TuneResult(adapter_dir=adapter_dir, training=result, summary=summary, report_html=report)

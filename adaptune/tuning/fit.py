@@ -35,6 +35,7 @@ from transformers import PreTrainedModel
 from transformers.pytorch_utils import Conv1D
 
 from adaptune.compute.device_memory import DeviceMemory, device_memory
+from adaptune.compute.precision import resolve_precision
 from adaptune.errors import UserError
 from adaptune.tuning.applies import empty_model, quiet
 from adaptune.tuning.methods import AdapterMethod, LastLayersMethod, PromptTuningMethod
@@ -363,11 +364,16 @@ def check_memory(
     Raises:
         UserError: One line with the figures and the setting to change, before any weight loads.
     """
-    plan = plan_for(base_model, method, settings, device)
+    dtype = resolve_precision(settings.precision, device, "training.precision")
+    weight_bytes = torch.empty((), dtype=dtype).element_size()  # the base is loaded in it
+    plan = plan_for(base_model, method, settings, device, weight_bytes=weight_bytes)
     if plan is None:
         return None
     memory = device_memory(device, settings.device_memory_gib)
-    estimate = check_fits(plan, memory, settings)
+    checkpointing = settings.gradient_checkpointing
+    if checkpointing == "auto":  # on only where it is needed to fit (and only a GPU has it auto)
+        checkpointing = device.type == "cuda" and not activations_fit(plan, memory, False)
+    estimate = check_fits(plan, memory, settings, gradient_checkpointing=bool(checkpointing))
     if show:
         print(
             f"memory estimate: {estimate.describe()} of {memory.free_bytes / GIB:.1f} GiB "

@@ -11,6 +11,7 @@ from peft import PeftModel, get_peft_model
 from safetensors.torch import load_file, save_file
 from transformers import PreTrainedModel
 
+from adaptune.compute.precision import trainable_to
 from adaptune.errors import UserError
 from adaptune.tuning.methods import AdapterMethod, LastLayersMethod, method_from_dict
 
@@ -21,6 +22,9 @@ WEIGHTS_FILE = "adapter_model.safetensors"
 def apply_method(model: PreTrainedModel, method: AdapterMethod, family: str) -> torch.nn.Module:
     """Make only the method's parameters trainable: wrap with PEFT, or unfreeze the last blocks.
 
+    The trainable weights are held in fp32 whatever dtype the base model is held in (so are
+    the optimizer's moments, which take their dtype); the frozen ones keep the base's dtype.
+
     Raises:
         UserError: If the method's settings do not fit the model (e.g. unknown module names).
     """
@@ -28,11 +32,15 @@ def apply_method(model: PreTrainedModel, method: AdapterMethod, family: str) -> 
         prefixes = method.trainable_prefixes(model)
         for name, param in model.named_parameters():
             param.requires_grad = name.startswith(tuple(prefixes))
-        return model
-    try:
-        return get_peft_model(model, method.peft_config(family))
-    except (ValueError, TypeError) as exc:
-        raise UserError(f"adapter settings {method.to_dict()} do not fit the model: {exc}") from exc
+    else:
+        try:
+            model = get_peft_model(model, method.peft_config(family))
+        except (ValueError, TypeError) as exc:
+            raise UserError(
+                f"adapter settings {method.to_dict()} do not fit the model: {exc}"
+            ) from exc
+    trainable_to(model)
+    return model
 
 
 def save_adapter(

@@ -3,7 +3,8 @@
 Length-grouped batches, gradient accumulation, AdamW with warmup then linear or cosine decay,
 eval loss every N steps with early stopping and the best weights kept, a watchdog for NaN and
 divergence, resumable atomic checkpoints, and a progress bar with loss, tokens/s and ETA.
-On CUDA it runs under bf16 autocast; on CPU in fp32.
+The forward runs under autocast in the dtype the base model is held in (bf16 or fp16; none for
+fp32), the trainable weights and the optimizer state are fp32, and fp16 scales the loss.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from tqdm.auto import tqdm
 
 from adaptune.compute.device import autocast
 from adaptune.compute.loss import LossFunction, eval_loss
+from adaptune.compute.precision import grad_scaler, held_dtype
 from adaptune.data.encoding import Encoded, collate
 from adaptune.errors import UserError
 from adaptune.tuning.batching import BatchOrder
@@ -86,20 +88,25 @@ def backward_batch(
     device: torch.device,
     max_tokens: int,
     scale: float,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> float:
     """Accumulate ``scale`` × the batch's mean-token-loss gradient, chunk by chunk.
+
+    The forward runs under autocast in the model's held dtype; with ``scaler`` (fp16) the
+    gradients are of the scaled loss, to be unscaled before clipping.
 
     Returns:
         ``scale`` × the batch's loss.
     """
     targets = max(1, sum(e.target_tokens for e in batch))
     total = 0.0
+    dtype = held_dtype(loss_fn.model)
     for chunk in token_chunks(batch, max_tokens):
         tensors = {k: v.to(device) for k, v in collate(chunk, pad_id, family).items()}
         weight = scale * sum(e.target_tokens for e in chunk) / targets
-        with autocast(device):
+        with autocast(device, dtype):
             loss = loss_fn(tensors) * weight
-        loss.backward()
+        (loss if scaler is None else scaler.scale(loss)).backward()
         total += loss.item()
     return total
 
@@ -195,6 +202,7 @@ def train_steps(
     total = settings.total_steps(len(train_examples) // workers.world)
     params = trainable_state(model)
     optimizer = torch.optim.AdamW(params.values(), lr=settings.learning_rate, weight_decay=0.0)
+    scaler = grad_scaler(device, held_dtype(model))
     warmup = math.ceil(total * settings.warmup_fraction)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_multiplier(s, total, warmup, settings.schedule)
@@ -251,6 +259,7 @@ def train_steps(
                 device,
                 settings.max_batch_tokens,
                 1 / settings.grad_accum,
+                scaler,
             )
             step_tokens += sum(
                 len(e.input_ids) + (len(e.labels) if family == "seq2seq" else 0) for e in batch
@@ -266,8 +275,10 @@ def train_steps(
         attempt_tokens += int(step_tokens)
         state.target_tokens += int(step_targets)
         _watchdog(step_loss, state, settings)
+        scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(params.values(), settings.max_grad_norm)
-        optimizer.step()
+        scaler.step(optimizer)  # skipped when fp16 gradients overflowed
+        scaler.update()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         state.step += 1

@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 from peft import PeftModel
 
+from adaptune.compute.device import autocast
+from adaptune.compute.precision import held_dtype
 from adaptune.data.encoding import Encoded, collate
 from adaptune.errors import UserError
 from adaptune.tuning.loading import load_tuned_model
@@ -47,12 +49,13 @@ def check_not_noop(trained: dict[str, torch.Tensor], initial: dict[str, torch.Te
 def probe_logits(
     model: torch.nn.Module, examples: list[Encoded], pad_id: int, family: str
 ) -> torch.Tensor:
-    """Logits of the model on the first few examples (eval mode, on its device)."""
+    """Logits of the model on the first few examples (eval mode, on its device, in its dtype)."""
     device = next(model.parameters()).device
     batch = collate(examples[:PROBE_SIZE], pad_id, family)
     batch = {k: v.to(device) for k, v in batch.items()}
     model.eval()
-    return model(**batch).logits.float().cpu()
+    with autocast(device, held_dtype(model)):
+        return model(**batch).logits.float().cpu()
 
 
 def check_reload(expected: torch.Tensor, reloaded: torch.Tensor, bf16: bool) -> None:

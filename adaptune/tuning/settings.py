@@ -28,6 +28,9 @@ class TrainingSettings:
         max_batch_tokens: Most padded tokens per forward pass: a batch of long examples is run
             in chunks whose gradients add up to the whole batch's (0: no limit). Bounds peak
             memory by tokens rather than by the longest batch.
+        precision: The compute dtype the base model is held and run in: ``auto`` (bf16 on a GPU
+            that supports it, else fp16 on GPU; fp32 on CPU), ``bf16``, ``fp16`` (GPU only) or
+            ``fp32``. Adapter weights and optimizer state are fp32 whatever it is.
         eval_every: Compute eval loss every N steps (0: only at the end).
         patience: Stop after this many evaluations without improvement (0: never stop early).
         checkpoint_every: Write a resumable checkpoint every N steps (0: never).
@@ -59,6 +62,9 @@ class TrainingSettings:
     max_length: int = setting(DEFAULT_MAX_LENGTH, "Most tokens per example.", ge=8)
     max_batch_tokens: int = setting(
         4096, "Most padded tokens per forward pass (0: no limit).", ge=0
+    )
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = setting(
+        "auto", "Base model dtype: 'auto', 'bf16', 'fp16' (GPU only) or 'fp32'."
     )
     eval_every: int = setting(50, "Eval loss every N steps (0: end).", ge=0)
     patience: int = setting(0, "Evals without improvement (0: off).", ge=0)
