@@ -37,10 +37,10 @@ def alive_at_load(monkeypatch) -> list[int]:
     live: list[weakref.ref] = []
     counts: list[int] = []
 
-    def counting(name: str):
+    def counting(name: str, *args, **kwargs):
         gc.collect()
         before = sum(ref() is not None for ref in live)
-        base = original(name)
+        base = original(name, *args, **kwargs)
         live.append(weakref.ref(base.model))
         counts.append(before + 1)
         return base
