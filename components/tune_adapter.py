@@ -85,7 +85,12 @@ def tune_adapter(
 
         settings = TrainingSettings.from_dict({**training, "seed": seed})
         method = method_from_dict(adapter)
-        check_method_applies(method, base_model, {"training.max_length": settings.max_length})
+        check_method_applies(
+            method,
+            base_model,
+            {"training.max_length": settings.max_length},
+            packing=settings.packing,
+        )
         train_file, eval_file = (
             Path(formatted.path) / "train.jsonl",
             Path(formatted.path) / "eval.jsonl",

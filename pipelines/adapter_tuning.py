@@ -43,6 +43,7 @@ DEFAULT_TRAINING = {
     "max_grad_norm": 1.0,
     "max_length": 256,
     "max_batch_tokens": 4096,
+    "packing": False,
     "precision": "auto",
     "eval_every": 50,
     "patience": 0,

@@ -11,8 +11,10 @@ from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 
 from adaptune.compute.device import autocast
+from adaptune.compute.packing import PACKING_SETTING, segments, unpacked
 from adaptune.compute.precision import held_dtype
 from adaptune.data.encoding import IGNORE_INDEX, Encoded, collate
+from adaptune.errors import UserError
 
 EVAL_BATCH_SIZE = 32
 LOGITS_CHUNK_BYTES = 256 * 2**20
@@ -78,6 +80,12 @@ class LossFunction:
     every real token from seeing padding, so no padding mask is passed: attention runs as a
     fused causal kernel that stores no attention matrix. The shortcut is checked once against
     the model's own loss and dropped if they differ (for example under logit soft-capping).
+
+    A packed batch (one row with ``position_ids`` restarting per example, see
+    :mod:`adaptune.compute.packing`) is checked the same way, on the first row holding more
+    than one example, against each example run alone: when the model's attention crossed
+    examples, neither the shortcut nor the model's own loss would match, and packing is
+    refused naming ``training.packing``.
     """
 
     def __init__(self, model: torch.nn.Module, family: str, chunk: int | None = None):
@@ -102,11 +110,16 @@ class LossFunction:
                 vocabulary = getattr(head, "out_features", None) or head.weight.shape[0]
                 self.chunk = chunk or chunk_positions(vocabulary)
         self.checked = False
+        self.packed_checked = False
+        self.packed_own = False
 
     def _fast_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         body, head = self.fast
         hidden = body(
-            input_ids=batch["input_ids"], attention_mask=None, use_cache=False
+            input_ids=batch["input_ids"],
+            attention_mask=None,
+            position_ids=batch.get("position_ids"),
+            use_cache=False,
         ).last_hidden_state
         labels = batch["labels"][:, 1:]
         keep = labels != IGNORE_INDEX
@@ -141,8 +154,41 @@ class LossFunction:
             count += len(positions)
         return total / max(1, count)
 
+    def _packed_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.fast is None:
+            raise UserError(
+                f"{PACKING_SETTING}=true needs a causal model with its adapter inside the "
+                f"layers; set {PACKING_SETTING} to false"
+            )
+        if not self.packed_checked and len(segments(batch["position_ids"])) > 1:
+            self.packed_checked = True
+            was_training = self.model.training
+            self.model.eval()
+            with torch.no_grad():
+                reference = self._reference_loss(unpacked(batch)).float()
+                fast = self._fast_loss(batch).float()
+                if not torch.allclose(reference, fast, rtol=1e-3, atol=1e-4):
+                    own = self.model(**batch, use_cache=False).loss.float()
+                    if not torch.allclose(reference, own, rtol=1e-3, atol=1e-4):
+                        hf = self.model
+                        if isinstance(hf, PeftModel):
+                            hf = hf.get_base_model()
+                        name = type(hf).__name__
+                        raise UserError(
+                            f"{PACKING_SETTING}=true: {name} lets attention cross packed "
+                            f"examples (packed loss {fast.item():.5f}, alone "
+                            f"{reference.item():.5f}); set {PACKING_SETTING} to false"
+                        )
+                    self.packed_own = True
+            self.model.train(was_training)
+        if self.packed_own:
+            return self.model(**batch, use_cache=False).loss
+        return self._fast_loss(batch)
+
     def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The mean loss per target token of ``batch``."""
+        """The mean loss per target token of ``batch`` (packed or padded)."""
+        if "position_ids" in batch:
+            return self._packed_loss(batch)
         if self.fast is None:
             return self.model(**batch, use_cache=False).loss
         if not self.checked:

@@ -317,6 +317,7 @@ def resolve_params(
             "training.max_length": training.max_length,
             "evaluation.max_length": evaluation.max_length,
         },
+        packing=training.packing,
     )
     if local:  # the tuning step runs on this machine: refuse what cannot fit before it starts
         check_memory(params["base_model"], method, training, device_for_training(), show=False)

@@ -22,6 +22,7 @@ from transformers.pytorch_utils import Conv1D
 
 from adaptune.base_models import builtin
 from adaptune.base_models.tokenizer import checkpoint_dir
+from adaptune.compute.packing import PACKING_SETTING
 from adaptune.errors import UserError
 from adaptune.settings_dict import shown
 from adaptune.tuning.methods import AdapterMethod, IA3Method, LastLayersMethod, PromptTuningMethod
@@ -111,7 +112,10 @@ def linear_module_names(model: PreTrainedModel) -> list[str]:
 
 
 def check_method_applies(
-    method: AdapterMethod, base_model: str, max_lengths: Mapping[str, int] | None = None
+    method: AdapterMethod,
+    base_model: str,
+    max_lengths: Mapping[str, int] | None = None,
+    packing: bool = False,
 ) -> None:
     """Refuse an adapter method that cannot be applied to the base model, naming the setting.
 
@@ -121,16 +125,29 @@ def check_method_applies(
         max_lengths: Token lengths per example the run will use, by setting name
             (``{"training.max_length": 256}``); with prompt tuning the virtual tokens add to
             each.
+        packing: ``training.packing`` is on: refused for a seq2seq base model and for prompt
+            tuning (virtual tokens before every example), which cannot pack.
 
     Raises:
         UserError: If the base model is not there, a target module is not in it,
-            ``last_layers.num_layers`` is beyond its depth, or a length (plus the virtual
-            tokens) is beyond its context.
+            ``last_layers.num_layers`` is beyond its depth, a length (plus the virtual
+            tokens) is beyond its context, or ``packing`` is on and the model or method
+            cannot pack.
     """
     built = empty_model(base_model)
     if built is None:
         return
     model, family = built
+    if packing and (family == "seq2seq" or isinstance(method, PromptTuningMethod)):
+        what = (
+            f"base model {base_model!r} is seq2seq"
+            if family == "seq2seq"
+            else (f"adapter.method {method.method!r} puts virtual tokens before every example")
+        )
+        raise UserError(
+            f"{PACKING_SETTING}=true packs causal models only and {what}: set "
+            f"{PACKING_SETTING} to false"
+        )
     context = context_length(model)
     virtual = method.num_virtual_tokens if isinstance(method, PromptTuningMethod) else 0
     for setting, length in (max_lengths or {}).items():

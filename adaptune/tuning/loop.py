@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from adaptune.compute.device import autocast
 from adaptune.compute.loss import LossFunction, eval_loss
+from adaptune.compute.packing import packed_rows, packed_tensors
 from adaptune.compute.precision import grad_scaler, held_dtype
 from adaptune.data.encoding import Encoded, collate
 from adaptune.errors import UserError
@@ -89,11 +90,14 @@ def backward_batch(
     max_tokens: int,
     scale: float,
     scaler: torch.amp.GradScaler | None = None,
+    packing: bool = False,
 ) -> float:
     """Accumulate ``scale`` × the batch's mean-token-loss gradient, chunk by chunk.
 
     The forward runs under autocast in the model's held dtype; with ``scaler`` (fp16) the
-    gradients are of the scaled loss, to be unscaled before clipping.
+    gradients are of the scaled loss, to be unscaled before clipping. With ``packing`` each
+    chunk is one padding-free row of at most ``max_tokens`` tokens
+    (:mod:`adaptune.compute.packing`), else rows padded to the chunk's longest.
 
     Returns:
         ``scale`` × the batch's loss.
@@ -101,8 +105,10 @@ def backward_batch(
     targets = max(1, sum(e.target_tokens for e in batch))
     total = 0.0
     dtype = held_dtype(loss_fn.model)
-    for chunk in token_chunks(batch, max_tokens):
-        tensors = {k: v.to(device) for k, v in collate(chunk, pad_id, family).items()}
+    chunks = packed_rows(batch, max_tokens) if packing else token_chunks(batch, max_tokens)
+    for chunk in chunks:
+        laid = packed_tensors(chunk) if packing else collate(chunk, pad_id, family)
+        tensors = {k: v.to(device) for k, v in laid.items()}
         weight = scale * sum(e.target_tokens for e in chunk) / targets
         with autocast(device, dtype):
             loss = loss_fn(tensors) * weight
@@ -260,6 +266,7 @@ def train_steps(
                 settings.max_batch_tokens,
                 1 / settings.grad_accum,
                 scaler,
+                settings.packing,
             )
             step_tokens += sum(
                 len(e.input_ids) + (len(e.labels) if family == "seq2seq" else 0) for e in batch

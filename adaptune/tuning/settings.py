@@ -28,6 +28,9 @@ class TrainingSettings:
         max_batch_tokens: Most padded tokens per forward pass: a batch of long examples is run
             in chunks whose gradients add up to the whole batch's (0: no limit). Bounds peak
             memory by tokens rather than by the longest batch.
+        packing: Lay each batch's examples end to end in padding-free rows of at most
+            ``max_batch_tokens`` tokens, position ids restarting per example and attention
+            kept within each example (causal models; see :mod:`adaptune.compute.packing`).
         precision: The compute dtype the base model is held and run in: ``auto`` (bf16 on a GPU
             that supports it, else fp16 on GPU; fp32 on CPU), ``bf16``, ``fp16`` (GPU only) or
             ``fp32``. Adapter weights and optimizer state are fp32 whatever it is.
@@ -63,6 +66,7 @@ class TrainingSettings:
     max_batch_tokens: int = setting(
         4096, "Most padded tokens per forward pass (0: no limit).", ge=0
     )
+    packing: bool = setting(False, "Padding-free rows of max_batch_tokens: true or false.")
     precision: Literal["auto", "bf16", "fp16", "fp32"] = setting(
         "auto", "Base model dtype: 'auto', 'bf16', 'fp16' (GPU only) or 'fp32'."
     )
