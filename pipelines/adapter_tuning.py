@@ -31,6 +31,7 @@ DEFAULT_ADAPTER = {
     "target_modules": "all-linear",
     "use_rslora": False,
     "use_dora": False,
+    "quantize": "none",
 }
 DEFAULT_TRAINING = {
     "steps": 300,
@@ -123,7 +124,8 @@ def adapter_tuning(
         adapter: Adapter method and settings: method (lora, prompt_tuning, ia3, last_layers)
             plus that method's keys (lora: r, alpha, dropout, target_modules, use_rslora,
             use_dora; prompt_tuning: num_virtual_tokens, init; ia3: target_modules,
-            feedforward_modules; last_layers: num_layers).
+            feedforward_modules; last_layers: num_layers), and quantize (none, 4bit or 8bit:
+            a bitsandbytes-quantised base; not for last_layers).
         training: steps (0: use epochs), epochs, learning_rate, batch_size, grad_accum,
             schedule, warmup_fraction, max_grad_norm, max_length, eval_every, patience,
             checkpoint_every, divergence_factor, gradient_checkpointing, processes (per

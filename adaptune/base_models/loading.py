@@ -14,6 +14,7 @@ from transformers import (
 )
 
 from adaptune.base_models import builtin
+from adaptune.base_models.quantization import check_quantize, quantization_config
 from adaptune.base_models.tokenizer import checkpoint_dir, family_from_dir, tokenizer_from_dir
 from adaptune.errors import UserError
 
@@ -37,7 +38,12 @@ class BaseModel:
     family: Family
 
 
-def load_base_model(name: str, dtype: torch.dtype | None = None) -> BaseModel:
+def load_base_model(
+    name: str,
+    dtype: torch.dtype | None = None,
+    quantize: str = "none",
+    device: torch.device | None = None,
+) -> BaseModel:
     """Load ``name``: ``builtin:<model>`` or a local directory holding a Hugging Face checkpoint.
 
     Checkpoint directories are loaded with the Auto classes: an encoder-decoder config gives a
@@ -47,6 +53,11 @@ def load_base_model(name: str, dtype: torch.dtype | None = None) -> BaseModel:
         name: ``builtin:tiny-gpt2``, ``builtin:tiny-t5``, or a checkpoint directory (local or ``gs://``).
         dtype: The dtype the weights are held in, converted while loading (no copy in the
             files' dtype is kept); None: the dtype the files hold (built-in models: fp32).
+        quantize: ``none``, or ``4bit``/``8bit``: the linear layers quantised while loading
+            through bitsandbytes (see :mod:`adaptune.base_models.quantization`; checkpoint
+            directories only, checked by ``check_quantize`` first), placed on ``device``.
+        device: Where a quantised model is loaded (quantised weights are made there); an
+            unquantised one loads on CPU (None: CPU).
 
     Returns:
         The loaded model and tokenizer.
@@ -54,6 +65,7 @@ def load_base_model(name: str, dtype: torch.dtype | None = None) -> BaseModel:
     Raises:
         UserError: If the name is neither a built-in model nor a readable checkpoint directory.
     """
+    check_quantize(quantize, name)
     path = checkpoint_dir(name)
     if path is None:
         key = name.removeprefix(builtin.BUILTIN_PREFIX)
@@ -70,6 +82,16 @@ def load_base_model(name: str, dtype: torch.dtype | None = None) -> BaseModel:
         )
     family = family_from_dir(path, name)  # type: ignore[assignment]
     auto = AutoModelForSeq2SeqLM if family == "seq2seq" else AutoModelForCausalLM
-    model = auto.from_pretrained(path, local_files_only=True, dtype=dtype or "auto")
+    quantized = quantization_config(quantize, dtype or torch.bfloat16)
+    if quantized is None:
+        model = auto.from_pretrained(path, local_files_only=True, dtype=dtype or "auto")
+    else:
+        model = auto.from_pretrained(
+            path,
+            local_files_only=True,
+            dtype=dtype or "auto",
+            quantization_config=quantized,
+            device_map={"": str(device or torch.device("cpu"))},
+        )
     tokenizer = tokenizer_from_dir(path, name)
     return BaseModel(name=name, model=model.eval(), tokenizer=tokenizer, family=family)

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from adaptune.base_models.quantization import check_quantize
 from adaptune.compute.device import device_for_training
 from adaptune.compute.precision import check_precision
 from adaptune.data.formatting import INPUT_PLACEHOLDER
@@ -310,6 +311,7 @@ def resolve_params(
         check_writable_dir("registry_dir", params["registry_dir"])
         check_precision(training.precision, "training.precision")
         check_precision(evaluation.precision, "evaluation.precision")
+    check_quantize(method.quantize, params["base_model"], here=local)
     check_method_applies(
         method,
         params["base_model"],

@@ -10,6 +10,7 @@ import torch
 
 from adaptune.atomic import staged_directory, write_bytes_atomic, write_json_atomic
 from adaptune.base_models import load_base_model
+from adaptune.base_models.quantization import check_quantize
 from adaptune.compute.device import device_for_training
 from adaptune.compute.precision import resolve_precision, trainable_to
 from adaptune.data.encoding import IGNORE_INDEX, Encoded, encode_pairs
@@ -132,8 +133,12 @@ def tune_adapter(
     """
     device = device_for_training()
     dtype = resolve_precision(settings.precision, device, "training.precision")
+    check_quantize(method.quantize, base_model)
     estimate = check_memory(base_model, method, settings, device, current_workers().main)
-    base = load_base_model(base_model, dtype)
+    if method.quantize == "none":
+        base = load_base_model(base_model, dtype)
+    else:
+        base = load_base_model(base_model, dtype, method.quantize, device)
     train_examples = _encode(train_file, base.tokenizer, base.family, settings.max_length)
     if not train_examples:
         raise UserError(f"{train_file}: no training examples")
@@ -195,6 +200,6 @@ def tune_adapter(
         write_bytes_atomic(staging / CURVE_FILE, png)
         with reloaded_adapter(model, staging, initial) as reloaded:
             got = probe_logits(reloaded, probe, pad, base.family)
-        check_reload(expected, got, bf16=dtype != torch.float32)
+        check_reload(expected, got, bf16=dtype != torch.float32 or method.quantize != "none")
     barrier(workers)
     return TuneResult(adapter_dir=adapter_dir, training=result, summary=summary, report_html=report)

@@ -366,7 +366,14 @@ def check_memory(
     """
     dtype = resolve_precision(settings.precision, device, "training.precision")
     weight_bytes = torch.empty((), dtype=dtype).element_size()  # the base is loaded in it
-    plan = plan_for(base_model, method, settings, device, weight_bytes=weight_bytes)
+    plan = plan_for(
+        base_model,
+        method,
+        settings,
+        device,
+        weight_bytes=weight_bytes,
+        quantized_bytes=QUANTIZED_BYTES.get(method.quantize),
+    )
     if plan is None:
         return None
     memory = device_memory(device, settings.device_memory_gib)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from peft import PeftModel, get_peft_model
+from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
 from safetensors.torch import load_file, save_file
 from transformers import PreTrainedModel
 
@@ -24,6 +24,9 @@ def apply_method(model: PreTrainedModel, method: AdapterMethod, family: str) -> 
 
     The trainable weights are held in fp32 whatever dtype the base model is held in (so are
     the optimizer's moments, which take their dtype); the frozen ones keep the base's dtype.
+    A quantised base (``adapter.quantize``) first goes through PEFT's
+    ``prepare_model_for_kbit_training`` (its few unquantised weights, norms and embeddings, in
+    fp32; checkpointing is left to ``training.gradient_checkpointing``).
 
     Raises:
         UserError: If the method's settings do not fit the model (e.g. unknown module names).
@@ -33,6 +36,9 @@ def apply_method(model: PreTrainedModel, method: AdapterMethod, family: str) -> 
         for name, param in model.named_parameters():
             param.requires_grad = name.startswith(tuple(prefixes))
     else:
+        if method.quantize != "none":
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+            _keep_trainable_layout(model)
         try:
             model = get_peft_model(model, method.peft_config(family))
         except (ValueError, TypeError) as exc:
@@ -41,6 +47,19 @@ def apply_method(model: PreTrainedModel, method: AdapterMethod, family: str) -> 
             ) from exc
     trainable_to(model)
     return model
+
+
+def _keep_trainable_layout(model: torch.nn.Module) -> None:
+    """Keep bitsandbytes' 4-bit layers in the layout its backward runs through.
+
+    On a CPU with AVX-512 BF16, bitsandbytes 0.50 repacks a 4-bit layer's weights for its
+    inference kernel at the first eval-mode forward without gradients (an eval loss, a probe)
+    and keeps them so; that kernel has no backward, so gradients would stop flowing through
+    the base in the training steps after it. A model being tuned never repacks.
+    """
+    for module in model.modules():
+        if getattr(module, "support_avx512bf16_for_cpu", False):
+            module.support_avx512bf16_for_cpu = False
 
 
 def save_adapter(

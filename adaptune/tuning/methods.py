@@ -35,11 +35,22 @@ MAX_VIRTUAL_TOKENS = 4096
 
 @dataclass(frozen=True)
 class AdapterMethod:
-    """Base of the method configs: parsing, validation and serialisation."""
+    """Base of the method configs: parsing, validation and serialisation.
+
+    Attributes:
+        quantize: The frozen base's linear layers in ``4bit`` (QLoRA: nf4, double
+            quantisation, bf16 compute) or ``8bit`` (LLM.int8()) through bitsandbytes, or
+            ``none`` (see :mod:`adaptune.base_models.quantization`). Methods that add
+            parameters only: ``last_layers`` trains base weights.
+    """
 
     method: ClassVar[str] = ""
     setting_name: ClassVar[str] = "adapter"
     peft: ClassVar[bool] = True
+
+    quantize: Literal["none", "4bit", "8bit"] = setting(
+        "none", "Quantised base: 'none', '4bit' (QLoRA) or '8bit'."
+    )
 
     def __post_init__(self) -> None:
         check_fields(self, self.setting_name)
@@ -171,6 +182,15 @@ class LastLayersMethod(AdapterMethod):
     peft: ClassVar[bool] = False
 
     num_layers: int = setting(1, "Last blocks trained.", ge=1)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.quantize != "none":
+            raise UserError(
+                f"adapter.quantize={self.quantize} needs a method that adds parameters (lora, "
+                "ia3, prompt_tuning): last_layers trains the base's own weights, which a "
+                "quantised base cannot; use adapter.quantize=none"
+            )
 
     def trainable_prefixes(self, model: PreTrainedModel) -> list[str]:
         """Parameter-name prefixes of the last ``num_layers`` blocks of each layer stack.
