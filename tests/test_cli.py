@@ -435,3 +435,18 @@ def test_runs_list_says_when_there_are_no_runs_and_creates_nothing(tmp_path):
     assert result.exit_code == 0, result.output
     assert result.output.strip() == f"no runs in {tmp_path / 'none'}"
     assert not (tmp_path / "none").exists()
+
+
+def test_the_command_line_starts_without_torch():
+    """`adaptune --help` and `adaptune validate` stay quick and small: torch loads only where used
+    (it costs about 250 MB of RSS; the 50 MB-record memory bounds of validate rely on it)."""
+    import subprocess
+
+    probe = (
+        "import sys, adaptune.cli; "
+        "print(sorted(m for m in ('torch', 'transformers', 'bitsandbytes') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

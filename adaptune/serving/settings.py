@@ -12,7 +12,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from adaptune.compute.precision import PRECISIONS
 from adaptune.errors import UserError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -63,6 +62,8 @@ class ServeSettings:
     precision: str = "auto"
 
     def __post_init__(self) -> None:
+        from adaptune.compute.precision import PRECISIONS  # imports torch: not at CLI start
+
         if self.precision not in PRECISIONS:
             raise UserError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
         for name in (
