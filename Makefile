@@ -46,7 +46,7 @@ studio: $(STAMP) ## Start adaptune studio on http://127.0.0.1:8765/ (runs/ and r
 test: $(STAMP) chromium ## Run the whole test suite, as CI does (PYTEST_ARGS=... to pass options)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: $(STAMP) ## Unit and component tests only: no whole-DAG run, nothing slow, no hostile corpus, no browser (under 90 s)
+test-fast: $(STAMP) ## Unit and component tests only: no whole-DAG run, nothing slow, no hostile corpus, no browser (about 4 min)
 	$(BIN)/python -m pytest -m "not pipeline and not slow and not hostile and not browser" $(PYTEST_ARGS)
 
 test-hostile: $(STAMP) ## The hostile-input corpus only (part of make test)
