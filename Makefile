@@ -68,7 +68,7 @@ image: ## Build and push the CPU and CUDA component images (IMAGE=REGION-docker.
 	docker push $(IMAGE):$(VERSION)-cuda
 
 check-compiled: $(STAMP) ## Fail when compiled/ is not what the source compiles to
-	$(BIN)/python -m pytest -q tests/test_compile.py
+	$(BIN)/python -m pytest -q tests/test_compile.py -k test_committed_yaml_is_in_sync
 
 lint: $(STAMP) ## Run ruff
 	$(BIN)/ruff check .
