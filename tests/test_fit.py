@@ -237,3 +237,34 @@ def test_a_run_that_fits_prints_its_estimate_and_reports_it(tmp_path, capsys):
     assert 0 < result.summary["memory_estimate_gib"] < 1
     assert result.summary["memory_estimate_runtime_gib"] == 0.5
     assert "memory_estimate_gib" in result.report_html
+
+
+@pytest.mark.parametrize(("choice", "on"), [(True, True), ("auto", False), (False, False)])
+def test_training_checkpoints_as_the_fit_check_decided(tmp_path, capsys, monkeypatch, choice, on):
+    from adaptune.tuning import loop
+
+    decided = []
+    real = loop.checkpointed
+
+    def recording(model, enabled):
+        decided.append(enabled)
+        return real(model, enabled)
+
+    monkeypatch.setattr(loop, "checkpointed", recording)
+    train = tmp_path / "train.jsonl"
+    rows = [{"prompt": f"say {i}", "target": f" {i % 3}"} for i in range(8)]
+    train.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    settings = TrainingSettings(
+        steps=2, batch_size=4, learning_rate=3e-2, eval_every=0, gradient_checkpointing=choice
+    )
+    tuning_adapter.tune_adapter(
+        train,
+        tmp_path / "adapter",
+        "builtin:tiny-gpt2",
+        settings,
+        LoraMethod(),
+        show_progress=False,
+    )
+    line = next(x for x in capsys.readouterr().err.splitlines() if x.startswith("memory estimate"))
+    assert line.endswith("; gradient checkpointing on") == on
+    assert decided == [on]  # the loop did what the estimate printed (auto: off on CPU)

@@ -18,12 +18,8 @@ from adaptune.base_models import load_base_model
 from adaptune.cli import main
 from adaptune.compute.loss import LossFunction, chunk_positions, chunked_cross_entropy
 from adaptune.data.encoding import collate, encode_example
-from adaptune.tuning.gradient_checkpointing import (
-    activation_bytes,
-    checkpointed,
-    pass_tokens,
-    wants_checkpointing,
-)
+from adaptune.tuning.fit import plan_of_model, tokens_per_pass
+from adaptune.tuning.gradient_checkpointing import checkpointed, wants_checkpointing
 from adaptune.tuning.loading import apply_method
 from adaptune.tuning.loop import train
 from adaptune.tuning.methods import LastLayersMethod, LoraMethod
@@ -240,21 +236,54 @@ def test_training_with_checkpointing_follows_the_same_path():
     assert histories[0] == pytest.approx(histories[1], rel=1e-5)
 
 
-def test_auto_checkpoints_on_a_gpu_only_when_activations_would_crowd_it():
-    config = LlamaConfig(hidden_size=4096, num_hidden_layers=32)  # Llama-3-8B's shape
+def _meta_llama_8b_with_lora() -> torch.nn.Module:
+    from peft import get_peft_model
+
+    config = LlamaConfig(  # Llama-3-8B's shape
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        vocab_size=128_256,
+    )
+    with torch.device("meta"):
+        model = LlamaForCausalLM(config).to(torch.bfloat16)
+        return get_peft_model(model, LoraMethod(r=16).peft_config("causal"))
+
+
+def test_auto_checkpoints_on_a_gpu_only_when_the_fit_estimate_needs_it():
+    model = _meta_llama_8b_with_lora()
     settings = TrainingSettings(batch_size=16, max_length=256, max_batch_tokens=4096)
-    assert pass_tokens(settings) == 4096
-    assert pass_tokens(TrainingSettings(batch_size=2, max_length=256)) == 512
-    assert pass_tokens(TrainingSettings(batch_size=64, max_length=256, max_batch_tokens=0)) == 16384
-    assert activation_bytes(4096, config) == 4096 * 4096 * 32 * 34  # about 18 GB
+    assert tokens_per_pass(settings) == 4096
+    assert tokens_per_pass(TrainingSettings(batch_size=2, max_length=256)) == 512
+    unchunked = TrainingSettings(batch_size=64, max_length=256, max_batch_tokens=0)
+    assert tokens_per_pass(unchunked) == 16384
     gpu = torch.device("cuda", 0)
-    assert wants_checkpointing(settings, config, gpu, device_memory=24 * 10**9)  # one L4
-    assert not wants_checkpointing(settings, config, gpu, device_memory=141 * 10**9)  # an H200
-    assert not wants_checkpointing(settings, config, torch.device("cpu"))  # CPU: only slower
+    plan = plan_of_model(model, settings, gpu)
+    assert plan.weight_bytes == 2 and plan.new_parameters == plan.trainable > 0
+    without = plan.estimate(False)  # bf16 weights ~16 GB + ~20 GB of activations
+    assert 15 * 2**30 < without.weights < 16 * 2**30
+    assert without.activations > 18 * 2**30
+    assert wants_checkpointing(settings, model, gpu, device_memory_bytes=24 * 2**30)  # one L4
+    assert not wants_checkpointing(settings, model, gpu, device_memory_bytes=141 * 2**30)  # H200
+    assert not wants_checkpointing(settings, model, torch.device("cpu"))  # CPU: only slower
+    set_memory = TrainingSettings(batch_size=16, max_length=256, device_memory_gib=141)
+    assert not wants_checkpointing(set_memory, model, gpu, device_memory_bytes=24 * 2**30)
     forced = TrainingSettings(gradient_checkpointing=True)
-    assert wants_checkpointing(forced, config, torch.device("cpu"))
+    assert wants_checkpointing(forced, model, torch.device("cpu"))
     never = TrainingSettings(gradient_checkpointing=False)
-    assert not wants_checkpointing(never, config, gpu, device_memory=10**9)
+    assert not wants_checkpointing(never, model, gpu, device_memory_bytes=10**9)
+
+
+def test_packed_passes_are_rows_of_max_batch_tokens():
+    packed = TrainingSettings(batch_size=16, max_length=512, max_batch_tokens=4000, packing=True)
+    assert tokens_per_pass(packed) == 4000  # padded rows: 7 × 512 = 3584
+    assert tokens_per_pass(TrainingSettings(**{**packed.to_dict(), "packing": False})) == 3584
+    long = TrainingSettings(batch_size=4, max_length=2048, max_batch_tokens=1024, packing=True)
+    assert tokens_per_pass(long) == 2048  # a long example gets a row of its own
+    small = TrainingSettings(batch_size=2, max_length=256, max_batch_tokens=4096, packing=True)
+    assert tokens_per_pass(small) == 512  # never more than the whole batch
 
 
 def _run(tmp_path, value: str):

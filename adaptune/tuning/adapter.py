@@ -134,7 +134,7 @@ def tune_adapter(
     device = device_for_training()
     dtype = resolve_precision(settings.precision, device, "training.precision")
     check_quantize(method.quantize, base_model)
-    estimate = check_memory(base_model, method, settings, device, current_workers().main)
+    fit = check_memory(base_model, method, settings, device, current_workers().main)
     if method.quantize == "none":
         base = load_base_model(base_model, dtype)
     else:
@@ -163,10 +163,11 @@ def tune_adapter(
         checkpoint_dir,
         show_progress,
         log_step,
+        None if fit is None else fit.gradient_checkpointing,
     )
     summary = summarise(result, len(train_examples))
-    if estimate is not None:
-        summary |= estimate.metrics()
+    if fit is not None:
+        summary |= fit.estimate.metrics()
     if not workers.main:  # under torchrun, the first process checks and saves
         barrier(workers)
         return TuneResult(adapter_dir=adapter_dir, training=result, summary=summary, report_html="")

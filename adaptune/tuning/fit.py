@@ -147,14 +147,19 @@ class MemoryEstimate:
 
 
 def tokens_per_pass(settings: TrainingSettings, extra_per_row: int = 0) -> int:
-    """Padded tokens of the largest forward pass: whole rows at ``max_length`` (plus extra).
+    """Tokens of the largest forward pass: whole rows at ``max_length`` (plus extra).
 
     ``max_batch_tokens`` runs a batch in chunks of whole rows, at least one row at a time.
+    With ``packing`` a pass is one padding-free row of at most ``max_batch_tokens`` tokens (an
+    example longer than that gets a row of its own), never more than the whole batch.
     """
     width = settings.max_length + extra_per_row
-    rows = settings.batch_size
-    if settings.max_batch_tokens:
-        rows = min(rows, max(1, settings.max_batch_tokens // width))
+    whole = settings.batch_size * width
+    if not settings.max_batch_tokens:
+        return whole
+    if settings.packing:
+        return min(whole, max(settings.max_batch_tokens, width))
+    rows = min(settings.batch_size, max(1, settings.max_batch_tokens // width))
     return rows * width
 
 
@@ -300,6 +305,61 @@ def activations_fit(
     return plan.estimate(gradient_checkpointing, logits_tokens).total <= memory.free_bytes
 
 
+def resolve_checkpointing(
+    choice: bool | str, plan: FitPlan | None, memory: DeviceMemory, device: torch.device
+) -> bool:
+    """``training.gradient_checkpointing`` resolved: ``true``/``false`` as set; ``auto`` below.
+
+    ``auto`` is off on CPU, where recomputing only costs time (the host's RAM is the whole
+    machine's), and on a GPU it is on when the run would not fit in ``memory`` without it
+    (:func:`activations_fit`), or when there is no estimate (a ``gs://`` base).
+    """
+    if choice != "auto":
+        return bool(choice)
+    if device.type != "cuda":
+        return False
+    return plan is None or not activations_fit(plan, memory, False)
+
+
+def plan_of_model(
+    model: torch.nn.Module, settings: TrainingSettings, device: torch.device
+) -> FitPlan:
+    """The plan of training ``model`` as it is loaded (its adapter applied) on ``device``.
+
+    The same estimate as :func:`plan_for` makes before loading, for callers of the training
+    loop that did not make one: weights at the bytes of the frozen parameters' dtype, the
+    trainable parameters as new ones when the model is a PEFT model.
+    """
+    from peft import PeftModel
+
+    hf = model.get_base_model() if isinstance(model, PeftModel) else model
+    params = list(model.parameters())
+    trainable = sum(p.numel() for p in params if p.requires_grad)
+    frozen = next((p for p in params if not p.requires_grad), None)
+    weight_bytes = frozen.element_size() if frozen is not None else 4
+    return FitPlan(
+        shape=ModelShape.of(hf),
+        trainable=trainable,
+        new_parameters=trainable if isinstance(model, PeftModel) else 0,
+        weight_bytes=weight_bytes,
+        value_bytes=2 if device.type == "cuda" else max(2, weight_bytes),
+        tokens=tokens_per_pass(settings),
+    )
+
+
+@dataclass(frozen=True)
+class FitCheck:
+    """The verdict of the fit check: the estimate and whether activations are checkpointed.
+
+    Attributes:
+        estimate: The memory the run needs, as it will run.
+        gradient_checkpointing: ``training.gradient_checkpointing`` resolved with the estimate.
+    """
+
+    estimate: MemoryEstimate
+    gradient_checkpointing: bool
+
+
 def check_fits(
     plan: FitPlan,
     memory: DeviceMemory,
@@ -351,7 +411,7 @@ def check_memory(
     settings: TrainingSettings,
     device: torch.device,
     show: bool = True,
-) -> MemoryEstimate | None:
+) -> FitCheck | None:
     """Estimate the run's memory from the base model's config and refuse it when it cannot fit.
 
     Args:
@@ -360,6 +420,10 @@ def check_memory(
         settings: The training settings (``device_memory_gib`` overrides the device's memory).
         device: The training device.
         show: Print the estimate on stderr (in the task log).
+
+    Returns:
+        The estimate and the resolved ``gradient_checkpointing``, or None when the base model
+        is not estimated.
 
     Raises:
         UserError: One line with the figures and the setting to change, before any weight loads.
@@ -377,15 +441,13 @@ def check_memory(
     if plan is None:
         return None
     memory = device_memory(device, settings.device_memory_gib)
-    checkpointing = settings.gradient_checkpointing
-    if checkpointing == "auto":  # on only where it is needed to fit (and only a GPU has it auto)
-        checkpointing = device.type == "cuda" and not activations_fit(plan, memory, False)
-    estimate = check_fits(plan, memory, settings, gradient_checkpointing=bool(checkpointing))
+    checkpointing = resolve_checkpointing(settings.gradient_checkpointing, plan, memory, device)
+    estimate = check_fits(plan, memory, settings, gradient_checkpointing=checkpointing)
     if show:
         print(
             f"memory estimate: {estimate.describe()} of {memory.free_bytes / GIB:.1f} GiB "
-            f"free on {memory.where}",
+            f"free on {memory.where}" + ("; gradient checkpointing on" if checkpointing else ""),
             file=sys.stderr,  # the task log (kfp.local and Vertex keep stderr); stdout is data
             flush=True,
         )
-    return estimate
+    return FitCheck(estimate, checkpointing)

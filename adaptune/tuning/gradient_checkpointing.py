@@ -14,70 +14,40 @@ from typing import Any
 import torch
 from peft import PeftModel
 
+from adaptune.compute.device_memory import DeviceMemory
+from adaptune.tuning.fit import plan_of_model, resolve_checkpointing
 from adaptune.tuning.settings import TrainingSettings
-
-ACTIVATION_BYTES_PER_UNIT = 34
-"""Activation bytes one layer keeps per token and hidden unit in bf16 with a fused attention
-kernel (Korthikanti et al., 2022, "Reducing Activation Recomputation in Large Transformer
-Models": 34·s·b·h per layer)."""
-AUTO_MEMORY_FRACTION = 0.25
-"""``auto`` checkpoints when the activations of one forward pass would exceed this share of the
-GPU's memory (the weights, the logits chunk and the allocator's slack need the rest)."""
-
-
-def pass_tokens(settings: TrainingSettings) -> int:
-    """Most padded tokens in one forward pass: batch × max_length, cut to max_batch_tokens."""
-    tokens = settings.batch_size * settings.max_length
-    return min(tokens, settings.max_batch_tokens) if settings.max_batch_tokens else tokens
-
-
-def activation_bytes(tokens: int, config: Any) -> int:
-    """Estimated activation bytes of a forward pass of ``tokens`` tokens without checkpointing.
-
-    Args:
-        tokens: Tokens in the forward pass (batch × length).
-        config: The model's config (``hidden_size`` and ``num_hidden_layers``, plus
-            ``num_decoder_layers`` for encoder-decoder models).
-    """
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    hidden = int(getattr(text, "hidden_size", 0) or 0)
-    layers = int(getattr(text, "num_hidden_layers", 0) or 0)
-    layers += int(getattr(text, "num_decoder_layers", 0) or 0)
-    return tokens * hidden * layers * ACTIVATION_BYTES_PER_UNIT
 
 
 def wants_checkpointing(
     settings: TrainingSettings,
-    config: Any,
+    model: torch.nn.Module,
     device: torch.device,
-    device_memory: int | None = None,
+    device_memory_bytes: int | None = None,
 ) -> bool:
-    """Whether training checkpoints activations: ``training.gradient_checkpointing`` resolved.
+    """Whether training ``model`` checkpoints activations: ``training.gradient_checkpointing``.
 
-    ``true`` and ``false`` are taken as set. ``auto`` is off on CPU, where recomputing only costs
-    time (the host's RAM is the whole machine's, and a tiny activation estimate would not tell
-    more), and on a GPU it is on when :func:`activation_bytes` of one forward pass
-    (:func:`pass_tokens`) exceeds ``AUTO_MEMORY_FRACTION`` of the device's memory.
-
-    This is a stand-in for the fit check before loading (issue 12, point 7): once that estimate
-    of weights + adapter + optimizer + activations exists, ``auto`` should be its verdict ("does
-    it fit without checkpointing?"), and the fit check should replace this one function.
+    The fit check's own decision (:func:`adaptune.tuning.fit.resolve_checkpointing`), made
+    from the model as loaded, for callers of the training loop that did not run the fit check
+    before loading (the tuning step passes the verdict it made then). The memory is the
+    device's whole memory (what is free now already lacks the loaded weights), or
+    ``training.device_memory_gib`` when set.
 
     Args:
         settings: The training settings.
-        config: The model's config.
+        model: The model about to train, its adapter applied.
         device: Where training runs.
-        device_memory: The device's memory in bytes (None: asked of CUDA).
+        device_memory_bytes: The device's memory in bytes (None: asked of CUDA).
     """
     choice = settings.gradient_checkpointing
-    if choice != "auto":
-        return bool(choice)
-    if device.type != "cuda":
-        return False
-    if device_memory is None:
-        device_memory = torch.cuda.get_device_properties(device).total_memory
-    estimate = activation_bytes(pass_tokens(settings), config)
-    return estimate > AUTO_MEMORY_FRACTION * device_memory
+    if choice != "auto" or device.type != "cuda":
+        return resolve_checkpointing(choice, None, DeviceMemory(0, str(device)), device)
+    if settings.device_memory_gib > 0:
+        device_memory_bytes = int(settings.device_memory_gib * 2**30)
+    elif device_memory_bytes is None:
+        device_memory_bytes = torch.cuda.get_device_properties(device).total_memory
+    memory = DeviceMemory(device_memory_bytes, str(device))
+    return resolve_checkpointing(choice, plan_of_model(model, settings, device), memory, device)
 
 
 def _hf_model(model: torch.nn.Module) -> Any:

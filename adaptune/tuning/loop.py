@@ -142,18 +142,23 @@ def train(
     checkpoint_dir: Path | None = None,
     show_progress: bool = True,
     on_step: Callable[[LoopState], None] | None = None,
+    gradient_checkpointing: bool | None = None,
 ) -> TrainingResult:
     """Train the model's trainable parameters in place; resume from a checkpoint if there is one.
 
     At the end the model holds the weights of the best evaluation (lowest eval loss) when eval
     ran, else the last weights. Activations are checkpointed while training when
-    ``settings.gradient_checkpointing`` says so (see
+    ``gradient_checkpointing`` says so (the fit check's verdict), or when it is None, as
+    ``settings.gradient_checkpointing`` resolves for this model (see
     :func:`adaptune.tuning.gradient_checkpointing.wants_checkpointing`), and not after.
-    Arguments, result and errors are :func:`train_steps`'.
+    Other arguments, result and errors are :func:`train_steps`'.
     """
     device = next(model.parameters()).device
-    config = getattr(model, "config", None)
-    recompute = config is not None and wants_checkpointing(settings, config, device)
+    recompute = gradient_checkpointing
+    if recompute is None:
+        recompute = getattr(model, "config", None) is not None and wants_checkpointing(
+            settings, model, device
+        )
     with checkpointed(model, recompute):
         return train_steps(
             model,

@@ -40,8 +40,8 @@ class TrainingSettings:
         divergence_factor: Stop when the loss exceeds this multiple of the first loss.
         gradient_checkpointing: Recompute each block's activations in the backward pass
             instead of keeping them (less memory, about a third more compute): ``True``,
-            ``False``, or ``"auto"`` (see
-            :func:`adaptune.tuning.gradient_checkpointing.wants_checkpointing`).
+            ``False``, or ``"auto"``: on a GPU when the fit check's estimate says the run
+            would not fit without it (see :func:`adaptune.tuning.fit.resolve_checkpointing`).
         processes: Training processes per machine, data-parallel (0: one per visible GPU, one
             on a machine without). N processes take N batches per forward pass, so they train
             as one process with ``grad_accum`` × N. More than one on CPU runs gloo (tests).
