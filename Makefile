@@ -74,7 +74,13 @@ lint: $(STAMP) ## Run ruff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check adaptune components pipelines
 
-bench: $(STAMP) ## Run the benchmarks in bench/
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP) ## Run the benchmarks in bench/ (installs TRL, their peer arm, first)
 	$(BIN)/python bench/tune.py
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/eval.py
