@@ -572,3 +572,21 @@ def test_a_version_whose_base_model_changed_its_chat_template_is_refused(version
     assert reply.status_code == 500
     assert "was tuned with chat template sha256 000000000000" in reply.text
 
+
+
+def test_serve_keeps_at_most_max_prompt_tokens(versions, monkeypatch):
+    import uvicorn
+
+    registry, made = versions
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app))
+    result = invoke("serve", "--registry-dir", registry, "--max-prompt-tokens", "12")
+    assert result.exit_code == 0, result.output
+    messages = with_system(CONVERSATIONS[0], "Answer in one word. " * 20)
+    ids, _ = made["llama3"].tokens(made["llama3"].prompt(messages))
+    assert len(ids) > 12
+    with TestClient(served["app"]) as client:
+        answer = completion(client, "llama3-router", messages)
+    assert answer["usage"]["prompt_tokens"] == 12  # cut from the left, as training cuts
+    refused = invoke("serve", "--registry-dir", registry, "--max-prompt-tokens", "0")
+    assert refused.exit_code == 2 and "--max-prompt-tokens" in refused.output

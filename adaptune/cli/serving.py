@@ -123,6 +123,12 @@ decoding_options = apply_options(
 )
 @_count_option("--max-instances", 32, "Most instances per request.")
 @_count_option("--max-new-tokens", 256, "Largest maxOutputTokens a request may ask for.")
+@_count_option(
+    "--max-prompt-tokens",
+    256,
+    "Prompt tokens kept, cut from the left as training cuts them (set it to the versions' "
+    "training.max_length or more for long chat prompts).",
+)
 @_count_option("--max-body-bytes", 1_500_000, "Largest request body.")
 @_count_option("--idle-adapters", 4, "Adapters no alias points to that stay loaded.", minimum=0)
 @_count_option("--max-batch", 32, "Most prompts generated together for one adapter (1: none).")
