@@ -75,12 +75,7 @@ def tune_gemini(
     vertex_model.metadata[RESOURCE_NAME_KEY] = result.tuned_model
     vertex_endpoint.uri = resource_uri(result.endpoint)
     vertex_endpoint.metadata[RESOURCE_NAME_KEY] = result.endpoint
-    stats = result.data_stats.get("supervisedTuningDataStats", {})
-    for key, value in stats.items():
-        try:  # counts come as strings (int64 in JSON); distributions are mappings
-            tuning_metrics.log_metric(key, float(value))
-        except (TypeError, ValueError):
-            continue
-    tuning_metrics.log_metric("job_seconds", result.seconds)
+    for key, value in outcome.metrics().items():
+        tuning_metrics.log_metric(key, value)
     outputs = namedtuple("Outputs", ["endpoint", "job_name"])
     return outputs(result.endpoint, result.job_name)

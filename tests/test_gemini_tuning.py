@@ -239,3 +239,27 @@ def test_keyboard_interrupt_while_waiting_cancels_the_job(fake, client):
         with pytest.raises(KeyboardInterrupt):
             run_tuning_job(client, SETTINGS, DATASET, "r1", SHA, log=lambda line: None, sleep=sleep)
     assert len(fake.calls("POST", ":cancel")) == 1
+
+
+def test_the_tuning_metrics_are_the_jobs_numeric_data_stats_and_seconds():
+    from adaptune.vertex.gemini_steps import TuneOutcome
+    from adaptune.vertex.gemini_tuning import GeminiTuningResult
+
+    stats = {
+        "tuningDatasetExampleCount": "20",  # int64 comes as a string
+        "totalBillableTokenCount": 1234,
+        "userInputTokenDistribution": {"sum": "900", "mean": 45.0},  # a mapping: left out
+    }
+    result = GeminiTuningResult(
+        "j",
+        "JOB_STATE_SUCCEEDED",
+        "m",
+        "e",
+        data_stats={"supervisedTuningDataStats": stats},
+        seconds=600.0,
+    )
+    assert TuneOutcome(DATASET, result).metrics() == {
+        "tuningDatasetExampleCount": 20.0,
+        "totalBillableTokenCount": 1234.0,
+        "job_seconds": 600.0,
+    }

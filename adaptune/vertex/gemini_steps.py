@@ -66,6 +66,21 @@ class TuneOutcome:
             "system_instruction": self.system_instruction,
         }
 
+    def metrics(self) -> dict[str, float]:
+        """The job's numeric data statistics (examples, billable tokens, ...) and its seconds.
+
+        Counts come as strings (int64 in JSON) and are read as numbers; distributions (mappings)
+        are left out.
+        """
+        values: dict[str, float] = {}
+        for key, value in self.result.data_stats.get("supervisedTuningDataStats", {}).items():
+            try:
+                values[key] = float(value)
+            except (TypeError, ValueError):
+                continue
+        values["job_seconds"] = self.result.seconds
+        return values
+
 
 def tune_step(
     dataset_dir: Path,
