@@ -14,8 +14,9 @@ from hostile import invoke, one_line_error, tree
 from safetensors.torch import load_file
 from sample_adapters import save_random_lora
 from test_cli import captured_run  # noqa: F401  (fixture)
+from tiny_checkpoints import save_tiny_llama
 
-from adaptune.base_models import builtin, load_base_model
+from adaptune.base_models import load_base_model
 from adaptune.errors import UserError
 from adaptune.evaluation import compared_models
 from adaptune.evaluation.evaluate import evaluate_models
@@ -36,26 +37,7 @@ QUICK = {"steps": 2, "batch_size": 4, "eval_every": 0, "checkpoint_every": 0, "m
 @pytest.fixture(scope="module")
 def bf16_checkpoint(tmp_path_factory) -> Path:
     """A tiny random Llama-shaped checkpoint saved in bf16, with the built-in tokenizer."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    directory = tmp_path_factory.mktemp("bf16-checkpoint")
-    tokenizer = builtin.build_tokenizer()
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
+    return save_tiny_llama(tmp_path_factory.mktemp("bf16-checkpoint"), 32, 64, 2)
 
 
 @pytest.fixture

@@ -13,8 +13,9 @@ import pytest
 import torch
 from conftest import SAMPLE
 from hostile import invoke, one_line_error, tree
+from tiny_checkpoints import save_tiny_llama
 
-from adaptune.base_models import builtin, load_base_model
+from adaptune.base_models import load_base_model
 from adaptune.base_models.quantization import quantization_config
 from adaptune.tuning.__main__ import main as tuning_main
 from adaptune.tuning.fit import QUANTIZED_BYTES, check_memory
@@ -34,26 +35,7 @@ needs_bnb = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     """A tiny random Llama-shaped checkpoint in bf16, with the built-in tokenizer."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    directory = tmp_path_factory.mktemp("llama-checkpoint")
-    tokenizer = builtin.build_tokenizer()
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
+    return save_tiny_llama(tmp_path_factory.mktemp("llama-checkpoint"), 64, 128, 4)
 
 
 @pytest.fixture
