@@ -203,6 +203,7 @@ def test_a_succeeded_job_passes_the_gate_and_becomes_production(env):
     )
     assert summary["gemini"]["endpoint"] == endpoint
     assert summary["gemini"]["model"] == tuned_model
+    assert f"made {tuned_model} on {endpoint}" in out.stdout  # the printed summary names it
     assert "is now production" in out.stdout
     # tune-gemini's typed outputs, as kfp.local wrote them and the lineage store keeps them.
     (task_dir,) = (env["runs"] / run["run_id"]).glob("pipeline/*/tune-gemini")

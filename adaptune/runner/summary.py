@@ -187,7 +187,8 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     gemini = summary.get("gemini")
     if gemini:
         console.print(
-            f"tuning job: {gemini['job_name']} made a model on {gemini['endpoint']}",
+            f"tuning job: {gemini['job_name']} made {gemini['model'] or 'a model'} on "
+            f"{gemini['endpoint']}",
             markup=False,
             highlight=False,
         )
