@@ -204,6 +204,16 @@ def test_a_succeeded_job_passes_the_gate_and_becomes_production(env):
     assert summary["gemini"]["endpoint"] == endpoint
     assert summary["gemini"]["model"] == tuned_model
     assert f"made {tuned_model} on {endpoint}" in out.stdout  # the printed summary names it
+    # Managed tuning makes a new model each time: reproduce refuses it, before anything runs.
+    from click.testing import CliRunner
+
+    from adaptune.cli import main
+
+    refused = CliRunner().invoke(main, ["reproduce", run["run_id"], "--runs-dir", str(env["runs"])])
+    assert refused.exit_code == 2, refused.output
+    (line,) = refused.output.strip().splitlines()
+    assert "cannot be reproduced bit for bit" in line and "--backend vertex_gemini" in line
+    assert len(_runs(env)) == 1 and len(gemini.calls("POST", "/tuningJobs")) == 1
     assert "is now production" in out.stdout
     # tune-gemini's typed outputs, as kfp.local wrote them and the lineage store keeps them.
     (task_dir,) = (env["runs"] / run["run_id"]).glob("pipeline/*/tune-gemini")

@@ -34,7 +34,8 @@ backend_option = click.option(
 )
 
 
-def _pipeline_name(compiled: Path) -> str | None:
+def pipeline_name(compiled: Path) -> str | None:
+    """The ``pipelineInfo.name`` of a compiled pipeline (None when it cannot be read)."""
     try:
         spec = yaml.safe_load(compiled.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
@@ -56,7 +57,7 @@ def compiled_for_backend(backend: str, compiled: Path) -> Path:
     )
     if not given and Path(compiled) == DEFAULT_COMPILED:
         return DEFAULT_COMPILED.parent / BACKENDS[backend]
-    name = _pipeline_name(Path(compiled))
+    name = pipeline_name(Path(compiled))
     if name is not None and name in PIPELINE_NAMES.values() and name != PIPELINE_NAMES[backend]:
         raise UserError(
             f"--compiled {compiled} is the {name} pipeline, not the {backend} backend's "

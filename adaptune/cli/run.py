@@ -11,7 +11,12 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
-from adaptune.cli.backends import backend_option, compiled_for_backend
+from adaptune.cli.backends import (
+    PIPELINE_NAMES,
+    backend_option,
+    compiled_for_backend,
+    pipeline_name,
+)
 from adaptune.cli.errors import reports_errors
 from adaptune.cli.options import (
     EXPERIMENT,
@@ -178,7 +183,8 @@ def _print_settled(manifest: dict[str, Any]) -> None:
 def reproduce(run_id: str, runs_dir: Path, verbose: bool) -> None:
     """Rerun a run from its manifest and check the adapter's sha256 matches.
 
-    Exits 1 when the rerun fails or makes a different adapter.
+    Exits 1 when the rerun fails or makes a different adapter. A vertex_gemini run is
+    refused: Vertex AI's managed tuning makes a new model each time, not the same bytes.
     """
     from adaptune.lineage.run_manifest import REPRODUCED, read_run_manifest
     from adaptune.runner.run import plan_reproduction
@@ -187,6 +193,13 @@ def reproduce(run_id: str, runs_dir: Path, verbose: bool) -> None:
 
     read_run_manifest(runs_dir, run_id, REPRODUCED)  # a broken manifest: one line, before anything
     plan = plan_reproduction(runs_dir, run_id)
+    if pipeline_name(plan.compiled) == PIPELINE_NAMES["vertex_gemini"]:
+        raise UserError(
+            f"run {run_id} tuned Gemini with Vertex AI's managed tuning (--backend "
+            "vertex_gemini), which makes a new model each time: it cannot be reproduced bit "
+            f"for bit; rerun it with: adaptune run --backend vertex_gemini --config "
+            f"{runs_dir / run_id / 'params.yaml'}"
+        )
     if plan.spec_changed:
         click.echo("warning: the compiled pipeline changed since the run", err=True)
     with _watching(verbose) as shown:
