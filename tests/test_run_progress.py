@@ -59,6 +59,11 @@ def test_a_running_task_has_its_progress_line_and_finished_ones_their_times(tmp_
     after = {r.name: r for r in task_progress(tmp_path, SPEC, {}, ended)}
     assert after["format-text-to-text"].state == "failed"
     assert after["tune-adapter"].state == "not run"
+    cancelled = RunState(started, datetime.now().astimezone(), False, None, cancelled=True)
+    stopped = {r.name: r for r in task_progress(tmp_path, SPEC, {}, cancelled)}
+    assert stopped["validate-dataset"].state == "succeeded"
+    assert stopped["format-text-to-text"].state == "cancelled"  # it was running, not failing
+    assert stopped["tune-adapter"].state == "not run"
 
 
 def test_the_gemini_pipeline_shows_its_own_tasks(tmp_path):

@@ -439,10 +439,15 @@ def test_cancel_a_queued_and_a_running_job(studio, page):
     expect(queued_page.locator("#run-status")).to_have_text("cancelled", timeout=30_000)
 
     expect(page.locator("#run-status")).to_have_text("running", timeout=120_000)
+    # 150 steps: tune-adapter runs for a while; cancel it while it runs.
+    expect(page.locator("#task-tune-adapter td.state")).to_have_text("running", timeout=120_000)
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Cancel run").click()
     expect(page.locator("#run-status")).to_have_text("cancelled", timeout=60_000)
     expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
+    states = page.locator("#tasks td.state").all_inner_texts()
+    assert states[:3] == ["succeeded", "succeeded", "cancelled"], states  # not "failed"
+    assert set(states[3:]) == {"not run"}, states
     page.goto(studio.url + "/runs")
     assert _run_state(page, running) == "cancelled"
     assert _run_state(page, queued) == "cancelled"

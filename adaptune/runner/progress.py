@@ -1,7 +1,8 @@
 """Where a local run stands, task by task: what the quiet ``adaptune run`` and the studio show.
 
 Each task of the DAG table is ``pending`` (not started yet), ``running``, ``succeeded``,
-``failed``, ``skipped`` (its condition was false) or ``not run`` (an earlier task failed), with
+``failed``, ``cancelled`` (it was running when the run was cancelled), ``skipped`` (its
+condition was false) or ``not run`` (an earlier task failed, or the run was cancelled), with
 its times from kfp.local's files (``task_records``) and, for the running task, the last line it
 printed (its progress bar or log line), read from the tail of the run's ``run.log``.
 """
@@ -18,7 +19,7 @@ from adaptune.runner.dag import tasks_for
 from adaptune.runner.local import ANSI
 from adaptune.runner.task_records import RunState, read_task_records
 
-STATES = ("pending", "running", "succeeded", "failed", "skipped", "not run")
+STATES = ("pending", "running", "succeeded", "failed", "cancelled", "skipped", "not run")
 TAIL_BYTES = 8192
 """How much of the end of ``run.log`` is read for the running task's last line."""
 LINE_CHARS = 120

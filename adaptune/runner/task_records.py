@@ -30,12 +30,14 @@ class RunState:
         ended: When it ended (None while it runs).
         succeeded: Whether it succeeded (meaningful once ended).
         failed_task: The task that failed, when known.
+        cancelled: Whether it was cancelled (its running task then reads ``cancelled``).
     """
 
     started: datetime
     ended: datetime | None = None
     succeeded: bool = False
     failed_task: str | None = None
+    cancelled: bool = False
 
 
 def _stamp(when: datetime | float) -> str:
@@ -180,8 +182,9 @@ def read_task_records(
         )
     if ended and failed and failed not in dirs:
         unfinished.append(failed)  # it failed before writing anything
-    for name in unfinished:  # running, or failed once the run is over
-        times[name] = ("running" if ended is None else "failed", _stamp(previous_end), ended)
+    stopped = "cancelled" if state.cancelled else "failed"
+    for name in unfinished:  # running, or failed (cancelled) once the run is over
+        times[name] = ("running" if ended is None else stopped, _stamp(previous_end), ended)
     records = {
         name: _with_io(name, *times[name], leaves, params, outputs, finished.get(name))
         for name in times

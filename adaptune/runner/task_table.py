@@ -31,6 +31,7 @@ STYLES = {
     "running": "yellow",
     "succeeded": "green",
     "failed": "bold red",
+    "cancelled": "bold yellow",
     "skipped": "dim",
     "not run": "dim",
     "pending": "dim",

@@ -246,6 +246,7 @@ def _tasks(
             ended,
             view.status == "succeeded",
             failed if failed in dag.BY_NAME else None,
+            cancelled=view.status == "cancelled",
         )
         try:
             view.tasks = task_progress(run_dir, spec, params, state)
@@ -253,7 +254,8 @@ def _tasks(
         except (OSError, ValueError, KeyError, TypeError):
             view.tasks = []  # files caught half-written: the next poll reads them
     if not view.tasks:
-        view.tasks = [TaskProgress(t.name, "pending") for t in dag.TASKS]
+        never = "not run" if view.status in FINAL else "pending"  # e.g. cancelled at start
+        view.tasks = [TaskProgress(t.name, never) for t in dag.TASKS]
     view.dag = dag_svg(view.tasks, task_edges(spec) if spec else [])
     return records
 
