@@ -171,9 +171,9 @@ def base_loads(monkeypatch):
     """Counts the base models loaded while comparing models."""
     loaded: list[str] = []
 
-    def counting(name, dtype=None):
+    def counting(name, dtype=None, **kwargs):
         loaded.append(name)
-        return load_base_model(name, dtype)
+        return load_base_model(name, dtype, **kwargs)
 
     monkeypatch.setattr(compared_models, "load_base_model", counting)
     return loaded

@@ -33,6 +33,7 @@ from adaptune.tuning.checkpoint import (
     save_checkpoint,
     set_rng_states,
 )
+from adaptune.tuning.compilation import compiled
 from adaptune.tuning.distributed import (
     average_gradients,
     current_workers,
@@ -148,13 +149,15 @@ def train(
     At the end the model holds the weights of the best evaluation (lowest eval loss) when eval
     ran, else the last weights. Activations are checkpointed while training when
     ``settings.gradient_checkpointing`` says so (see
-    :func:`adaptune.tuning.gradient_checkpointing.wants_checkpointing`), and not after.
+    :func:`adaptune.tuning.gradient_checkpointing.wants_checkpointing`), and not after; with
+    ``settings.compile`` its blocks run compiled while training (see
+    :mod:`adaptune.tuning.compilation`).
     Arguments, result and errors are :func:`train_steps`'.
     """
     device = next(model.parameters()).device
     config = getattr(model, "config", None)
     recompute = config is not None and wants_checkpointing(settings, config, device)
-    with checkpointed(model, recompute):
+    with checkpointed(model, recompute), compiled(model, settings.compile):
         return train_steps(
             model,
             train_examples,
