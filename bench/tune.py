@@ -17,7 +17,10 @@ MFU (target ≥ 30%, 6N and 4N + attention), and the peak GPU memory of a Llama-
 with checkpointing at 2,048 tokens in bf16 (target ≤ 22 GiB) and in 4-bit (≤ 10 GiB); under 8
 minutes on one H100/H200. ``--gpu --smoke`` runs every arm of it on CPU with tiny dims.
 
-Usage: python bench/tune.py [--steps 40] [--batch-size 16] | --gpu [--smoke]
+``--compile`` trains the CPU model with adaptune's loop, ``training.compile`` off and on (each
+arm in its own process, 3 warm-up steps timed apart: the compilation), and prints the ratio.
+
+Usage: python bench/tune.py [--steps 40] [--batch-size 16] | --compile | --gpu [--smoke]
 """
 
 from __future__ import annotations
@@ -200,6 +203,57 @@ def cpu_bench(steps: int, batch_size: int) -> None:
     print(f"peak RSS ratio adaptune / Trainer defaults: {rss:.2f} (target <= 1.0)")
 
 
+COMPILE_ARMS = ("adaptune_plain", "adaptune_compiled")
+
+
+def run_compile_arm(arm: str, steps: int, batch_size: int) -> dict[str, float]:
+    """The CPU model trained by adaptune, ``training.compile`` off or on, after 3 warm-up steps.
+
+    The warm-up (which compiles, for the compiled arm) is timed apart, so the figures are the
+    steady state and the one-off cost.
+    """
+    import torch
+
+    from adaptune.tuning.loading import apply_method
+    from adaptune.tuning.loop import train
+    from adaptune.tuning.methods import LoraMethod
+    from adaptune.tuning.settings import TrainingSettings
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    model, tokenizer, examples = cpu_model((steps + 3) * batch_size)
+    model = apply_method(model, LoraMethod(), "causal")
+    common = {
+        "batch_size": batch_size,
+        "eval_every": 0,
+        "checkpoint_every": 0,
+        "max_length": 512,
+        "compile": arm == "adaptune_compiled",
+    }
+    pad = tokenizer.pad_token_id
+    start = time.perf_counter()
+    warm_settings = TrainingSettings(steps=3, **common)
+    train(model, examples, [], warm_settings, pad, "causal", show_progress=False)
+    warm = time.perf_counter() - start
+    settings = TrainingSettings(steps=steps, seed=1, **common)
+    result = train(model, examples, [], settings, pad, "causal", show_progress=False)
+    return {"tokens": result.state.tokens, "seconds": result.state.wall_seconds, "warm": warm}
+
+
+def compile_bench(steps: int, batch_size: int) -> None:
+    """``training.compile`` off and on, each arm in its own process, then the ratio."""
+    results = {arm: measure(arm, steps, batch_size) for arm in COMPILE_ARMS}
+    for arm, r in results.items():
+        print(
+            f"{arm:18} {r['tokens_per_second']:9,.0f} real tokens/s after 3 warm-up steps "
+            f"({r['warm']:.1f} s)  peak RSS {r['peak_rss_mb']:7,.0f} MB"
+        )
+    ratio = (
+        results["adaptune_compiled"]["tokens_per_second"]
+        / (results["adaptune_plain"]["tokens_per_second"])
+    )
+    print(f"tokens/s ratio compiled / plain: {ratio:.2f}x (training.compile defaults to false)")
+
+
 def gpu_bench(smoke: bool = False, only: list[str] | None = None) -> None:
     """The GPU benchmark: adaptune vs TRL on a 1.5B shape, 8B memory (``bench/tune_gpu.py``)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -214,11 +268,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--gpu", action="store_true", help="the GPU benchmark (bench/tune_gpu.py)")
     parser.add_argument("--smoke", action="store_true", help="with --gpu: tiny dims on CPU")
-    parser.add_argument("--arm", choices=ARMS, help=argparse.SUPPRESS)
+    parser.add_argument("--compile", action="store_true", help="training.compile off vs on, CPU")
+    parser.add_argument("--arm", choices=ARMS + COMPILE_ARMS, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.arm:
-        Path(args.out).write_text(json.dumps(run_arm(args.arm, args.steps, args.batch_size)))
+        run = run_compile_arm if args.arm in COMPILE_ARMS else run_arm
+        Path(args.out).write_text(json.dumps(run(args.arm, args.steps, args.batch_size)))
+    elif args.compile:
+        compile_bench(args.steps, args.batch_size)
     elif args.gpu:
         gpu_bench(args.smoke)
     else:
