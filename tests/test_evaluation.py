@@ -413,6 +413,7 @@ def test_evaluation_settings_accept_pipeline_floats_and_round_trip():
         "report_examples": 20,
         "max_length": 256,
         "precision": "auto",
+        "attention": "auto",
     }
     settings = EvaluationSettings.from_dict(
         {"batch_size": 8.0, "max_new_tokens": 16.0, "temperature": 1}
