@@ -316,7 +316,7 @@ def resolve_params(
         check_attention(training.attention, training.precision, "training")
         check_attention(evaluation.attention, evaluation.precision, "evaluation")
         if training.compile:
-            check_compiler(device_for_training())
+            check_compiler()
     check_quantize(method.quantize, params["base_model"], here=local)
     check_method_applies(
         method,

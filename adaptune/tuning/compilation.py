@@ -9,8 +9,8 @@ checkpoint wraps the compiled block, whose forward is recomputed in the backward
 adapter layers inside a block are compiled with it. The blocks are uncompiled again when
 training ends, so the sanity check and evaluation run the plain modules.
 
-Inductor, ``torch.compile``'s backend, generates C++ on a CPU (it needs a C compiler) and Triton
-kernels on a CUDA GPU.
+Inductor, ``torch.compile``'s backend, generates C++ on a CPU and Triton kernels on a CUDA GPU;
+both need a C compiler (Triton builds its kernel launchers with one).
 """
 
 from __future__ import annotations
@@ -40,12 +40,15 @@ def blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
     return found
 
 
-def check_compiler(device: torch.device) -> None:
-    """Refuse ``training.compile`` on a CPU without a C compiler (inductor generates C++)."""
-    if device.type == "cpu" and not (shutil.which("cc") or shutil.which("gcc")):
+def check_compiler() -> None:
+    """Refuse ``training.compile`` on a machine without a C compiler.
+
+    Inductor generates C++ for a CPU, and Triton builds its kernel launchers with one on a GPU.
+    """
+    if not (shutil.which("cc") or shutil.which("gcc")):
         raise UserError(
-            f"{COMPILE_SETTING}=true on CPU needs a C compiler (cc or gcc), and none is on "
-            f"PATH: install one, or set {COMPILE_SETTING}=false"
+            f"{COMPILE_SETTING}=true needs a C compiler (cc or gcc), and none is on PATH: "
+            f"install one, or set {COMPILE_SETTING}=false"
         )
 
 
@@ -61,7 +64,7 @@ def compiled(model: torch.nn.Module, enabled: bool) -> Iterator[int]:
         return
     found = blocks(model)
     if found:
-        check_compiler(next(model.parameters()).device)
+        check_compiler()
     for block in found:
         block.compile(dynamic=True)
     try:
