@@ -98,3 +98,21 @@ def test_compiled_and_plain_training_give_the_same_losses(tmp_path):
     compiled = _losses(tmp_path, True)
     assert counters["stats"]["unique_graphs"] >= 1  # the blocks did run compiled
     assert compiled == pytest.approx(plain, rel=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(COMPILER is None, reason="inductor needs a C compiler on CPU; none on PATH")
+def test_every_block_and_length_shares_one_compiled_graph():
+    # one graph per layer would pass dynamo's cache limit (8) on a 28-layer model and fall back
+    from torch._dynamo.utils import counters
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=100, n_embd=32, n_layer=4, n_head=2, n_positions=64)
+    model = GPT2LMHeadModel(config)
+    torch._dynamo.reset()
+    counters.clear()
+    with compilation.compiled(model, True), torch.no_grad():
+        for length in (10, 17, 23):
+            model(torch.randint(0, 100, (2, length)), use_cache=False)
+    assert counters["stats"]["unique_graphs"] == 1
