@@ -11,10 +11,16 @@ Each arm runs in its own process, so each has its own peak RSS. Prints real (non
 tokens/s, peak RSS, and the ratios. Targets: adaptune ≥ 2.0× Trainer's defaults and ≥ 1.1×
 the grouped Trainer; peak RSS no higher than Trainer's.
 
-``--gpu`` trains LoRA on a random-initialised ~0.5B causal LM (Qwen2 shape) in bf16 with
-adaptune's loop and prints tokens/s and MFU; it finishes within three minutes on one GPU.
+``--gpu`` runs ``bench/tune_gpu.py`` (see its docstring): adaptune against TRL ``SFTTrainer``
+(padding-free, bf16) on a random Qwen2.5-1.5B-shaped model, tokens/s ratio (target ≥ 1.3×) and
+MFU (target ≥ 30%, 6N and 4N + attention), and the peak GPU memory of a Llama-3-8B-shaped LoRA
+with checkpointing at 2,048 tokens in bf16 (target ≤ 22 GiB) and in 4-bit (≤ 10 GiB); under 8
+minutes on one H100/H200. ``--gpu --smoke`` runs every arm of it on CPU with tiny dims.
 
-Usage: python bench/tune.py [--steps 40] [--batch-size 16] | --gpu [--gpu-steps 30]
+``--compile`` trains the CPU model with adaptune's loop, ``training.compile`` off and on (each
+arm in its own process, 3 warm-up steps timed apart: the compilation), and prints the ratio.
+
+Usage: python bench/tune.py [--steps 40] [--batch-size 16] | --compile | --gpu [--smoke]
 """
 
 from __future__ import annotations
@@ -197,98 +203,82 @@ def cpu_bench(steps: int, batch_size: int) -> None:
     print(f"peak RSS ratio adaptune / Trainer defaults: {rss:.2f} (target <= 1.0)")
 
 
-QWEN2_05B = {
-    "vocab_size": 151936,
-    "hidden_size": 896,
-    "intermediate_size": 4864,
-    "num_hidden_layers": 24,
-    "num_attention_heads": 14,
-    "num_key_value_heads": 2,
-}
+COMPILE_ARMS = ("adaptune_plain", "adaptune_compiled")
 
 
-def gpu_bench(
-    steps: int, batch_size: int, device: str = "cuda", dims: dict | None = None, max_len: int = 1024
-) -> None:
-    """LoRA on a random ~0.5B causal LM in bf16 on one GPU: tokens/s and MFU.
+def run_compile_arm(arm: str, steps: int, batch_size: int) -> dict[str, float]:
+    """The CPU model trained by adaptune, ``training.compile`` off or on, after 3 warm-up steps.
 
-    ``device`` and ``dims`` exist so the same code can be smoke-tested on a CPU with tiny dims.
+    The warm-up (which compiles, for the compiled arm) is timed apart, so the figures are the
+    steady state and the one-off cost.
     """
     import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from adaptune.data.encoding import Encoded
     from adaptune.tuning.loading import apply_method
     from adaptune.tuning.loop import train
     from adaptune.tuning.methods import LoraMethod
     from adaptune.tuning.settings import TrainingSettings
 
-    if device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--gpu needs a CUDA device")
-    config = Qwen2Config(
-        **(dims or QWEN2_05B), max_position_embeddings=4096, tie_word_embeddings=True
-    )
-    torch.manual_seed(0)
-    model = Qwen2ForCausalLM(config).to(torch.bfloat16).to(device)
-    n_params = sum(p.numel() for p in model.parameters())
-    n_matmul = n_params - config.vocab_size * config.hidden_size  # the embedding is a lookup
-    model = apply_method(model, LoraMethod(r=16, alpha=32), "causal")
-    rng = random.Random(0)
-    examples = []
-    for _ in range(4000):
-        length = rng.randint(64, max_len)
-        ids = [rng.randrange(100, config.vocab_size) for _ in range(length)]
-        examples.append(Encoded(ids, [-100] * (length - 16) + ids[-16:]))
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    model, tokenizer, examples = cpu_model((steps + 3) * batch_size)
+    model = apply_method(model, LoraMethod(), "causal")
     common = {
         "batch_size": batch_size,
         "eval_every": 0,
         "checkpoint_every": 0,
-        "max_length": max_len,
-        "learning_rate": 1e-4,
-        "max_batch_tokens": 0,  # a GPU has the memory: whole batches keep the matmuls large
+        "max_length": 512,
+        "compile": arm == "adaptune_compiled",
     }
-    settings = TrainingSettings(steps=steps, **common)
-    warm = TrainingSettings(steps=3, **common)
-    train(model, examples, [], warm, 0, "causal", show_progress=False)
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    sync()
-    result = train(model, examples, [], settings, 0, "causal", show_progress=False)
-    sync()
-    tokens_per_second = result.tokens_per_second
-    mean_len = result.state.tokens / (steps * batch_size)
-    # LoRA step: forward (2 N) + backward through activations (2 N); frozen weights get no
-    # weight gradients. Attention scores add 4 * layers * seq * hidden per token each way.
-    attention = 4 * config.num_hidden_layers * mean_len * config.hidden_size
-    flops_per_token = 4 * n_matmul + 2 * attention
-    peak = 989e12  # H100/H200 SXM dense bf16
-    print(f"device: {torch.cuda.get_device_name() if device == 'cuda' else device}")
-    print(f"model: Qwen2-shaped, {n_params / 1e6:,.0f}M parameters, bf16, LoRA r=16 all-linear")
-    print(f"steps {steps} x batch {batch_size}, mean length {mean_len:,.0f} tokens")
-    print(
-        f"throughput: {tokens_per_second:,.0f} real tokens/s in {result.state.wall_seconds:.1f} s"
+    pad = tokenizer.pad_token_id
+    start = time.perf_counter()
+    warm_settings = TrainingSettings(steps=3, **common)
+    train(model, examples, [], warm_settings, pad, "causal", show_progress=False)
+    warm = time.perf_counter() - start
+    settings = TrainingSettings(steps=steps, seed=1, **common)
+    result = train(model, examples, [], settings, pad, "causal", show_progress=False)
+    return {"tokens": result.state.tokens, "seconds": result.state.wall_seconds, "warm": warm}
+
+
+def compile_bench(steps: int, batch_size: int) -> None:
+    """``training.compile`` off and on, each arm in its own process, then the ratio."""
+    results = {arm: measure(arm, steps, batch_size) for arm in COMPILE_ARMS}
+    for arm, r in results.items():
+        print(
+            f"{arm:18} {r['tokens_per_second']:9,.0f} real tokens/s after 3 warm-up steps "
+            f"({r['warm']:.1f} s)  peak RSS {r['peak_rss_mb']:7,.0f} MB"
+        )
+    ratio = (
+        results["adaptune_compiled"]["tokens_per_second"]
+        / (results["adaptune_plain"]["tokens_per_second"])
     )
-    print(
-        f"MFU: {tokens_per_second * flops_per_token / peak:.1%} "
-        f"({flops_per_token / 1e9:.2f} GFLOP/token vs {peak / 1e12:.0f} TFLOP/s peak); "
-        f"6N convention: {tokens_per_second * 6 * n_matmul / peak:.1%}"
-    )
-    if device == "cuda":
-        print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+    print(f"tokens/s ratio compiled / plain: {ratio:.2f}x (training.compile defaults to false)")
+
+
+def gpu_bench(smoke: bool = False, only: list[str] | None = None) -> None:
+    """The GPU benchmark: adaptune vs TRL on a 1.5B shape, 8B memory (``bench/tune_gpu.py``)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from tune_gpu import gpu_bench as run_gpu_bench
+
+    run_gpu_bench(smoke, only)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--gpu", action="store_true", help="the ~0.5B bf16 GPU benchmark")
-    parser.add_argument("--gpu-steps", type=int, default=30)
-    parser.add_argument("--arm", choices=ARMS, help=argparse.SUPPRESS)
+    parser.add_argument("--gpu", action="store_true", help="the GPU benchmark (bench/tune_gpu.py)")
+    parser.add_argument("--smoke", action="store_true", help="with --gpu: tiny dims on CPU")
+    parser.add_argument("--compile", action="store_true", help="training.compile off vs on, CPU")
+    parser.add_argument("--arm", choices=ARMS + COMPILE_ARMS, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.arm:
-        Path(args.out).write_text(json.dumps(run_arm(args.arm, args.steps, args.batch_size)))
+        run = run_compile_arm if args.arm in COMPILE_ARMS else run_arm
+        Path(args.out).write_text(json.dumps(run(args.arm, args.steps, args.batch_size)))
+    elif args.compile:
+        compile_bench(args.steps, args.batch_size)
     elif args.gpu:
-        gpu_bench(args.gpu_steps, args.batch_size)
+        gpu_bench(args.smoke)
     else:
         cpu_bench(args.steps, args.batch_size)
 

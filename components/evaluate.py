@@ -40,7 +40,8 @@ def evaluate(
         prompt_style: How the eval prompts were made (format_text_to_text's prompt_style).
         gate: Gate settings; its metric is the primary metric returned as a parameter.
         evaluation: max_new_tokens, temperature, batch_size, seed, report_examples, max_length,
-            precision (the dtype the base models are held in).
+            precision (the dtype the base models are held in), attention (their attention
+            implementation).
         model_name: Registry model name (its production version is compared).
         registry_dir: Registry root directory.
         predictions: JSONL of prompt, reference and each model's output.

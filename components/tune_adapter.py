@@ -38,8 +38,8 @@ def tune_adapter(
         data_sha256: Hash of the validated data (keys the cache on content).
         base_model: builtin:tiny-gpt2, builtin:tiny-t5 or a checkpoint directory.
         adapter: The method and its settings, e.g. {"method": "lora", "r": 8}.
-        training: Steps or epochs, learning rate, batch size, precision, eval, checkpoint and
-            stop rules.
+        training: Steps or epochs, learning rate, batch size, precision, attention, compile,
+            eval, checkpoint and stop rules.
         seed: Random seed (overrides training.seed).
         trained_adapter: The adapter directory (PEFT format, except for last_layers).
         training_metrics: Loss, eval loss, steps, tokens and wall time; its file holds the

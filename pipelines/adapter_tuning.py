@@ -46,11 +46,13 @@ DEFAULT_TRAINING = {
     "max_batch_tokens": 4096,
     "packing": False,
     "precision": "auto",
+    "attention": "auto",
     "eval_every": 50,
     "patience": 0,
     "checkpoint_every": 50,
     "divergence_factor": 10.0,
     "gradient_checkpointing": "auto",
+    "compile": False,
     "processes": 0,
     "device_memory_gib": 0.0,
 }
@@ -68,6 +70,7 @@ DEFAULT_EVALUATION = {
     "report_examples": 20,
     "max_length": 256,
     "precision": "auto",
+    "attention": "auto",
 }
 DEFAULT_DATA = {
     "format": "auto",

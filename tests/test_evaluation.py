@@ -171,9 +171,9 @@ def base_loads(monkeypatch):
     """Counts the base models loaded while comparing models."""
     loaded: list[str] = []
 
-    def counting(name, dtype=None):
+    def counting(name, dtype=None, **kwargs):
         loaded.append(name)
-        return load_base_model(name, dtype)
+        return load_base_model(name, dtype, **kwargs)
 
     monkeypatch.setattr(compared_models, "load_base_model", counting)
     return loaded
@@ -413,6 +413,7 @@ def test_evaluation_settings_accept_pipeline_floats_and_round_trip():
         "report_examples": 20,
         "max_length": 256,
         "precision": "auto",
+        "attention": "auto",
     }
     settings = EvaluationSettings.from_dict(
         {"batch_size": 8.0, "max_new_tokens": 16.0, "temperature": 1}

@@ -175,8 +175,8 @@ def test_evaluation_loads_every_compared_base_in_its_precision(
     loaded: list[set[torch.dtype]] = []
     real_load = compared_models.load_base_model
 
-    def recording_load(name, dtype=None):
-        base = real_load(name, dtype)
+    def recording_load(name, dtype=None, **kwargs):
+        base = real_load(name, dtype, **kwargs)
         loaded.append(dtypes(base.model))
         return base
 

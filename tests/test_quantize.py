@@ -221,3 +221,39 @@ def test_the_setting_spells_the_choices_the_loader_knows():
 
     assert get_args(get_type_hints(LoraMethod)["quantize"]) == QUANTIZE
     assert LoraMethod().to_dict()["quantize"] == "none"
+
+
+@needs_bnb
+def test_a_4bit_base_keeps_its_frozen_embeddings_in_the_compute_dtype(
+    checkpoint, tmp_path, monkeypatch
+):
+    # PEFT's k-bit preparation would hold them in fp32: 4.2 GB for Llama-3-8B's 128k x 4096
+    from adaptune.tuning import adapter as tuning_adapter
+
+    seen: dict[str, set[torch.dtype]] = {}
+    real_train = tuning_adapter.train
+
+    def recording_train(model, *args, **kwargs):
+        hf = model.get_base_model()
+        for name in ("get_input_embeddings", "get_output_embeddings"):
+            seen[name] = {getattr(hf, name)().weight.dtype}
+        seen["norms"] = {p.dtype for n, p in hf.named_parameters() if "norm" in n}
+        seen["lora"] = {p.dtype for n, p in hf.named_parameters() if "lora_" in n}
+        return real_train(model, *args, **kwargs)
+
+    monkeypatch.setattr(tuning_adapter, "train", recording_train)
+    rows = [{"prompt": f"Order {i} is late.\n", "target": f"Sorry about {i}."} for i in range(8)]
+    train_file = tmp_path / "train.jsonl"
+    train_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["--train", str(train_file), "--out", str(tmp_path / "adapter"), "--quiet"]
+    args += ["--base-model", str(checkpoint), "--adapter", json.dumps({"r": 4, "quantize": "4bit"})]
+    args += ["--training", json.dumps({**QUICK, "learning_rate": 1e-2, "precision": "bf16"})]
+    assert tuning_main(args) == 0
+    assert seen == {
+        "get_input_embeddings": {torch.bfloat16},
+        "get_output_embeddings": {torch.bfloat16},
+        "norms": {torch.float32},
+        "lora": {torch.float32},
+    }
+    history = json.loads((tmp_path / "adapter" / "training_history.json").read_text())
+    assert history["summary"]["final_loss"] < history["summary"]["first_loss"]

@@ -70,6 +70,8 @@ FIELDS: dict[str, dict[str, str]] = {
         "checkpoint_every": "int>=0",
         "divergence_factor": "number>1",
         "device_memory_gib": "number>=0",
+        "attention": "choice",
+        "compile": "bool",
         "seed": "seed",
     },
     "data": {
@@ -93,6 +95,7 @@ FIELDS: dict[str, dict[str, str]] = {
         "seed": "seed",
         "report_examples": "int>=0",
         "max_length": "int>=8",
+        "attention": "choice",
     },
     "gate": {
         "metric": "choice",

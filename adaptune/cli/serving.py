@@ -147,6 +147,14 @@ decoding_options = apply_options(
     "on GPU, fp32 on CPU (fp16 needs a GPU).",
 )
 @click.option(
+    "--attention",
+    type=click.Choice(["auto", "sdpa", "eager", "flash_attention_2"]),
+    default="auto",
+    show_default=True,
+    help="Attention implementation of the base models; auto: flash_attention_2 when flash-attn "
+    "is installed and they run on a GPU in bf16/fp16, else sdpa.",
+)
+@click.option(
     "--preload/--no-preload",
     default=True,
     show_default=True,
@@ -167,6 +175,7 @@ def serve(
     default_model: str | None,
     torch_threads: int,
     precision: str,
+    attention: str,
     preload: bool,
     log_level: str,
     **limits: int,
@@ -196,6 +205,7 @@ def serve(
         health_route=vertex.health_route,
         deployed_model_id=vertex.deployed_model_id,
         precision=precision,
+        attention=attention,
     )
     if not settings.registry_dir.is_dir():
         raise UserError(f"registry {settings.registry_dir} is not a directory")

@@ -16,6 +16,7 @@ from typing import Literal, get_args
 
 import torch
 
+from adaptune.base_models.attention import resolve_attention
 from adaptune.errors import UserError
 
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
@@ -57,6 +58,19 @@ def resolve_precision(precision: str, device: torch.device, setting: str) -> tor
 def check_precision(precision: str, setting: str) -> None:
     """Refuse ``precision`` before anything runs when this machine cannot use it."""
     resolve_precision(precision, _this_machine(), setting)
+
+
+def check_attention(attention: str, precision: str, settings: str) -> None:
+    """Refuse ``<settings>.attention`` before anything runs when this machine cannot run it.
+
+    Args:
+        attention: ``auto``, ``sdpa``, ``eager`` or ``flash_attention_2``.
+        precision: The same settings' precision, which the attention must run in.
+        settings: ``training`` or ``evaluation``, for messages.
+    """
+    device = _this_machine()
+    dtype = resolve_precision(precision, device, f"{settings}.precision")
+    resolve_attention(attention, device, dtype, f"{settings}.attention")
 
 
 def _this_machine() -> torch.device:

@@ -33,6 +33,7 @@ BASE = "base"
 TUNED = "tuned"
 PRODUCTION = "production"
 MODEL_NAMES = (BASE, TUNED, PRODUCTION)
+SETTING = "evaluation.attention"
 """The compared models, in the order reports show them."""
 
 Visit = Callable[[str, torch.nn.Module, BaseModel], None]
@@ -94,6 +95,7 @@ def for_each_model(
     device: torch.device,
     visit: Visit,
     dtype: torch.dtype | None = None,
+    attention: str = "auto",
 ) -> None:
     """Call ``visit`` for the tuned, the base and (when given) the production model, in turn.
 
@@ -111,11 +113,14 @@ def for_each_model(
         device: Where the models run.
         visit: Called once per model.
         dtype: The dtype base models are loaded in (None: what their files hold).
+        attention: Their attention implementation, as ``evaluation.attention``.
 
     Raises:
         UserError: If an adapter directory holds no adapter or does not fit its base model.
     """
-    base = load_base_model(base_model, dtype)
+    base = load_base_model(
+        base_model, dtype, device=device, attention=attention, attention_setting=SETTING
+    )
     peft = is_peft_adapter(read_adapter_config(adapter_dir))
     untrained = {} if peft else _untrained_copy(base.model, adapter_dir)
     model = load_tuned_model(base.model, adapter_dir).to(device)
@@ -142,5 +147,7 @@ def for_each_model(
         return
     del model, base  # let the previous model go before loading the next one
     gc.collect()
-    other = load_base_model(production.base_model, dtype)
+    other = load_base_model(
+        production.base_model, dtype, device=device, attention=attention, attention_setting=SETTING
+    )
     visit(PRODUCTION, load_tuned_model(other.model, production.adapter_dir).to(device), other)

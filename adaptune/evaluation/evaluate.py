@@ -167,7 +167,9 @@ def evaluate_models(
         )
         scores[name] = score(outputs[name], references) | losses
 
-    for_each_model(base_model, Path(adapter_dir), production, device, visit, dtype)
+    for_each_model(
+        base_model, Path(adapter_dir), production, device, visit, dtype, settings.attention
+    )
     models = [m for m in MODEL_NAMES if m in outputs]
     facts = {"eval examples": len(pairs), "base model": base_model, "adapter": str(adapter_dir)}
     if production is not None:

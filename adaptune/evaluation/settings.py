@@ -26,6 +26,10 @@ class EvaluationSettings:
         precision: The dtype the compared models' base weights are held and run in, as
             ``training.precision``: ``auto`` (bf16 on a GPU that supports it, else fp16 on GPU;
             fp32 on CPU), ``bf16``, ``fp16`` (GPU only) or ``fp32``.
+        attention: The attention implementation the compared models run, as
+            ``training.attention``: ``auto`` (``flash_attention_2`` when the flash-attn package
+            is installed and they run on a CUDA GPU in bf16 or fp16, else ``sdpa``), ``sdpa``,
+            ``eager`` or ``flash_attention_2``.
     """
 
     setting_name: ClassVar[str] = "evaluation"
@@ -38,6 +42,10 @@ class EvaluationSettings:
     max_length: int = setting(256, "Most tokens per example.", ge=8)
     precision: Literal["auto", "bf16", "fp16", "fp32"] = setting(
         "auto", "Base model dtype: 'auto', 'bf16', 'fp16' (GPU only) or 'fp32'."
+    )
+
+    attention: Literal["auto", "sdpa", "eager", "flash_attention_2"] = setting(
+        "auto", "Attention: 'auto', 'sdpa', 'eager' or 'flash_attention_2' (GPU only)."
     )
 
     def __post_init__(self) -> None:

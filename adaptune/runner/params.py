@@ -13,7 +13,7 @@ import yaml
 
 from adaptune.base_models.quantization import check_quantize
 from adaptune.compute.device import device_for_training
-from adaptune.compute.precision import check_precision
+from adaptune.compute.precision import check_attention, check_precision
 from adaptune.data.formatting import INPUT_PLACEHOLDER
 from adaptune.data.settings import DataSettings
 from adaptune.data.sources import GLOB_CHARS, expand_sources
@@ -24,6 +24,7 @@ from adaptune.registry.refs import check_model_name
 from adaptune.runner.gemini_params import check_gemini_params, is_gemini_pipeline
 from adaptune.settings_dict import MAX_TEXT_CHARS, SEED_LIMIT, Rules, check_value, shown
 from adaptune.tuning.applies import check_method_applies
+from adaptune.tuning.compilation import check_compiler
 from adaptune.tuning.fit import check_memory
 from adaptune.tuning.methods import method_from_dict
 from adaptune.tuning.settings import TrainingSettings
@@ -247,7 +248,8 @@ def resolve_params(
         overrides: Values from flags (None means not given).
         base_dir: Directory of the config file.
         local: Whether the pipeline runs here (checks a local ``registry_dir``, and that this
-            machine can run ``training.precision`` and ``evaluation.precision``).
+            machine can run ``training.precision``, ``evaluation.precision`` and their
+            ``attention``).
 
     Returns:
         Every pipeline parameter with its value.
@@ -311,6 +313,10 @@ def resolve_params(
         check_writable_dir("registry_dir", params["registry_dir"])
         check_precision(training.precision, "training.precision")
         check_precision(evaluation.precision, "evaluation.precision")
+        check_attention(training.attention, training.precision, "training")
+        check_attention(evaluation.attention, evaluation.precision, "evaluation")
+        if training.compile:
+            check_compiler()
     check_quantize(method.quantize, params["base_model"], here=local)
     check_method_applies(
         method,

@@ -33,6 +33,7 @@ from peft import PeftModel
 from transformers import PreTrainedTokenizerBase
 
 from adaptune.base_models import BaseModel, load_base_model
+from adaptune.base_models.attention import resolve_attention
 from adaptune.compute.precision import resolve_precision
 from adaptune.errors import UserError
 from adaptune.evaluation.generation import TokenCounts, generate
@@ -41,6 +42,8 @@ from adaptune.serving.freshness import Seen
 from adaptune.serving.generation_options import Answer, GenerationOptions
 from adaptune.tuning.loading import adapter_kind, load_tuned_model
 from adaptune.tuning.methods import LastLayersMethod
+
+ATTENTION_FLAG = "--attention"
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +89,7 @@ class AdapterPool:
         idle_adapters: int = 4,
         max_prompt_tokens: int = 256,
         precision: str = "auto",
+        attention: str = "auto",
     ) -> None:
         """Create an empty pool.
 
@@ -95,12 +99,16 @@ class AdapterPool:
             max_prompt_tokens: Prompt tokens kept (cut from the left).
             precision: The dtype base models are held in (``auto``: bf16 on a GPU that
                 supports it, else fp16 on GPU; fp32 on CPU), as ``adaptune serve --precision``.
+            attention: Their attention implementation, as ``adaptune serve --attention``.
 
         Raises:
-            UserError: If this machine cannot run ``precision`` (fp16 without a GPU).
+            UserError: If this machine cannot run ``precision`` (fp16 without a GPU) or
+                ``attention`` (flash_attention_2 without the package or a GPU).
         """
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = resolve_precision(precision, self.device, "--precision")
+        resolve_attention(attention, self.device, self.dtype, ATTENTION_FLAG)
+        self.attention = attention
         self.registry_dir = Path(registry_dir)
         self.idle_adapters = idle_adapters
         self.max_prompt_tokens = max_prompt_tokens
@@ -112,6 +120,16 @@ class AdapterPool:
         self._names = (f"adapter{n}" for n in itertools.count(1))
         self._run_lock = threading.Lock()
         self._state_lock = threading.Lock()
+
+    def _load_base(self, name: str) -> BaseModel:
+        """The base model ``name`` in the pool's dtype and attention implementation."""
+        return load_base_model(
+            name,
+            self.dtype,
+            device=self.device,
+            attention=self.attention,
+            attention_setting=ATTENTION_FLAG,
+        )
 
     def generate(
         self, version: RegisteredVersion, prompts: list[str], options: GenerationOptions
@@ -170,7 +188,7 @@ class AdapterPool:
             )
             if peft is None:
                 with explained_load_errors(version.ref):
-                    fresh = load_base_model(version.base_model, self.dtype)
+                    fresh = self._load_base(version.base_model)
                     fresh.model.to(self.device)
                 return self._generate_plain(fresh.model, fresh, prompts, options)
             with peft.model.disable_adapter():
@@ -335,7 +353,7 @@ class AdapterPool:
         group = self._groups.get(key)
         if group is None:
             with explained_load_errors(ref):
-                base = load_base_model(base_name, self.dtype)
+                base = self._load_base(base_name)
                 base.model.to(self.device)
                 model = load_tuned_model(base.model, version.path, adapter_name=name)
             group = _Group(base=base, kind=kind, model=model.eval())

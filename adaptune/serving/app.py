@@ -184,7 +184,10 @@ def create_app(
             otherwise each version loads on its first request.
     """
     pool = pool or AdapterPool(
-        settings.registry_dir, settings.idle_adapters, precision=settings.precision
+        settings.registry_dir,
+        settings.idle_adapters,
+        precision=settings.precision,
+        attention=settings.attention,
     )
     pool.max_prompt_tokens = settings.max_prompt_tokens
     queue = GenerationQueue(pool, settings.max_batch)

@@ -44,6 +44,10 @@ class ServeSettings:
             served ``model@vN`` when unset.
         precision: The dtype base models are held in: ``auto`` (bf16 on a GPU that supports
             it, else fp16 on GPU; fp32 on CPU), ``bf16``, ``fp16`` (GPU only) or ``fp32``.
+        attention: The attention implementation base models run: ``auto``
+            (``flash_attention_2`` when the flash-attn package is installed and they run on a
+            CUDA GPU in bf16 or fp16, else ``sdpa``), ``sdpa``, ``eager`` or
+            ``flash_attention_2``.
     """
 
     registry_dir: Path
@@ -60,12 +64,16 @@ class ServeSettings:
     health_route: str | None = None
     deployed_model_id: str | None = None
     precision: str = "auto"
+    attention: str = "auto"
 
     def __post_init__(self) -> None:
-        from adaptune.compute.precision import PRECISIONS  # imports torch: not at CLI start
+        from adaptune.base_models.attention import ATTENTIONS  # imports torch: not at CLI start
+        from adaptune.compute.precision import PRECISIONS
 
         if self.precision not in PRECISIONS:
             raise UserError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
+        if self.attention not in ATTENTIONS:
+            raise UserError(f"attention must be one of {list(ATTENTIONS)}, got {self.attention!r}")
         for name in (
             "max_body_bytes",
             "max_instances",

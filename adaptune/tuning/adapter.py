@@ -135,10 +135,7 @@ def tune_adapter(
     dtype = resolve_precision(settings.precision, device, "training.precision")
     check_quantize(method.quantize, base_model)
     fit = check_memory(base_model, method, settings, device, current_workers().main)
-    if method.quantize == "none":
-        base = load_base_model(base_model, dtype)
-    else:
-        base = load_base_model(base_model, dtype, method.quantize, device)
+    base = load_base_model(base_model, dtype, method.quantize, device, settings.attention)
     train_examples = _encode(train_file, base.tokenizer, base.family, settings.max_length)
     if not train_examples:
         raise UserError(f"{train_file}: no training examples")

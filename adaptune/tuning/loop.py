@@ -33,6 +33,7 @@ from adaptune.tuning.checkpoint import (
     save_checkpoint,
     set_rng_states,
 )
+from adaptune.tuning.compilation import compiled
 from adaptune.tuning.distributed import (
     average_gradients,
     current_workers,
@@ -150,7 +151,9 @@ def train(
     ran, else the last weights. Activations are checkpointed while training when
     ``gradient_checkpointing`` says so (the fit check's verdict), or when it is None, as
     ``settings.gradient_checkpointing`` resolves for this model (see
-    :func:`adaptune.tuning.gradient_checkpointing.wants_checkpointing`), and not after.
+    :func:`adaptune.tuning.gradient_checkpointing.wants_checkpointing`), and not after; with
+    ``settings.compile`` its blocks run compiled while training (see
+    :mod:`adaptune.tuning.compilation`).
     Other arguments, result and errors are :func:`train_steps`'.
     """
     device = next(model.parameters()).device
@@ -159,7 +162,7 @@ def train(
         recompute = getattr(model, "config", None) is not None and wants_checkpointing(
             settings, model, device
         )
-    with checkpointed(model, recompute):
+    with checkpointed(model, recompute), compiled(model, settings.compile):
         return train_steps(
             model,
             train_examples,

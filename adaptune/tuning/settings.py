@@ -34,6 +34,11 @@ class TrainingSettings:
         precision: The compute dtype the base model is held and run in: ``auto`` (bf16 on a GPU
             that supports it, else fp16 on GPU; fp32 on CPU), ``bf16``, ``fp16`` (GPU only) or
             ``fp32``. Adapter weights and optimizer state are fp32 whatever it is.
+        attention: The attention implementation the base model runs (transformers'
+            ``attn_implementation``): ``auto`` (``flash_attention_2`` when the flash-attn
+            package is installed and the model runs on a CUDA GPU in bf16 or fp16, else
+            ``sdpa``), ``sdpa``, ``eager`` or ``flash_attention_2``
+            (see :mod:`adaptune.base_models.attention`).
         eval_every: Compute eval loss every N steps (0: only at the end).
         patience: Stop after this many evaluations without improvement (0: never stop early).
         checkpoint_every: Write a resumable checkpoint every N steps (0: never).
@@ -42,6 +47,9 @@ class TrainingSettings:
             instead of keeping them (less memory, about a third more compute): ``True``,
             ``False``, or ``"auto"``: on a GPU when the fit check's estimate says the run
             would not fit without it (see :func:`adaptune.tuning.fit.resolve_checkpointing`).
+        compile: Compile each transformer block with ``torch.compile`` (``dynamic=True``)
+            while training (see :mod:`adaptune.tuning.compilation`); the first steps pay the
+            compilation.
         processes: Training processes per machine, data-parallel (0: one per visible GPU, one
             on a machine without). N processes take N batches per forward pass, so they train
             as one process with ``grad_accum`` × N. More than one on CPU runs gloo (tests).
@@ -70,6 +78,9 @@ class TrainingSettings:
     precision: Literal["auto", "bf16", "fp16", "fp32"] = setting(
         "auto", "Base model dtype: 'auto', 'bf16', 'fp16' (GPU only) or 'fp32'."
     )
+    attention: Literal["auto", "sdpa", "eager", "flash_attention_2"] = setting(
+        "auto", "Attention: 'auto', 'sdpa', 'eager' or 'flash_attention_2' (GPU only)."
+    )
     eval_every: int = setting(50, "Eval loss every N steps (0: end).", ge=0)
     patience: int = setting(0, "Evals without improvement (0: off).", ge=0)
     checkpoint_every: int = setting(50, "Checkpoint every N steps.", ge=0)
@@ -79,6 +90,7 @@ class TrainingSettings:
         "Recompute activations in backward: auto, true or false.",
         phrase="'auto', true or false",
     )
+    compile: bool = setting(False, "torch.compile each block while training: true or false.")
     processes: int = setting(0, "Processes per machine, one per GPU (0: every GPU).", ge=0)
     device_memory_gib: float = setting(0.0, "Device memory for the fit check (0: ask).", ge=0)
 
