@@ -298,9 +298,16 @@ def _eval_model():
     return base, model.eval()
 
 
-def _head_rows(model, shapes):
+def _head_rows(model, shapes, contiguous: list[bool] | None = None):
+    """Record the shape of each head output (and whether its input was contiguous)."""
     head = model.get_base_model().get_output_embeddings()
-    return head.register_forward_hook(lambda m, i, out: shapes.append(tuple(out.shape)))
+
+    def seen(module, inputs, out):
+        shapes.append(tuple(out.shape))
+        if contiguous is not None:
+            contiguous.append(inputs[0].is_contiguous())
+
+    return head.register_forward_hook(seen)
 
 
 def test_eval_loss_is_the_models_own_loss_from_chunks_of_target_positions(monkeypatch):
@@ -354,12 +361,12 @@ def test_generation_computes_only_the_last_positions_logits():
     base, model = _eval_model()
     prompts = [p for p, _ in ROWS]
     width = max(len(base.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
-    answers, shapes = [], []
+    answers, shapes, contiguous = [], [], []
     for patched in (False, True):
         if patched:
             _prefill_without_logits_to_keep(model)
         seen: list[tuple[int, ...]] = []
-        hook = _head_rows(model, seen)
+        hook = _head_rows(model, seen, contiguous)
         answers.append(
             generate(
                 model,
@@ -376,6 +383,9 @@ def test_generation_computes_only_the_last_positions_logits():
     assert answers[0] == answers[1] and any(answers[0])
     for seen in shapes:  # prefill and every step: one position per row
         assert seen and all(s[1] == 1 for s in seen)
+    # ... from a contiguous input: on a strided [rows × 1 × hidden] view of the prompt's hidden
+    # states, torch's CPU bf16 linear copies the head's weight once per row (8 GB at 0.5B).
+    assert contiguous and all(contiguous)
     # Without the cut, that model's prefill would have computed every prompt position's logits.
     seen = []
     hook = _head_rows(model, seen)
