@@ -393,3 +393,29 @@ def test_generation_computes_only_the_last_positions_logits():
     model.generate(input_ids=ids, max_new_tokens=1, pad_token_id=base.tokenizer.pad_token_id)
     hook.remove()
     assert seen[0][1] == ids.shape[1] > 1 and width > 1
+
+
+def test_sanity_probe_keeps_only_the_logits_of_target_positions():
+    from adaptune.tuning.sanity import probe_logits
+
+    base, model = _eval_model()
+    examples = [encode_example(base.tokenizer, p, t, "causal", 64) for p, t in ROWS[:4]]
+    pad = base.tokenizer.pad_token_id
+    batch = collate(examples, pad, "causal")
+    shapes: list[tuple[int, ...]] = []
+    hook = _head_rows(model, shapes)
+    probe = probe_logits(model, examples, pad, "causal")
+    hook.remove()
+    with torch.no_grad():
+        full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    predicting = (batch["labels"][:, 1:] != -100).any(dim=0).nonzero().squeeze(1)
+    assert 0 < len(predicting) < batch["input_ids"].shape[1] - 1  # prompt positions left out
+    assert shapes == [tuple(probe.shape)] and probe.shape[1] == len(predicting)
+    torch.testing.assert_close(probe, full[:, predicting].float())
+    # The narrowed probe still sees an adapter that differs: the check refuses it.
+    from adaptune.tuning.sanity import AdapterSanityError, check_reload
+
+    with torch.no_grad():
+        next(p for n, p in model.named_parameters() if "lora_B" in n).add_(0.5)
+    with pytest.raises(AdapterSanityError, match="does not reproduce"):
+        check_reload(probe, probe_logits(model, examples, pad, "causal"), bf16=False)
