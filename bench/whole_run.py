@@ -18,7 +18,10 @@ kfp.local's SubprocessRunner runs each task as ``sh -ec ... python3 -m kfp.dsl.e
 Python process of the run: at exit it appends the process's own peak RSS (VmHWM from
 ``/proc/self/status``, which a fork does not inherit) to a JSON-lines file, with the task's
 name read from the executor input (the directory of its ``outputFile``, kfp.local's task
-root). Every task of the DAG that ran must have a record, or the script exits 1.
+root). Every task that ran (each has a task root in the run's pipeline directory) must have a
+record, or the script exits 1. On random weights the gate fails, so the DAG stops after
+``passes-gate`` (``register-version`` and the Vertex steps do not run), as in a user's run.
+The ``adaptune run`` process itself is printed too, as not a task.
 
 Prints per task its peak RSS and the ratio against the target, 1.5 × the checkpoint's bf16
 weight bytes + 1 GB (printed; about 2.5 GB), and the whole run's wall time (noisy on a shared
