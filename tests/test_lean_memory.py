@@ -327,9 +327,16 @@ def _eval_model():
     return base, model.eval()
 
 
-def _head_rows(model, shapes):
+def _head_rows(model, shapes, contiguous: list[bool] | None = None):
+    """Record the shape of each head output (and whether its input was contiguous)."""
     head = model.get_base_model().get_output_embeddings()
-    return head.register_forward_hook(lambda m, i, out: shapes.append(tuple(out.shape)))
+
+    def seen(module, inputs, out):
+        shapes.append(tuple(out.shape))
+        if contiguous is not None:
+            contiguous.append(inputs[0].is_contiguous())
+
+    return head.register_forward_hook(seen)
 
 
 def test_eval_loss_is_the_models_own_loss_from_chunks_of_target_positions(monkeypatch):
@@ -383,12 +390,12 @@ def test_generation_computes_only_the_last_positions_logits():
     base, model = _eval_model()
     prompts = [p for p, _ in ROWS]
     width = max(len(base.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
-    answers, shapes = [], []
+    answers, shapes, contiguous = [], [], []
     for patched in (False, True):
         if patched:
             _prefill_without_logits_to_keep(model)
         seen: list[tuple[int, ...]] = []
-        hook = _head_rows(model, seen)
+        hook = _head_rows(model, seen, contiguous)
         answers.append(
             generate(
                 model,
@@ -405,6 +412,9 @@ def test_generation_computes_only_the_last_positions_logits():
     assert answers[0] == answers[1] and any(answers[0])
     for seen in shapes:  # prefill and every step: one position per row
         assert seen and all(s[1] == 1 for s in seen)
+    # ... from a contiguous input: on a strided [rows × 1 × hidden] view of the prompt's hidden
+    # states, torch's CPU bf16 linear copies the head's weight once per row (8 GB at 0.5B).
+    assert contiguous and all(contiguous)
     # Without the cut, that model's prefill would have computed every prompt position's logits.
     seen = []
     hook = _head_rows(model, seen)
@@ -412,3 +422,29 @@ def test_generation_computes_only_the_last_positions_logits():
     model.generate(input_ids=ids, max_new_tokens=1, pad_token_id=base.tokenizer.pad_token_id)
     hook.remove()
     assert seen[0][1] == ids.shape[1] > 1 and width > 1
+
+
+def test_sanity_probe_keeps_only_the_logits_of_target_positions():
+    from adaptune.tuning.sanity import probe_logits
+
+    base, model = _eval_model()
+    examples = [encode_example(base.tokenizer, p, t, "causal", 64) for p, t in ROWS[:4]]
+    pad = base.tokenizer.pad_token_id
+    batch = collate(examples, pad, "causal")
+    shapes: list[tuple[int, ...]] = []
+    hook = _head_rows(model, shapes)
+    probe = probe_logits(model, examples, pad, "causal")
+    hook.remove()
+    with torch.no_grad():
+        full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    predicting = (batch["labels"][:, 1:] != -100).any(dim=0).nonzero().squeeze(1)
+    assert 0 < len(predicting) < batch["input_ids"].shape[1] - 1  # prompt positions left out
+    assert shapes == [tuple(probe.shape)] and probe.shape[1] == len(predicting)
+    torch.testing.assert_close(probe, full[:, predicting].float())
+    # The narrowed probe still sees an adapter that differs: the check refuses it.
+    from adaptune.tuning.sanity import AdapterSanityError, check_reload
+
+    with torch.no_grad():
+        next(p for n, p in model.named_parameters() if "lora_B" in n).add_(0.5)
+    with pytest.raises(AdapterSanityError, match="does not reproduce"):
+        check_reload(probe, probe_logits(model, examples, pad, "causal"), bf16=False)

@@ -8,6 +8,7 @@ with the saved tensors.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +18,7 @@ from peft import PeftModel
 
 from adaptune.compute.device import autocast
 from adaptune.compute.precision import held_dtype
-from adaptune.data.encoding import Encoded, collate
+from adaptune.data.encoding import IGNORE_INDEX, Encoded, collate
 from adaptune.errors import UserError
 from adaptune.tuning.loading import load_tuned_model
 
@@ -45,14 +46,34 @@ def check_not_noop(trained: dict[str, torch.Tensor], initial: dict[str, torch.Te
         raise AdapterSanityError("the adapter is a no-op: every LoRA B matrix is zero")
 
 
+def target_positions(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The positions whose logits predict a target token in any row of a causal ``batch``."""
+    labels = batch["labels"]
+    return (labels[:, 1:] != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
+
+
 @torch.no_grad()
 def probe_logits(
     model: torch.nn.Module, examples: list[Encoded], pad_id: int, family: str
 ) -> torch.Tensor:
-    """Logits of the model on the first few examples (eval mode, on its device, in its dtype)."""
+    """Logits of the model on the first few examples (eval mode, on its device, in its dtype).
+
+    For a causal model whose forward takes ``logits_to_keep``, only the positions that
+    predict a target token (in any row) are kept, so the probe never holds [rows × length ×
+    vocabulary] logits of prompt positions (the adapter acts on every position before them),
+    and no loss is computed (it would upcast every position's logits).
+    """
     device = next(model.parameters()).device
     batch = collate(examples[:PROBE_SIZE], pad_id, family)
     batch = {k: v.to(device) for k, v in batch.items()}
+    hf = model.get_base_model() if isinstance(model, PeftModel) else model
+    if family == "causal":  # no labels: the model would compute its loss from full logits
+        labels = batch.pop("labels")
+        prompt_learning = (
+            isinstance(model, PeftModel) and model.active_peft_config.is_prompt_learning
+        )
+        if not prompt_learning and "logits_to_keep" in inspect.signature(hf.forward).parameters:
+            batch["logits_to_keep"] = target_positions({"labels": labels})
     model.eval()
     with autocast(device, held_dtype(model)):
         return model(**batch).logits.float().cpu()
@@ -66,7 +87,7 @@ def check_reload(expected: torch.Tensor, reloaded: torch.Tensor, bf16: bool) -> 
             f"the reloaded adapter gives logits of shape {tuple(reloaded.shape)}, "
             f"expected {tuple(expected.shape)}"
         )
-    difference = (expected - reloaded).abs().max().item()
+    difference = torch.sub(expected, reloaded).abs_().max().item()  # one temporary
     if difference > tolerance:
         raise AdapterSanityError(
             f"the saved adapter does not reproduce the trained model: probe logits differ by "
