@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import copy
 import inspect
+import json
 
 import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 from conftest import SAMPLE
+from safetensors.torch import load_file, save_file
 from test_cli import captured_run  # noqa: F401  (fixture)
 from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -383,3 +385,83 @@ def test_generation_computes_only_the_last_positions_logits():
     model.generate(input_ids=ids, max_new_tokens=1, pad_token_id=base.tokenizer.pad_token_id)
     hook.remove()
     assert seen[0][1] == ids.shape[1] > 1 and width > 1
+
+
+# --- the sanity check ----------------------------------------------------------------------------
+
+
+def test_the_sanity_probe_is_the_last_positions_of_the_full_logits():
+    from adaptune.tuning.sanity import PROBE_POSITIONS, PROBE_SIZE, probe_logits
+
+    base, model = _eval_model()
+    pad = base.tokenizer.pad_token_id
+    examples = [encode_example(base.tokenizer, p, t, "causal", 64) for p, t in ROWS]
+    assert all(len(e.input_ids) > PROBE_POSITIONS for e in examples)
+    with torch.no_grad():  # each example alone, every position through the head
+        full = [
+            model(**collate([e], pad, "causal")).logits[0, -PROBE_POSITIONS:]
+            for e in examples[:PROBE_SIZE]
+        ]
+    vocabulary = full[0].shape[-1]
+    probes = []
+    for patched in (False, True):
+        if patched:  # a model without logits_to_keep: its logits are cut after the head
+            _prefill_without_logits_to_keep(model)
+        seen: list[tuple[int, ...]] = []
+        hook = _head_rows(model, seen)
+        probes.append(probe_logits(model, examples, pad, "causal"))
+        hook.remove()
+        if not patched:  # one example at a time, only its last positions through the head
+            assert seen == [(1, PROBE_POSITIONS, vocabulary)] * PROBE_SIZE
+    for probe in probes:
+        assert probe.dtype == torch.float32
+        torch.testing.assert_close(probe, torch.cat(full))
+
+
+@pytest.mark.slow
+def test_the_sanity_check_still_catches_a_saved_adapter_that_differs(tmp_path, monkeypatch):
+    from adaptune.tuning import adapter as tuning_adapter
+    from adaptune.tuning.sanity import PROBE_POSITIONS, AdapterSanityError
+
+    rows = [{"prompt": p, "target": t} for p, t in ROWS]
+    train_file = tmp_path / "train.jsonl"
+    train_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    saved = tuning_adapter.save_adapter
+    probed: list[tuple[int, ...]] = []
+    probe = tuning_adapter.probe_logits
+
+    def probe_watching_the_head(model, *args):
+        hook = _head_rows(model, probed)
+        try:
+            return probe(model, *args)
+        finally:
+            hook.remove()
+
+    def save_another(model, method, base_model, directory):  # what a broken save would write
+        saved(model, method, base_model, directory)
+        weights = directory / "adapter_model.safetensors"
+        tensors = load_file(weights)
+        save_file({k: v * 2 if "lora_B" in k else v for k, v in tensors.items()}, weights)
+
+    monkeypatch.setattr(tuning_adapter, "probe_logits", probe_watching_the_head)
+    settings = TrainingSettings(steps=3, batch_size=4, learning_rate=3e-2, eval_every=0)
+    tuning_adapter.tune_adapter(
+        train_file,
+        tmp_path / "good",
+        "builtin:tiny-gpt2",
+        settings,
+        LoraMethod(),
+        show_progress=False,
+    )
+    assert probed and all(shape[:2] == (1, PROBE_POSITIONS) for shape in probed)
+    monkeypatch.setattr(tuning_adapter, "save_adapter", save_another)
+    with pytest.raises(AdapterSanityError, match="does not reproduce the trained model"):
+        tuning_adapter.tune_adapter(
+            train_file,
+            tmp_path / "bad",
+            "builtin:tiny-gpt2",
+            settings,
+            LoraMethod(),
+            show_progress=False,
+        )
+    assert not (tmp_path / "bad").exists()

@@ -8,6 +8,7 @@ with the saved tensors.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,8 @@ from adaptune.tuning.loading import load_tuned_model
 RELOAD_TOLERANCE_FP32 = 1e-4
 RELOAD_TOLERANCE_BF16 = 2e-2
 PROBE_SIZE = 4
+PROBE_POSITIONS = 8
+"""Positions per probe example whose logits are compared (its last ones)."""
 RELOADED = "reloaded"
 
 
@@ -49,13 +52,40 @@ def check_not_noop(trained: dict[str, torch.Tensor], initial: dict[str, torch.Te
 def probe_logits(
     model: torch.nn.Module, examples: list[Encoded], pad_id: int, family: str
 ) -> torch.Tensor:
-    """Logits of the model on the first few examples (eval mode, on its device, in its dtype)."""
+    """Logits of the model at the last positions of the first few examples, as one fp32 tensor.
+
+    Each of the first ``PROBE_SIZE`` examples runs alone (no padding, eval mode, on the model's
+    device, in its dtype), and only its last ``PROBE_POSITIONS`` positions go through the output
+    head where the model can say so (``logits_to_keep``; others' logits are cut to them), so a
+    150k-token vocabulary holds ``PROBE_POSITIONS`` × vocabulary logits per example, never
+    [batch × length × vocabulary]. The last positions have attended to every earlier token, so
+    any difference in the adapter's weights shows in them.
+
+    Returns:
+        ``[positions, vocabulary]``: the examples' kept positions, one after another.
+    """
     device = next(model.parameters()).device
-    batch = collate(examples[:PROBE_SIZE], pad_id, family)
-    batch = {k: v.to(device) for k, v in batch.items()}
+    hf = model.get_base_model() if isinstance(model, PeftModel) else model
+    keep = {"logits_to_keep": PROBE_POSITIONS} if _keeps_logits(hf) else {}
     model.eval()
-    with autocast(device, held_dtype(model)):
-        return model(**batch).logits.float().cpu()
+    kept = []
+    for example in examples[:PROBE_SIZE]:
+        batch = collate([example], pad_id, family)
+        if family == "causal":  # no loss wanted (its labels would not match the kept logits)
+            del batch["labels"]
+        batch = {k: v.to(device) for k, v in batch.items()}
+        with autocast(device, held_dtype(model)):
+            logits = model(**batch, **keep).logits
+        kept.append(logits[0, -PROBE_POSITIONS:].float().cpu())
+    return torch.cat(kept)
+
+
+def _keeps_logits(model: torch.nn.Module) -> bool:
+    """Whether the model's forward takes ``logits_to_keep`` (Hugging Face causal LMs do)."""
+    try:
+        return "logits_to_keep" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def check_reload(expected: torch.Tensor, reloaded: torch.Tensor, bf16: bool) -> None:
