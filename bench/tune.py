@@ -1,20 +1,61 @@
-"""Tuning throughput and memory: adaptune's loop against Hugging Face ``Trainer`` + PEFT.
+"""Tuning throughput and memory: adaptune against Hugging Face ``Trainer`` and TRL ``SFTTrainer``.
 
-CPU mode (default) trains, on the same random 4-layer GPT-2 (width 256, the built-in
-tokenizer), the same LoRA, the same data of widely varied lengths, batch size and steps:
+Every mode runs each arm in its own child process (its own peak RSS, read as its own VmHWM or
+from ``wait4``) on the same data, the same LoRA, the same batch size and steps, counts only
+real (non-padding) tokens of the examples each arm trained on, and prints ratios against the
+baseline arm of the same invocation, with their targets.
+
+Default CPU mode: on a random 4-layer GPT-2 (width 256, the built-in tokenizer), data of widely
+varied lengths:
 
 * ``adaptune``: adaptune's tuning loop;
 * ``trainer``: ``Trainer`` with default arguments (random batches, padded per batch);
 * ``trainer_grouped``: ``Trainer`` with ``train_sampling_strategy="group_by_length"``.
 
-Each arm runs in its own process, so each has its own peak RSS. Prints real (non-padding)
-tokens/s, peak RSS, and the ratios. Targets: adaptune ≥ 2.0× Trainer's defaults and ≥ 1.1×
-the grouped Trainer; peak RSS no higher than Trainer's.
+Targets: adaptune ≥ 2.0× Trainer's defaults and ≥ 1.1× the grouped Trainer; peak RSS no higher
+than Trainer's.
+
+``--memory`` (CPU memory, issue 12): a random Qwen2-0.5B-shaped checkpoint saved in bf16
+(151,936-token vocabulary, tied embeddings, 0.99 GB of weights) with the built-in tokenizer,
+in a temporary directory; LoRA r=16, alpha 32, no dropout, all-linear; 4 steps of batch 4 on
+prompt/target pairs of 16-440 prompt and 8-64 target tokens (examples up to 512 tokens):
+
+* ``adaptune``: ``adaptune.tuning.adapter.tune_adapter`` called as the tune component calls it
+  (fit check, load, train, save, sanity check) with ``training.precision: bf16`` (the dtype
+  the checkpoint holds and the one TRL computes in) and ``training.gradient_checkpointing:
+  true`` (TRL's default; without it a 0.5B model's activations at 4 × 512 tokens alone are
+  about 2.8 GB, over the target);
+* ``trl``: TRL ``SFTTrainer`` + PEFT ``LoraConfig(target_modules="all-linear")`` given the
+  checkpoint's path, with ``SFTConfig``'s defaults (TRL 1.16: weights loaded in fp32, bf16
+  autocast, gradient checkpointing on, loss on the completion, random batches) on the same
+  pairs as a prompt/completion dataset;
+* with ``--info-arms``, for information: ``adaptune_bf16_auto`` (bf16, checkpointing
+  ``auto``: off on CPU) and ``adaptune_fp32`` (adaptune's CPU defaults: ``precision: auto``
+  is fp32, no checkpointing).
+
+Targets: adaptune's peak RSS ≤ 0.8× TRL's and ≤ 1.5 × the bf16 weight bytes + 1 GB;
+tokens/s ≥ 1.5× TRL's.
+
+``--realistic`` (CPU speed on a realistic shape, issue 12): a random Llama-shaped model with a
+32,000-token vocabulary (width 512, 8 layers, untied head), prompts of 30-400 tokens and
+targets of 20-120; 24 steps of batch 8:
+
+* ``adaptune``: ``tune_adapter`` with its defaults (``precision: auto``: fp32 on CPU);
+* ``trl_defaults``: ``SFTTrainer`` with ``SFTConfig``'s defaults, as above;
+* ``trl_tuned``: the same without gradient checkpointing and with length-grouped batches
+  (``train_sampling_strategy="group_by_length"``).
+
+Targets: adaptune ≥ 3× TRL's defaults and ≥ 2× TRL tuned. Every arm against TRL uses the
+learning rate 2e-4; tokens/s is each arm's own training time (adaptune's loop clock; TRL from
+the start of training to the end of its last step, its setup not counted), and the arms must
+have trained on the same token count (within 5%) or the run fails. Needs TRL (the ``bench``
+extra); ``--tiny`` runs either mode on a 2-layer, width-64 body as a smoke test.
 
 ``--gpu`` trains LoRA on a random-initialised ~0.5B causal LM (Qwen2 shape) in bf16 with
 adaptune's loop and prints tokens/s and MFU; it finishes within three minutes on one GPU.
 
-Usage: python bench/tune.py [--steps 40] [--batch-size 16] | --gpu [--gpu-steps 30]
+Usage: python bench/tune.py [--steps 40] [--batch-size 16]
+       | --memory [--info-arms] [--tiny] | --realistic [--tiny] | --gpu [--gpu-steps 30]
 """
 
 from __future__ import annotations
@@ -304,8 +345,17 @@ TINY = {
     "num_key_value_heads": 2,
 }
 """``--tiny``: the same vocabulary and data on a 2-layer, width-64 body (a smoke test)."""
+ADAPTUNE_ARMS = {
+    # arm: (bench, training.precision, training.gradient_checkpointing)
+    ("memory", "adaptune"): ("bf16", True),
+    ("memory", "adaptune_bf16_auto"): ("bf16", "auto"),
+    ("memory", "adaptune_fp32"): ("auto", "auto"),
+    ("realistic", "adaptune"): ("auto", "auto"),
+}
+"""The settings of adaptune's arms that are not its defaults (``auto`` is fp32 and no
+checkpointing on CPU)."""
 TRL_ARMS = {
-    "memory": ("adaptune", "trl", "adaptune_fp32"),
+    "memory": ("adaptune", "trl", "adaptune_bf16_auto", "adaptune_fp32"),
     "realistic": ("adaptune", "trl_defaults", "trl_tuned"),
 }
 ONE_TOKEN_WORDS = [
@@ -387,7 +437,12 @@ def prepare(bench: str, directory: Path, examples: int, tiny: bool = False) -> d
 
 
 def adaptune_arm(
-    bench: str, directory: Path, steps: int, batch_size: int, precision: str
+    bench: str,
+    directory: Path,
+    steps: int,
+    batch_size: int,
+    precision: str,
+    checkpointing: bool | str = "auto",
 ) -> dict[str, float]:
     """Train through ``adaptune.tuning.adapter.tune_adapter``, called as the component calls it.
 
@@ -395,9 +450,14 @@ def adaptune_arm(
     checkpoint directory keyed by data and settings, then ``tune_adapter`` (fit check, load,
     train, save, sanity check: no-op and reload).
     """
+    from transformers import AutoConfig
+
+    from adaptune.compute.device import device_for_training
+    from adaptune.compute.precision import resolve_precision
     from adaptune.tuning.adapter import tune_adapter
     from adaptune.tuning.applies import check_method_applies
     from adaptune.tuning.checkpoint_dirs import checkpoint_dir, training_key
+    from adaptune.tuning.gradient_checkpointing import wants_checkpointing
     from adaptune.tuning.loss_log import loss_log_path
     from adaptune.tuning.methods import method_from_dict
     from adaptune.tuning.settings import TrainingSettings
@@ -411,6 +471,7 @@ def adaptune_arm(
         "learning_rate": LEARNING_RATE,
         "max_length": max_length,
         "precision": precision,
+        "gradient_checkpointing": checkpointing,
     }
     settings = TrainingSettings.from_dict({**training, "seed": 0})
     method = method_from_dict(adapter)
@@ -419,7 +480,7 @@ def adaptune_arm(
     )
     train_file = directory / "formatted" / "train.jsonl"
     eval_file = directory / "formatted" / "eval.jsonl"
-    out = directory / f"adapter-{precision}"
+    out = directory / f"adapter-{precision}-{checkpointing}"
     key = training_key(
         [train_file, eval_file],
         {"base_model": base_model, "adapter": adapter, "training": training, "seed": 0},
@@ -438,13 +499,16 @@ def adaptune_arm(
     if not (out / "adapter_config.json").is_file():
         raise SystemExit("tune_adapter returned without saving the adapter")
     state = result.training.state
+    device = device_for_training()
+    dtype = resolve_precision(settings.precision, device, "training.precision")
+    recompute = wants_checkpointing(settings, AutoConfig.from_pretrained(base_model), device)
     return {
         "tokens": state.tokens,
         "seconds": state.wall_seconds,
         "steps": state.step,
         "examples": state.step * batch_size,
-        "weights": precision,
-        "checkpointing": float(result.summary.get("gradient_checkpointing", 0)),
+        "weights": f"{str(dtype).removeprefix('torch.')} (precision {precision})",
+        "checkpointing": float(recompute),
         "final_loss": result.summary["final_loss"],
     }
 
@@ -554,10 +618,7 @@ def trl_child(
     if arm == "prepare":
         figures = prepare(bench, directory, steps * batch_size, tiny)
     elif arm.startswith("adaptune"):
-        precision = {"memory": "bf16", "realistic": "auto"}[bench]
-        figures = adaptune_arm(
-            bench, directory, steps, batch_size, "auto" if arm.endswith("fp32") else precision
-        )
+        figures = adaptune_arm(bench, directory, steps, batch_size, *ADAPTUNE_ARMS[bench, arm])
     else:
         figures = trl_arm(bench, directory, steps, batch_size, tuned=arm == "trl_tuned")
     figures["peak_rss_mb"] = own_peak_rss_mb()
@@ -586,8 +647,12 @@ def run_child(
         str(out),
         *(["--tiny"] if tiny else []),
     ]
-    if subprocess.run(command).returncode:
-        raise SystemExit(f"{bench} arm {arm} failed")
+    log = directory / f"{arm}.log"
+    with log.open("w") as sink:  # progress bars and warnings: shown only when the arm fails
+        failed = subprocess.run(command, stdout=sink, stderr=subprocess.STDOUT).returncode
+    if failed:
+        print(log.read_text()[-6000:], file=sys.stderr)
+        raise SystemExit(f"{bench} arm {arm} failed with exit code {failed}")
     figures = json.loads(out.read_text())
     if arm != "prepare":
         figures["tokens_per_second"] = figures["tokens"] / figures["seconds"]
@@ -602,8 +667,9 @@ def trl_bench(
         directory = Path(tmp)
         data = run_child(bench, "prepare", directory, steps, batch_size, tiny)
         print(
-            f"{bench}: random {BENCHES[bench][1]}-shaped model{' (tiny)' if tiny else ''}, {data['parameters'] / 1e6:,.0f}M "
-            f"parameters, vocabulary {BENCHES[bench][0]['vocab_size']:,}, saved in bf16 "
+            f"{bench}: random {BENCHES[bench][1]}-shaped model{' (tiny)' if tiny else ''}, "
+            f"{data['parameters'] / 1e6:,.0f}M parameters, "
+            f"vocabulary {BENCHES[bench][0]['vocab_size']:,}, saved in bf16 "
             f"({data['weight_bytes'] / 1e9:.2f} GB); {steps} steps x batch {batch_size}; "
             f"examples of {data['min_length']:.0f}-{data['max_length']:.0f} tokens "
             f"(mean {data['mean_length']:.0f}), targets {data['min_target']:.0f}-"
@@ -625,9 +691,9 @@ def trl_bench(
     return {"data": data, **results}
 
 
-def memory_bench(steps: int, batch_size: int, fp32: bool = True, tiny: bool = False) -> None:
+def memory_bench(steps: int, batch_size: int, info: bool = False, tiny: bool = False) -> None:
     """The CPU memory benchmark: tune_adapter (bf16) vs TRL defaults on a Qwen2-0.5B shape."""
-    arms = TRL_ARMS["memory"] if fp32 else TRL_ARMS["memory"][:2]
+    arms = TRL_ARMS["memory"] if info else TRL_ARMS["memory"][:2]
     results = trl_bench("memory", steps, batch_size, arms, tiny)
     ours, trl = results["adaptune"], results["trl"]
     bound_mb = (1.5 * results["data"]["weight_bytes"] + 1e9) / 2**20
@@ -668,7 +734,9 @@ def main() -> None:
     parser.add_argument(
         "--memory", action="store_true", help="CPU memory: tune_adapter vs TRL, 0.5B shape"
     )
-    parser.add_argument("--no-fp32", action="store_true", help="--memory without the fp32 arm")
+    parser.add_argument(
+        "--info-arms", action="store_true", help="--memory: adaptune's defaults too (bf16, fp32)"
+    )
     parser.add_argument(
         "--realistic", action="store_true", help="CPU speed vs TRL on a 32k-vocabulary shape"
     )
@@ -686,7 +754,7 @@ def main() -> None:
     elif args.arm:
         Path(args.out).write_text(json.dumps(run_arm(args.arm, args.steps, args.batch_size)))
     elif args.memory:
-        memory_bench(args.steps or 4, args.batch_size or 4, not args.no_fp32, args.tiny)
+        memory_bench(args.steps or 4, args.batch_size or 4, args.info_arms, args.tiny)
     elif args.realistic:
         realistic_bench(args.steps or 24, args.batch_size or 8, args.tiny)
     elif args.gpu:
