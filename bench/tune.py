@@ -37,8 +37,8 @@ Targets: adaptune's peak RSS ≤ 0.8× TRL's and ≤ 1.5 × the bf16 weight byte
 tokens/s ≥ 1.5× TRL's.
 
 ``--realistic`` (CPU speed on a realistic shape, issue 12): a random Llama-shaped model with a
-32,000-token vocabulary (width 512, 8 layers, untied head), prompts of 30-400 tokens and
-targets of 20-120; 24 steps of batch 8:
+32,000-token vocabulary (width 384, 6 layers, untied head: 35M parameters), prompts of 30-400
+tokens and targets of 20-120; 16 steps of batch 8:
 
 * ``adaptune``: ``tune_adapter`` with its defaults (``precision: auto``: fp32 on CPU);
 * ``trl_defaults``: ``SFTTrainer`` with ``SFTConfig``'s defaults, as above;
@@ -325,11 +325,11 @@ LORA = {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"}
 """The LoRA of every arm against TRL: r=16, alpha 32, no dropout, every linear layer."""
 LLAMA_32K = {
     "vocab_size": 32000,
-    "hidden_size": 512,
-    "intermediate_size": 1408,
-    "num_hidden_layers": 8,
-    "num_attention_heads": 8,
-    "num_key_value_heads": 8,
+    "hidden_size": 384,
+    "intermediate_size": 1024,
+    "num_hidden_layers": 6,
+    "num_attention_heads": 6,
+    "num_key_value_heads": 6,
 }
 """A small Llama-shaped model with Llama 2's 32,000-token vocabulary (untied head)."""
 BENCHES = {
@@ -756,7 +756,7 @@ def main() -> None:
     elif args.memory:
         memory_bench(args.steps or 4, args.batch_size or 4, args.info_arms, args.tiny)
     elif args.realistic:
-        realistic_bench(args.steps or 24, args.batch_size or 8, args.tiny)
+        realistic_bench(args.steps or 16, args.batch_size or 8, args.tiny)
     elif args.gpu:
         gpu_bench(args.gpu_steps, args.batch_size or 16)
     else:
