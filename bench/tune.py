@@ -43,7 +43,9 @@ tokens and targets of 20-120; 16 steps of batch 8:
 * ``adaptune``: ``tune_adapter`` with its defaults (``precision: auto``: fp32 on CPU);
 * ``trl_defaults``: ``SFTTrainer`` with ``SFTConfig``'s defaults, as above;
 * ``trl_tuned``: the same without gradient checkpointing and with length-grouped batches
-  (``train_sampling_strategy="group_by_length"``).
+  (``train_sampling_strategy="group_by_length"``);
+* ``adaptune_bf16`` (information): ``tune_adapter`` with ``precision: bf16``, the dtype TRL's
+  bf16 autocast computes in.
 
 Targets: adaptune ≥ 3× TRL's defaults and ≥ 2× TRL tuned. Every arm against TRL uses the
 learning rate 2e-4; tokens/s is each arm's own training time (adaptune's loop clock; TRL from
@@ -351,12 +353,13 @@ ADAPTUNE_ARMS = {
     ("memory", "adaptune_bf16_auto"): ("bf16", "auto"),
     ("memory", "adaptune_fp32"): ("auto", "auto"),
     ("realistic", "adaptune"): ("auto", "auto"),
+    ("realistic", "adaptune_bf16"): ("bf16", "auto"),
 }
 """The settings of adaptune's arms that are not its defaults (``auto`` is fp32 and no
 checkpointing on CPU)."""
 TRL_ARMS = {
     "memory": ("adaptune", "trl", "adaptune_bf16_auto", "adaptune_fp32"),
-    "realistic": ("adaptune", "trl_defaults", "trl_tuned"),
+    "realistic": ("adaptune", "trl_defaults", "trl_tuned", "adaptune_bf16"),
 }
 ONE_TOKEN_WORDS = [
     w for w in WORDS if w not in {"crash", "upgrade", "tracking", "courier", "login"}
