@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import copy
 import inspect
+import json
 
 import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 from conftest import SAMPLE
+from safetensors.torch import load_file, save_file
 from test_cli import captured_run  # noqa: F401  (fixture)
 from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -424,27 +426,81 @@ def test_generation_computes_only_the_last_positions_logits():
     assert seen[0][1] == ids.shape[1] > 1 and width > 1
 
 
-def test_sanity_probe_keeps_only_the_logits_of_target_positions():
-    from adaptune.tuning.sanity import probe_logits
+# --- the sanity check ----------------------------------------------------------------------------
+
+
+def test_the_sanity_probe_is_the_last_positions_of_the_full_logits():
+    from adaptune.tuning.sanity import PROBE_POSITIONS, PROBE_SIZE, probe_logits
 
     base, model = _eval_model()
-    examples = [encode_example(base.tokenizer, p, t, "causal", 64) for p, t in ROWS[:4]]
     pad = base.tokenizer.pad_token_id
-    batch = collate(examples, pad, "causal")
-    shapes: list[tuple[int, ...]] = []
-    hook = _head_rows(model, shapes)
-    probe = probe_logits(model, examples, pad, "causal")
-    hook.remove()
-    with torch.no_grad():
-        full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    predicting = (batch["labels"][:, 1:] != -100).any(dim=0).nonzero().squeeze(1)
-    assert 0 < len(predicting) < batch["input_ids"].shape[1] - 1  # prompt positions left out
-    assert shapes == [tuple(probe.shape)] and probe.shape[1] == len(predicting)
-    torch.testing.assert_close(probe, full[:, predicting].float())
-    # The narrowed probe still sees an adapter that differs: the check refuses it.
-    from adaptune.tuning.sanity import AdapterSanityError, check_reload
+    examples = [encode_example(base.tokenizer, p, t, "causal", 64) for p, t in ROWS]
+    assert all(len(e.input_ids) > PROBE_POSITIONS for e in examples)
+    with torch.no_grad():  # each example alone, every position through the head
+        full = [
+            model(**collate([e], pad, "causal")).logits[0, -PROBE_POSITIONS:]
+            for e in examples[:PROBE_SIZE]
+        ]
+    vocabulary = full[0].shape[-1]
+    probes = []
+    for patched in (False, True):
+        if patched:  # a model without logits_to_keep: its logits are cut after the head
+            _prefill_without_logits_to_keep(model)
+        seen: list[tuple[int, ...]] = []
+        hook = _head_rows(model, seen)
+        probes.append(probe_logits(model, examples, pad, "causal"))
+        hook.remove()
+        if not patched:  # one example at a time, only its last positions through the head
+            assert seen == [(1, PROBE_POSITIONS, vocabulary)] * PROBE_SIZE
+    for probe in probes:
+        assert probe.dtype == torch.float32
+        torch.testing.assert_close(probe, torch.cat(full))
 
-    with torch.no_grad():
-        next(p for n, p in model.named_parameters() if "lora_B" in n).add_(0.5)
-    with pytest.raises(AdapterSanityError, match="does not reproduce"):
-        check_reload(probe, probe_logits(model, examples, pad, "causal"), bf16=False)
+
+@pytest.mark.slow
+def test_the_sanity_check_still_catches_a_saved_adapter_that_differs(tmp_path, monkeypatch):
+    from adaptune.tuning import adapter as tuning_adapter
+    from adaptune.tuning.sanity import PROBE_POSITIONS, AdapterSanityError
+
+    rows = [{"prompt": p, "target": t} for p, t in ROWS]
+    train_file = tmp_path / "train.jsonl"
+    train_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    saved = tuning_adapter.save_adapter
+    probed: list[tuple[int, ...]] = []
+    probe = tuning_adapter.probe_logits
+
+    def probe_watching_the_head(model, *args):
+        hook = _head_rows(model, probed)
+        try:
+            return probe(model, *args)
+        finally:
+            hook.remove()
+
+    def save_another(model, method, base_model, directory):  # what a broken save would write
+        saved(model, method, base_model, directory)
+        weights = directory / "adapter_model.safetensors"
+        tensors = load_file(weights)
+        save_file({k: v * 2 if "lora_B" in k else v for k, v in tensors.items()}, weights)
+
+    monkeypatch.setattr(tuning_adapter, "probe_logits", probe_watching_the_head)
+    settings = TrainingSettings(steps=3, batch_size=4, learning_rate=3e-2, eval_every=0)
+    tuning_adapter.tune_adapter(
+        train_file,
+        tmp_path / "good",
+        "builtin:tiny-gpt2",
+        settings,
+        LoraMethod(),
+        show_progress=False,
+    )
+    assert probed and all(shape[:2] == (1, PROBE_POSITIONS) for shape in probed)
+    monkeypatch.setattr(tuning_adapter, "save_adapter", save_another)
+    with pytest.raises(AdapterSanityError, match="does not reproduce the trained model"):
+        tuning_adapter.tune_adapter(
+            train_file,
+            tmp_path / "bad",
+            "builtin:tiny-gpt2",
+            settings,
+            LoraMethod(),
+            show_progress=False,
+        )
+    assert not (tmp_path / "bad").exists()

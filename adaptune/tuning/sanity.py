@@ -18,13 +18,15 @@ from peft import PeftModel
 
 from adaptune.compute.device import autocast
 from adaptune.compute.precision import held_dtype
-from adaptune.data.encoding import IGNORE_INDEX, Encoded, collate
+from adaptune.data.encoding import Encoded, collate
 from adaptune.errors import UserError
 from adaptune.tuning.loading import load_tuned_model
 
 RELOAD_TOLERANCE_FP32 = 1e-4
 RELOAD_TOLERANCE_BF16 = 2e-2
 PROBE_SIZE = 4
+PROBE_POSITIONS = 8
+"""Positions per probe example whose logits are compared (its last ones)."""
 RELOADED = "reloaded"
 
 
@@ -46,37 +48,44 @@ def check_not_noop(trained: dict[str, torch.Tensor], initial: dict[str, torch.Te
         raise AdapterSanityError("the adapter is a no-op: every LoRA B matrix is zero")
 
 
-def target_positions(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The positions whose logits predict a target token in any row of a causal ``batch``."""
-    labels = batch["labels"]
-    return (labels[:, 1:] != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
-
-
 @torch.no_grad()
 def probe_logits(
     model: torch.nn.Module, examples: list[Encoded], pad_id: int, family: str
 ) -> torch.Tensor:
-    """Logits of the model on the first few examples (eval mode, on its device, in its dtype).
+    """Logits of the model at the last positions of the first few examples, as one fp32 tensor.
 
-    For a causal model whose forward takes ``logits_to_keep``, only the positions that
-    predict a target token (in any row) are kept, so the probe never holds [rows × length ×
-    vocabulary] logits of prompt positions (the adapter acts on every position before them),
-    and no loss is computed (it would upcast every position's logits).
+    Each of the first ``PROBE_SIZE`` examples runs alone (no padding, eval mode, on the model's
+    device, in its dtype), and only its last ``PROBE_POSITIONS`` positions go through the output
+    head where the model can say so (``logits_to_keep``; others' logits are cut to them), so a
+    150k-token vocabulary holds ``PROBE_POSITIONS`` × vocabulary logits per example, never
+    [batch × length × vocabulary]. The last positions have attended to every earlier token, so
+    any difference in the adapter's weights shows in them.
+
+    Returns:
+        ``[positions, vocabulary]``: the examples' kept positions, one after another.
     """
     device = next(model.parameters()).device
-    batch = collate(examples[:PROBE_SIZE], pad_id, family)
-    batch = {k: v.to(device) for k, v in batch.items()}
     hf = model.get_base_model() if isinstance(model, PeftModel) else model
-    if family == "causal":  # no labels: the model would compute its loss from full logits
-        labels = batch.pop("labels")
-        prompt_learning = (
-            isinstance(model, PeftModel) and model.active_peft_config.is_prompt_learning
-        )
-        if not prompt_learning and "logits_to_keep" in inspect.signature(hf.forward).parameters:
-            batch["logits_to_keep"] = target_positions({"labels": labels})
+    keep = {"logits_to_keep": PROBE_POSITIONS} if _keeps_logits(hf) else {}
     model.eval()
-    with autocast(device, held_dtype(model)):
-        return model(**batch).logits.float().cpu()
+    kept = []
+    for example in examples[:PROBE_SIZE]:
+        batch = collate([example], pad_id, family)
+        if family == "causal":  # no loss wanted (its labels would not match the kept logits)
+            del batch["labels"]
+        batch = {k: v.to(device) for k, v in batch.items()}
+        with autocast(device, held_dtype(model)):
+            logits = model(**batch, **keep).logits
+        kept.append(logits[0, -PROBE_POSITIONS:].float().cpu())
+    return torch.cat(kept)
+
+
+def _keeps_logits(model: torch.nn.Module) -> bool:
+    """Whether the model's forward takes ``logits_to_keep`` (Hugging Face causal LMs do)."""
+    try:
+        return "logits_to_keep" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def check_reload(expected: torch.Tensor, reloaded: torch.Tensor, bf16: bool) -> None:
@@ -87,7 +96,7 @@ def check_reload(expected: torch.Tensor, reloaded: torch.Tensor, bf16: bool) -> 
             f"the reloaded adapter gives logits of shape {tuple(reloaded.shape)}, "
             f"expected {tuple(expected.shape)}"
         )
-    difference = torch.sub(expected, reloaded).abs_().max().item()  # one temporary
+    difference = (expected - reloaded).abs().max().item()
     if difference > tolerance:
         raise AdapterSanityError(
             f"the saved adapter does not reproduce the trained model: probe logits differ by "
