@@ -70,12 +70,14 @@ def test_the_estimate_of_a_qwen2_05b_shaped_model(qwen_config):
     # 2048 tokens × 24 layers × (8 × 896 + 3 × 4864) values × 2 bytes (bf16 autocast)
     assert plain.activations == 2048 * 24 * (8 * 896 + 3 * 4864) * 2
     assert gib["activations"] == pytest.approx(2.0, abs=0.05)
-    # the head over 2048 positions × 151,936: bf16 logits + fp32 log-probs and their gradient
-    assert gib["logits"] == pytest.approx(2.9, abs=0.05)
+    # the chunked loss: 110 positions × 151,936 × 16 bytes (every copy of the logits) at once
+    assert plan.logits_chunk == 110
+    assert plain.logits == 110 * 151_936 * 16
+    assert plain.logits / GIB == pytest.approx(0.25, abs=0.01)
     assert checkpointed.activations < plain.activations / 10
     assert checkpointed.weights == plain.weights
-    chunked = plan.estimate(False, logits_tokens=256)
-    assert chunked.logits == plain.logits // 8
+    whole = plan.estimate(False, logits_tokens=2048)  # a loss over the whole pass's logits
+    assert whole.logits == 2048 * 151_936 * 16
     assert plain.describe().startswith(f"~{plain.total / GIB:.1f} GiB (weights 0.9, adapter 0.0")
     metrics = plain.metrics()
     assert metrics["memory_estimate_gib"] == pytest.approx(plain.total / GIB, abs=0.01)

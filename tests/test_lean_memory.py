@@ -75,9 +75,9 @@ def _assert_same(first, second, atol=1e-6):
 # --- chunked cross-entropy -----------------------------------------------------------------------
 
 
-def test_chunk_positions_bound_fp32_logits_bytes():
-    assert chunk_positions(151_936) == 441 and chunk_positions(32_768) == 2048
-    assert chunk_positions(151_936) * 151_936 * 4 <= 256 * 2**20
+def test_chunk_positions_bound_the_bytes_of_every_copy_of_the_logits():
+    assert chunk_positions(151_936) == 110 and chunk_positions(32_768) == 512
+    assert chunk_positions(151_936) * 151_936 * 16 <= 256 * 2**20
     assert chunk_positions(10**12) == 1
 
 
@@ -356,7 +356,7 @@ def test_eval_loss_is_the_models_own_loss_from_chunks_of_target_positions(monkey
     targets = [e.target_tokens for e in examples]
     expected = sum(o * n for o, n in zip(own, targets, strict=True)) / sum(targets)
     vocab = model.get_base_model().config.vocab_size
-    monkeypatch.setattr(loss_module, "LOGITS_CHUNK_BYTES", 4 * vocab * 5)  # 5 positions a chunk
+    monkeypatch.setattr(loss_module, "LOGITS_CHUNK_BYTES", 16 * vocab * 5)  # 5 positions a chunk
     shapes: list[tuple[int, ...]] = []
     hook = _head_rows(model, shapes)
     result = reference_loss(model, base.tokenizer, pairs, "causal", 64, batch_size=4)

@@ -18,18 +18,23 @@ from adaptune.errors import UserError
 
 EVAL_BATCH_SIZE = 32
 LOGITS_CHUNK_BYTES = 256 * 2**20
-"""Most bytes of fp32 logits the loss holds at once: target positions go through the output head
-and the log-softmax in chunks of ``LOGITS_CHUNK_BYTES // (4 × vocabulary)`` positions (441 for a
-151,936-token vocabulary, 2,048 for 32,768)."""
+"""Most bytes the logits of one chunk take, every copy counted: target positions go through the
+output head and the log-softmax in chunks of ``LOGITS_CHUNK_BYTES // (LOGIT_BYTES × vocabulary)``
+positions (110 for a 151,936-token vocabulary, 512 for 32,768)."""
+LOGIT_BYTES = 16
+"""Bytes one logit takes at the peak of a chunk: the head's fp32 result (a bf16 matmul on CPU
+accumulates into one), its copy in the held dtype, the fp32 upcast and the log-softmax (the
+backward pass's fp32 gradient takes their place)."""
 
 
 def chunk_positions(vocabulary: int, budget: int | None = None) -> int:
-    """Target positions per chunk so that their fp32 logits take at most ``budget`` bytes.
+    """Target positions per chunk so that their logits take at most ``budget`` bytes.
 
-    ``budget`` None: ``LOGITS_CHUNK_BYTES``.
+    ``budget`` None: ``LOGITS_CHUNK_BYTES``; each position's logits count ``LOGIT_BYTES`` per
+    vocabulary entry.
     """
     budget = LOGITS_CHUNK_BYTES if budget is None else budget
-    return max(1, budget // (4 * max(1, vocabulary)))
+    return max(1, budget // (LOGIT_BYTES * max(1, vocabulary)))
 
 
 def _summed_cross_entropy(

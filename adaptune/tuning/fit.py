@@ -15,9 +15,9 @@ The estimate adds up, from the base model's structure (built on the ``meta`` dev
   values; attention itself runs as a fused kernel that keeps no score matrix), or one
   ``hidden`` per layer plus one layer's worth with it; values are 2 bytes under bf16 autocast
   on a GPU and the weights' dtype on CPU;
-* **logits**: the output head over the positions whose loss is taken at once (every position
-  of the pass unless a chunked loss says fewer): the logits plus fp32 log-probabilities and
-  their gradient;
+* **logits**: the output head over the positions whose loss is taken at once (one chunk of the
+  chunked loss of a causal model, else every position of the pass), ``LOGIT_BYTES`` per logit
+  (the head's result, its fp32 copy, the log-probabilities or their gradient);
 * **runtime**: 0.5 GiB for the framework itself (CUDA context, allocator, libraries).
 
 It is an estimate, not a measurement: it errs high on activations (every row at
@@ -35,6 +35,7 @@ from transformers import PreTrainedModel
 from transformers.pytorch_utils import Conv1D
 
 from adaptune.compute.device_memory import DeviceMemory, device_memory
+from adaptune.compute.loss import LOGIT_BYTES, chunk_positions
 from adaptune.compute.precision import resolve_precision
 from adaptune.errors import UserError
 from adaptune.tuning.applies import empty_model, quiet
@@ -59,7 +60,6 @@ MLP_VALUES = 3
 """Activation values kept per token, per layer, per unit of the MLP's ``intermediate`` size."""
 ADAPTER_BYTES = 4
 OPTIMIZER_BYTES = 12
-LOGIT_EXTRA_BYTES = 8
 RUNTIME_BYTES = GIB // 2
 CHECKPOINTING_SETTING = "gradient_checkpointing"
 
@@ -188,6 +188,9 @@ class FitPlan:
         value_bytes: Bytes per activation value.
         tokens: Tokens of the largest forward pass.
         quantized_bytes: Bytes per quantised linear weight, or None for an unquantised base.
+        logits_chunk: Target positions per chunk of the chunked loss (causal models whose
+            adapter lives in the layers, see :func:`adaptune.compute.loss.chunk_positions`),
+            or None when the loss takes the whole pass's logits at once.
     """
 
     shape: ModelShape
@@ -197,6 +200,7 @@ class FitPlan:
     value_bytes: float
     tokens: int
     quantized_bytes: float | None = None
+    logits_chunk: int | None = None
 
     def estimate(
         self, gradient_checkpointing: bool, logits_tokens: int | None = None
@@ -205,7 +209,8 @@ class FitPlan:
 
         Args:
             gradient_checkpointing: Whether blocks recompute their activations in backward.
-            logits_tokens: Positions whose logits are held at once (None: the whole pass).
+            logits_tokens: Positions whose logits are held at once (None: the plan's
+                ``logits_chunk``, or the whole pass).
         """
         shape = self.shape
         if self.quantized_bytes is None:
@@ -215,7 +220,8 @@ class FitPlan:
                 shape.linear_parameters * self.quantized_bytes
                 + (shape.parameters - shape.linear_parameters) * self.weight_bytes
             )
-        logit_positions = self.tokens if logits_tokens is None else min(logits_tokens, self.tokens)
+        held = self.logits_chunk if logits_tokens is None else logits_tokens
+        logit_positions = self.tokens if held is None else min(held, self.tokens)
         return MemoryEstimate(
             weights=int(weights),
             adapter=self.new_parameters * ADAPTER_BYTES,
@@ -223,7 +229,7 @@ class FitPlan:
             activations=activation_bytes(
                 shape, self.tokens, self.value_bytes, gradient_checkpointing
             ),
-            logits=int(logit_positions * shape.vocab * (self.value_bytes + LOGIT_EXTRA_BYTES)),
+            logits=int(logit_positions * shape.vocab * LOGIT_BYTES),
         )
 
 
@@ -289,6 +295,9 @@ def plan_for(
         value_bytes=2 if device.type == "cuda" else max(2, weight_bytes),
         tokens=tokens_per_pass(settings, virtual),
         quantized_bytes=quantized_bytes,
+        logits_chunk=chunk_positions(shape.vocab)
+        if family == "causal" and not isinstance(method, PromptTuningMethod)
+        else None,
     )
 
 
