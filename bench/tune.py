@@ -447,14 +447,11 @@ def adaptune_arm(
     checkpoint directory keyed by data and settings, then ``tune_adapter`` (fit check, load,
     train, save, sanity check: no-op and reload).
     """
-    from transformers import AutoConfig
-
     from adaptune.compute.device import device_for_training
     from adaptune.compute.precision import resolve_precision
     from adaptune.tuning.adapter import tune_adapter
     from adaptune.tuning.applies import check_method_applies
     from adaptune.tuning.checkpoint_dirs import checkpoint_dir, training_key
-    from adaptune.tuning.gradient_checkpointing import wants_checkpointing
     from adaptune.tuning.loss_log import loss_log_path
     from adaptune.tuning.methods import method_from_dict
     from adaptune.tuning.settings import TrainingSettings
@@ -498,7 +495,7 @@ def adaptune_arm(
     state = result.training.state
     device = device_for_training()
     dtype = resolve_precision(settings.precision, device, "training.precision")
-    recompute = wants_checkpointing(settings, AutoConfig.from_pretrained(base_model), device)
+    recompute = result.summary["gradient_checkpointing"]  # the fit check's verdict
     return {
         "tokens": state.tokens,
         "seconds": state.wall_seconds,

@@ -504,3 +504,24 @@ def test_the_sanity_check_still_catches_a_saved_adapter_that_differs(tmp_path, m
             show_progress=False,
         )
     assert not (tmp_path / "bad").exists()
+
+
+def test_eval_loss_runs_long_batches_in_chunks_of_max_tokens_with_the_same_loss():
+    from adaptune.compute.loss import eval_loss
+
+    base, model = _eval_model()
+    pad = base.tokenizer.pad_token_id
+    examples = [encode_example(base.tokenizer, p, t, "causal", 64) for p, t in ROWS]
+    fn = LossFunction(model, "causal")
+    fn.checked = True  # the one-time check against the model's own loss runs rows alone
+    passes: list[tuple[int, ...]] = []
+    embed = model.get_base_model().get_input_embeddings()
+    hook = embed.register_forward_hook(lambda m, i, o: passes.append(tuple(i[0].shape)))
+    whole = eval_loss(model, examples, pad, "causal", torch.device("cpu"), fn, max_tokens=0)
+    whole_passes, passes[:] = list(passes), []
+    width = max(len(e.input_ids) for e in examples)
+    chunked = eval_loss(model, examples, pad, "causal", torch.device("cpu"), fn, max_tokens=width)
+    hook.remove()
+    assert chunked == pytest.approx(whole, rel=1e-6)
+    assert len(whole_passes) == 1 and len(passes) == len(examples)  # one row a pass
+    assert all(rows * length <= width for rows, length in passes)

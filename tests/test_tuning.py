@@ -15,7 +15,7 @@ from transformers import AutoModelForCausalLM
 
 from adaptune.base_models import load_base_model
 from adaptune.compute.loss import LossFunction
-from adaptune.data.encoding import IGNORE_INDEX, collate, encode_example
+from adaptune.data.encoding import IGNORE_INDEX, collate, encode_example, token_chunks
 from adaptune.errors import UserError
 from adaptune.tuning.adapter import tune_adapter
 from adaptune.tuning.batching import BatchOrder, length_grouped_batches
@@ -25,7 +25,6 @@ from adaptune.tuning.loop import (
     TrainingDivergedError,
     backward_batch,
     lr_multiplier,
-    token_chunks,
     train,
 )
 from adaptune.tuning.methods import LoraMethod, method_from_dict
@@ -33,8 +32,10 @@ from adaptune.tuning.sanity import AdapterSanityError, check_not_noop
 from adaptune.tuning.settings import TrainingSettings
 
 ROWS = [
-    {"prompt": f"Ticket {i}: {'refund my order' if i % 2 else 'the app crashes'}\nTeam:",
-     "target": "billing" if i % 2 else "technical"}
+    {
+        "prompt": f"Ticket {i}: {'refund my order' if i % 2 else 'the app crashes'}\nTeam:",
+        "target": "billing" if i % 2 else "technical",
+    }
     for i in range(48)
 ]
 
@@ -50,6 +51,7 @@ def _sha(path: Path) -> str:
 
 
 # --- encoding and batching -------------------------------------------------------------------
+
 
 def test_causal_loss_is_on_target_tokens_only():
     tok = load_base_model("builtin:tiny-gpt2").tokenizer
@@ -74,7 +76,7 @@ def test_collate_pads_with_ignored_labels():
     tensors = collate(batch, tok.pad_token_id, "causal")
     assert tensors["input_ids"].shape == tensors["labels"].shape
     assert tensors["attention_mask"][0].sum() == len(batch[0].input_ids)
-    assert (tensors["labels"][0, len(batch[0].input_ids):] == IGNORE_INDEX).all()
+    assert (tensors["labels"][0, len(batch[0].input_ids) :] == IGNORE_INDEX).all()
 
 
 def test_length_grouped_batches_cover_every_example_and_cut_padding():
@@ -85,7 +87,7 @@ def test_length_grouped_batches_cover_every_example_and_cut_padding():
     def padding(bs):
         return sum(len(b) * max(lengths[i] for i in b) - sum(lengths[i] for i in b) for b in bs)
 
-    plain = [list(range(300))[i:i + 16] for i in range(0, 300, 16)]
+    plain = [list(range(300))[i : i + 16] for i in range(0, 300, 16)]
     assert padding(batches) < padding(plain) / 4
 
 
@@ -109,12 +111,23 @@ def test_lr_schedules():
 
 # --- configs ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("bad", [
-    {"r": 0}, {"alpha": -1}, {"dropout": 1.5}, {"target_modules": []}, {"rank": 8},
-    {"method": "qlora"}, {"method": "prompt_tuning", "num_virtual_tokens": 0},
-    {"method": "prompt_tuning", "init": "text"}, {"method": "last_layers", "r": 8},
-    {"method": "ia3", "target_modules": ["c_attn"]}, {"use_dora": "yes"},
-])
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"r": 0},
+        {"alpha": -1},
+        {"dropout": 1.5},
+        {"target_modules": []},
+        {"rank": 8},
+        {"method": "qlora"},
+        {"method": "prompt_tuning", "num_virtual_tokens": 0},
+        {"method": "prompt_tuning", "init": "text"},
+        {"method": "last_layers", "r": 8},
+        {"method": "ia3", "target_modules": ["c_attn"]},
+        {"use_dora": "yes"},
+    ],
+)
 def test_adapter_configs_reject_bad_values(bad):
     with pytest.raises(UserError):
         method_from_dict(bad)
@@ -127,9 +140,17 @@ def test_adapter_configs_accept_pipeline_floats_and_round_trip():
     assert method_from_dict({}) == LoraMethod()
 
 
-@pytest.mark.parametrize("bad", [{"learning_rate": 0}, {"steps": 0, "epochs": 0},
-                                 {"grad_accum": 0}, {"schedule": "step"},
-                                 {"patience": 2, "eval_every": 0}, {"stepz": 3}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"learning_rate": 0},
+        {"steps": 0, "epochs": 0},
+        {"grad_accum": 0},
+        {"schedule": "step"},
+        {"patience": 2, "eval_every": 0},
+        {"stepz": 3},
+    ],
+)
 def test_training_settings_reject_bad_values(bad):
     with pytest.raises(UserError):
         TrainingSettings.from_dict(bad)
@@ -152,24 +173,37 @@ METHODS = [
 
 
 @pytest.mark.parametrize("base_model", ["builtin:tiny-gpt2", "builtin:tiny-t5"])
-@pytest.mark.parametrize(("adapter", "lr"), METHODS,
-                         ids=["lora", "rslora-dora", "prompt_tuning", "ia3", "last_layers"])
+@pytest.mark.parametrize(
+    ("adapter", "lr"), METHODS, ids=["lora", "rslora-dora", "prompt_tuning", "ia3", "last_layers"]
+)
 def test_every_method_trains_saves_and_reloads(tmp_path, base_model, adapter, lr):
     method = method_from_dict(adapter)
     settings = TrainingSettings(steps=30, batch_size=8, learning_rate=lr, eval_every=10)
-    result = tune_adapter(_write(tmp_path, ROWS), tmp_path / "adapter", base_model, settings,
-                          method, eval_file=_write(tmp_path, ROWS[:8], "eval.jsonl"),
-                          show_progress=False)
+    result = tune_adapter(
+        _write(tmp_path, ROWS),
+        tmp_path / "adapter",
+        base_model,
+        settings,
+        method,
+        eval_file=_write(tmp_path, ROWS[:8], "eval.jsonl"),
+        show_progress=False,
+    )
     assert result.summary["final_loss"] < result.summary["first_loss"] * 0.8
     assert "eval_loss" in result.summary
     files = {p.name for p in (tmp_path / "adapter").iterdir()}
-    assert {"adapter_config.json", "adapter_model.safetensors", "loss_curve.png",
-            "training_history.json"} <= files
+    assert {
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "loss_curve.png",
+        "training_history.json",
+    } <= files
     reloaded = load_tuned_model(load_base_model(base_model).model, tmp_path / "adapter")
     if method.peft:
         assert isinstance(reloaded, PeftModel)
-        assert isinstance(PeftModel.from_pretrained(load_base_model(base_model).model,
-                                                    str(tmp_path / "adapter")), PeftModel)
+        assert isinstance(
+            PeftModel.from_pretrained(load_base_model(base_model).model, str(tmp_path / "adapter")),
+            PeftModel,
+        )
 
 
 def test_last_layers_trains_only_the_last_block():
@@ -178,27 +212,38 @@ def test_last_layers_trains_only_the_last_block():
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all(n.startswith("transformer.h.1.") for n in trainable)
     with pytest.raises(UserError, match=r"adapter\.num_layers must be at most 2 .*got 5"):
-        apply_method(load_base_model("builtin:tiny-gpt2").model,
-                     method_from_dict({"method": "last_layers", "num_layers": 5}), "causal")
+        apply_method(
+            load_base_model("builtin:tiny-gpt2").model,
+            method_from_dict({"method": "last_layers", "num_layers": 5}),
+            "causal",
+        )
 
 
 def test_unknown_target_modules_are_a_user_error(tmp_path):
     with pytest.raises(UserError, match="do not fit the model"):
-        tune_adapter(_write(tmp_path, ROWS), tmp_path / "a", "builtin:tiny-gpt2",
-                     TrainingSettings(steps=1), LoraMethod(target_modules=("nope",)),
-                     show_progress=False)
+        tune_adapter(
+            _write(tmp_path, ROWS),
+            tmp_path / "a",
+            "builtin:tiny-gpt2",
+            TrainingSettings(steps=1),
+            LoraMethod(target_modules=("nope",)),
+            show_progress=False,
+        )
 
 
 # --- determinism, checkpoints and resume -------------------------------------------------------
+
 
 def test_same_seed_gives_the_same_adapter(tmp_path):
     data = _write(tmp_path, ROWS)
     settings = TrainingSettings(steps=10, batch_size=8, seed=3)
     for name in ("one", "two"):
-        tune_adapter(data, tmp_path / name, "builtin:tiny-gpt2", settings, LoraMethod(),
-                     show_progress=False)
+        tune_adapter(
+            data, tmp_path / name, "builtin:tiny-gpt2", settings, LoraMethod(), show_progress=False
+        )
     assert _sha(tmp_path / "one/adapter_model.safetensors") == _sha(
-        tmp_path / "two/adapter_model.safetensors")
+        tmp_path / "two/adapter_model.safetensors"
+    )
 
 
 TUNE_SCRIPT = """
@@ -219,8 +264,12 @@ tune_adapter(root / "train.jsonl", Path(sys.argv[2]), "builtin:tiny-gpt2",
 
 def _tune_process(tmp_path: Path, out: str, checkpoints: str | None = None) -> subprocess.Popen:
     args = [sys.executable, "-c", TUNE_SCRIPT, str(tmp_path), str(tmp_path / out)]
-    return subprocess.Popen(args + ([str(tmp_path / checkpoints)] if checkpoints else []),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        args + ([str(tmp_path / checkpoints)] if checkpoints else []),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.mark.slow
@@ -235,7 +284,8 @@ def test_killed_runs_resume_to_a_byte_identical_adapter(tmp_path):
         process = _tune_process(tmp_path, f"resumed-{kill_after}", checkpoints.name)
         deadline = time.monotonic() + 300
         while (latest := latest_checkpoint(checkpoints)) is None or int(
-                latest.name.split("-")[1]) < kill_after:
+            latest.name.split("-")[1]
+        ) < kill_after:
             assert process.poll() is None, "finished before it could be killed"
             assert time.monotonic() < deadline
             time.sleep(0.01)
@@ -244,29 +294,39 @@ def test_killed_runs_resume_to_a_byte_identical_adapter(tmp_path):
         assert not (tmp_path / f"resumed-{kill_after}").exists()
         rerun = _tune_process(tmp_path, f"resumed-{kill_after}", checkpoints.name)
         assert rerun.wait(timeout=300) == 0, rerun.stderr.read()
-        history = json.loads((tmp_path / f"resumed-{kill_after}/training_history.json")
-                             .read_text())
+        history = json.loads((tmp_path / f"resumed-{kill_after}/training_history.json").read_text())
         assert history["summary"]["resumed_from_step"] >= kill_after
         assert _sha(tmp_path / f"resumed-{kill_after}/adapter_model.safetensors") == expected
 
 
 def test_checkpoints_are_pruned_and_complete(tmp_path):
     data = _write(tmp_path, ROWS)
-    tune_adapter(data, tmp_path / "a", "builtin:tiny-gpt2",
-                 TrainingSettings(steps=9, batch_size=8, checkpoint_every=2), LoraMethod(),
-                 checkpoint_dir=tmp_path / "ckpt", show_progress=False)
+    tune_adapter(
+        data,
+        tmp_path / "a",
+        "builtin:tiny-gpt2",
+        TrainingSettings(steps=9, batch_size=8, checkpoint_every=2),
+        LoraMethod(),
+        checkpoint_dir=tmp_path / "ckpt",
+        show_progress=False,
+    )
     names = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
     assert names == ["checkpoint-00000006", "checkpoint-00000008"]
     assert {p.name for p in (tmp_path / "ckpt" / names[-1]).iterdir()} == {
-        "trainable.safetensors", "states.pt", "loop.json"}
+        "trainable.safetensors",
+        "states.pt",
+        "loop.json",
+    }
 
 
 # --- watchdog, early stopping, best weights, sanity gate ---------------------------------------
 
+
 def _model_and_examples(steps_rows=ROWS):
     base = load_base_model("builtin:tiny-gpt2")
-    examples = [encode_example(base.tokenizer, r["prompt"], r["target"], "causal", 64)
-                for r in steps_rows]
+    examples = [
+        encode_example(base.tokenizer, r["prompt"], r["target"], "causal", 64) for r in steps_rows
+    ]
     torch.manual_seed(0)
     return base, apply_method(base.model, LoraMethod(), "causal"), examples
 
@@ -283,8 +343,15 @@ def test_nan_loss_triggers_the_watchdog():
 
     model.get_base_model().transformer.ln_f.register_forward_hook(poison)
     with pytest.raises(TrainingDivergedError, match="loss is nan"):
-        train(model, examples, [], TrainingSettings(steps=20, batch_size=8),
-              base.tokenizer.pad_token_id, "causal", show_progress=False)
+        train(
+            model,
+            examples,
+            [],
+            TrainingSettings(steps=20, batch_size=8),
+            base.tokenizer.pad_token_id,
+            "causal",
+            show_progress=False,
+        )
 
 
 def test_exploding_loss_triggers_the_watchdog():
@@ -297,25 +364,47 @@ def test_exploding_loss_triggers_the_watchdog():
 
     model.get_base_model().transformer.ln_f.register_forward_hook(blow_up)
     with pytest.raises(TrainingDivergedError, match="over 3× the first loss"):
-        train(model, examples, [], TrainingSettings(steps=40, batch_size=8, divergence_factor=3),
-              base.tokenizer.pad_token_id, "causal", show_progress=False)
+        train(
+            model,
+            examples,
+            [],
+            TrainingSettings(steps=40, batch_size=8, divergence_factor=3),
+            base.tokenizer.pad_token_id,
+            "causal",
+            show_progress=False,
+        )
 
 
 def test_early_stopping_stops_and_keeps_the_best_weights():
     base, model, examples = _model_and_examples()
     # eval on examples whose targets contradict training: eval loss rises as training fits
-    contradicting = [encode_example(base.tokenizer, r["prompt"],
-                                    "technical" if r["target"] == "billing" else "billing",
-                                    "causal", 64) for r in ROWS[:8]]
+    contradicting = [
+        encode_example(
+            base.tokenizer,
+            r["prompt"],
+            "technical" if r["target"] == "billing" else "billing",
+            "causal",
+            64,
+        )
+        for r in ROWS[:8]
+    ]
     snapshots = {}
 
     def remember(state):
-        snapshots[state.step] = {n: p.detach().clone() for n, p in model.named_parameters()
-                                 if p.requires_grad}
+        snapshots[state.step] = {
+            n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad
+        }
 
-    result = train(model, examples, contradicting,
-                   TrainingSettings(steps=200, batch_size=8, eval_every=5, patience=2),
-                   base.tokenizer.pad_token_id, "causal", show_progress=False, on_step=remember)
+    result = train(
+        model,
+        examples,
+        contradicting,
+        TrainingSettings(steps=200, batch_size=8, eval_every=5, patience=2),
+        base.tokenizer.pad_token_id,
+        "causal",
+        show_progress=False,
+        on_step=remember,
+    )
     state = result.state
     assert state.stopped_early and state.step < 200
     assert state.step == state.best_step + 2 * 5
@@ -326,8 +415,9 @@ def test_early_stopping_stops_and_keeps_the_best_weights():
 def test_a_noop_adapter_fails_the_sanity_gate():
     zeros = {"lora_B.weight": torch.zeros(2, 2), "lora_A.weight": torch.ones(2, 2)}
     with pytest.raises(AdapterSanityError, match="every LoRA B matrix is zero"):
-        check_not_noop(zeros, {"lora_B.weight": torch.zeros(2, 2),
-                               "lora_A.weight": torch.zeros(2, 2)})
+        check_not_noop(
+            zeros, {"lora_B.weight": torch.zeros(2, 2), "lora_A.weight": torch.zeros(2, 2)}
+        )
     same = {"x": torch.ones(3)}
     with pytest.raises(AdapterSanityError, match="no trainable parameter changed"):
         check_not_noop(same, {"x": torch.ones(3)})
@@ -335,15 +425,26 @@ def test_a_noop_adapter_fails_the_sanity_gate():
 
 def test_zero_learning_rate_training_is_caught_as_a_noop(tmp_path):
     with pytest.raises(AdapterSanityError):
-        tune_adapter(_write(tmp_path, ROWS), tmp_path / "a", "builtin:tiny-gpt2",
-                     TrainingSettings(steps=3, batch_size=8, learning_rate=1e-30),
-                     method_from_dict({"method": "ia3"}), show_progress=False)
+        tune_adapter(
+            _write(tmp_path, ROWS),
+            tmp_path / "a",
+            "builtin:tiny-gpt2",
+            TrainingSettings(steps=3, batch_size=8, learning_rate=1e-30),
+            method_from_dict({"method": "ia3"}),
+            show_progress=False,
+        )
     assert not (tmp_path / "a").exists()
 
 
 def test_merged_export_matches_the_adapter(tmp_path):
-    tune_adapter(_write(tmp_path, ROWS), tmp_path / "a", "builtin:tiny-gpt2",
-                 TrainingSettings(steps=10, batch_size=8), LoraMethod(), show_progress=False)
+    tune_adapter(
+        _write(tmp_path, ROWS),
+        tmp_path / "a",
+        "builtin:tiny-gpt2",
+        TrainingSettings(steps=10, batch_size=8),
+        LoraMethod(),
+        show_progress=False,
+    )
     export_merged(load_base_model("builtin:tiny-gpt2").model, tmp_path / "a", tmp_path / "m")
     base = load_base_model("builtin:tiny-gpt2")
     plain = AutoModelForCausalLM.from_pretrained(tmp_path / "m").eval()
@@ -356,23 +457,60 @@ def test_merged_export_matches_the_adapter(tmp_path):
 
 # --- data-parallel -----------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_two_process_data_parallel_equals_one_process_with_accumulation(tmp_path):
-    rows = [{"prompt": f"Ticket {i}: " + ("refund my order " if i % 2 else "it crashes ")
-             * (1 + i % 5) + "\nTeam:", "target": "billing" if i % 2 else "technical"}
-            for i in range(64)]
+    rows = [
+        {
+            "prompt": f"Ticket {i}: "
+            + ("refund my order " if i % 2 else "it crashes ") * (1 + i % 5)
+            + "\nTeam:",
+            "target": "billing" if i % 2 else "technical",
+        }
+        for i in range(64)
+    ]
     data = _write(tmp_path, rows)
     common = {"steps": 10, "batch_size": 4, "eval_every": 0, "checkpoint_every": 0}
     ddp = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "adaptune.tuning", "--train", str(data), "--out", str(tmp_path / "ddp"),
-         "--training", json.dumps(common), "--quiet"],
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "adaptune.tuning",
+            "--train",
+            str(data),
+            "--out",
+            str(tmp_path / "ddp"),
+            "--training",
+            json.dumps(common),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     single = subprocess.run(
-        [sys.executable, "-m", "adaptune.tuning", "--train", str(data), "--out",
-         str(tmp_path / "single"), "--training", json.dumps({**common, "grad_accum": 2}),
-         "--quiet"], capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "adaptune.tuning",
+            "--train",
+            str(data),
+            "--out",
+            str(tmp_path / "single"),
+            "--training",
+            json.dumps({**common, "grad_accum": 2}),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert single.returncode == 0, single.stderr[-3000:]
     summary = json.loads(ddp.stdout)
     assert summary["train_tokens"] == json.loads(single.stdout)["train_tokens"]
@@ -386,17 +524,35 @@ def test_two_process_data_parallel_equals_one_process_with_accumulation(tmp_path
 @pytest.mark.slow  # a tuning subprocess (6 s): not in make test-fast
 def test_tuning_module_reports_user_errors_without_a_traceback(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "adaptune.tuning", "--train", str(_write(tmp_path, ROWS)),
-         "--out", str(tmp_path / "a"), "--adapter", '{"method": "nope"}'],
-        capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "adaptune.tuning",
+            "--train",
+            str(_write(tmp_path, ROWS)),
+            "--out",
+            str(tmp_path / "a"),
+            "--adapter",
+            '{"method": "nope"}',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert "adapter.method must be one of" in result.stderr and "'nope'" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_adapter_config_is_written_canonically(tmp_path):
-    tune_adapter(_write(tmp_path, ROWS), tmp_path / "a", "builtin:tiny-gpt2",
-                 TrainingSettings(steps=2, batch_size=8), LoraMethod(), show_progress=False)
+    tune_adapter(
+        _write(tmp_path, ROWS),
+        tmp_path / "a",
+        "builtin:tiny-gpt2",
+        TrainingSettings(steps=2, batch_size=8),
+        LoraMethod(),
+        show_progress=False,
+    )
     text = (tmp_path / "a" / "adapter_config.json").read_text()
     config = json.loads(text)
     assert config["target_modules"] == sorted(config["target_modules"])
@@ -405,8 +561,10 @@ def test_adapter_config_is_written_canonically(tmp_path):
 
 def test_token_chunks_bound_memory_and_keep_the_gradient():
     base, model, _ = _model_and_examples()
-    long_rows = [encode_example(base.tokenizer, "word " * (20 + i), "billing", "causal", 256)
-                 for i in range(8)]
+    long_rows = [
+        encode_example(base.tokenizer, "word " * (20 + i), "billing", "causal", 256)
+        for i in range(8)
+    ]
     assert len(token_chunks(long_rows, 0)) == 1
     chunks = token_chunks(long_rows, 64)
     assert sum(len(c) for c in chunks) == 8 and len(chunks) > 1
@@ -415,10 +573,24 @@ def test_token_chunks_bound_memory_and_keep_the_gradient():
     for cap in (0, 64):
         model.zero_grad(set_to_none=True)
         loss_fn = LossFunction(model, "causal")
-        losses.append(backward_batch(loss_fn, long_rows, base.tokenizer.pad_token_id, "causal",
-                                     torch.device("cpu"), cap, 1.0))
-        grads.append({n: p.grad.clone() for n, p in model.named_parameters()
-                      if p.requires_grad and p.grad is not None})
+        losses.append(
+            backward_batch(
+                loss_fn,
+                long_rows,
+                base.tokenizer.pad_token_id,
+                "causal",
+                torch.device("cpu"),
+                cap,
+                1.0,
+            )
+        )
+        grads.append(
+            {
+                n: p.grad.clone()
+                for n, p in model.named_parameters()
+                if p.requires_grad and p.grad is not None
+            }
+        )
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
     assert grads[0].keys() == grads[1].keys() and grads[0]
     assert any(g.abs().sum() > 0 for g in grads[0].values())

@@ -13,10 +13,13 @@ from tqdm.auto import tqdm
 from adaptune.compute.device import autocast
 from adaptune.compute.packing import PACKING_SETTING, segments, unpacked
 from adaptune.compute.precision import held_dtype
-from adaptune.data.encoding import IGNORE_INDEX, Encoded, collate
+from adaptune.data.encoding import IGNORE_INDEX, Encoded, collate, token_chunks
 from adaptune.errors import UserError
 
 EVAL_BATCH_SIZE = 32
+EVAL_MAX_TOKENS = 4096
+"""Most padded tokens of one eval forward pass (a batch of long examples runs in chunks of whole
+rows), as ``training.max_batch_tokens`` bounds a training pass."""
 LOGITS_CHUNK_BYTES = 256 * 2**20
 """Most bytes the logits of one chunk take, every copy counted: target positions go through the
 output head and the log-softmax in chunks of ``LOGITS_CHUNK_BYTES // (LOGIT_BYTES × vocabulary)``
@@ -221,8 +224,12 @@ def eval_loss(
     loss_fn: LossFunction,
     batch_size: int = EVAL_BATCH_SIZE,
     show_progress: bool = False,
+    max_tokens: int = EVAL_MAX_TOKENS,
 ) -> float:
     """Mean loss per target token over ``examples``, in length-sorted batches.
+
+    A batch whose padded tokens exceed ``max_tokens`` runs in chunks of whole rows, so memory
+    follows the limit, not the batch size times the longest example.
 
     Args:
         model: The model ``loss_fn`` computes the loss of.
@@ -233,6 +240,7 @@ def eval_loss(
         loss_fn: The training loss.
         batch_size: Examples per forward pass.
         show_progress: Show a progress bar.
+        max_tokens: Most padded tokens per forward pass (0: the whole batch at once).
     """
     was_training = model.training
     model.eval()
@@ -241,10 +249,11 @@ def eval_loss(
     starts = range(0, len(order), batch_size)
     for start in tqdm(starts, desc="eval loss", unit="batch", disable=not show_progress):
         batch = [examples[i] for i in order[start : start + batch_size]]
-        tokens = sum(e.target_tokens for e in batch)
-        tensors = {k: v.to(device) for k, v in collate(batch, pad_id, family).items()}
-        with autocast(device, held_dtype(model)):
-            total += loss_fn(tensors).item() * tokens
-        count += tokens
+        for chunk in token_chunks(batch, max_tokens):
+            tokens = sum(e.target_tokens for e in chunk)
+            tensors = {k: v.to(device) for k, v in collate(chunk, pad_id, family).items()}
+            with autocast(device, held_dtype(model)):
+                total += loss_fn(tensors).item() * tokens
+            count += tokens
     model.train(was_training)
     return total / max(1, count)

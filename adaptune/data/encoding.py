@@ -145,6 +145,19 @@ def encode_pairs(
     return encoded
 
 
+def token_chunks(batch: list[Encoded], max_tokens: int) -> list[list[Encoded]]:
+    """Split a batch into chunks of at most ``max_tokens`` padded tokens (rows kept whole).
+
+    Training weights each chunk's loss by its share of the batch's target tokens, so the summed
+    gradient equals the whole batch's; eval loss sums each chunk's target tokens' losses.
+    """
+    width = max(len(e.input_ids) for e in batch)
+    if not max_tokens or width * len(batch) <= max_tokens:
+        return [batch]
+    rows = max(1, max_tokens // width)
+    return [batch[i : i + rows] for i in range(0, len(batch), rows)]
+
+
 def collate(batch: list[Encoded], pad_id: int, family: str) -> dict[str, torch.Tensor]:
     """Pad a batch on the right to its longest member (causal) or longest input/label (seq2seq)."""
     width = max(len(e.input_ids) for e in batch)

@@ -165,6 +165,7 @@ def tune_adapter(
     summary = summarise(result, len(train_examples))
     if fit is not None:
         summary |= fit.estimate.metrics()
+        summary["gradient_checkpointing"] = float(fit.gradient_checkpointing)
     if not workers.main:  # under torchrun, the first process checks and saves
         barrier(workers)
         return TuneResult(adapter_dir=adapter_dir, training=result, summary=summary, report_html="")

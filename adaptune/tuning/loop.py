@@ -22,7 +22,7 @@ from adaptune.compute.device import autocast
 from adaptune.compute.loss import LossFunction, eval_loss
 from adaptune.compute.packing import packed_rows, packed_tensors
 from adaptune.compute.precision import grad_scaler, held_dtype
-from adaptune.data.encoding import Encoded, collate
+from adaptune.data.encoding import Encoded, collate, token_chunks
 from adaptune.errors import UserError
 from adaptune.tuning.batching import BatchOrder
 from adaptune.tuning.checkpoint import (
@@ -67,19 +67,6 @@ class TrainingResult:
     def tokens_per_second(self) -> float:
         """Real tokens processed per second of training."""
         return self.state.tokens / self.state.wall_seconds if self.state.wall_seconds else 0.0
-
-
-def token_chunks(batch: list[Encoded], max_tokens: int) -> list[list[Encoded]]:
-    """Split a batch into chunks of at most ``max_tokens`` padded tokens (rows kept whole).
-
-    The loss of each chunk is weighted by its share of the batch's target tokens, so the summed
-    gradient equals the whole batch's.
-    """
-    width = max(len(e.input_ids) for e in batch)
-    if not max_tokens or width * len(batch) <= max_tokens:
-        return [batch]
-    rows = max(1, max_tokens // width)
-    return [batch[i : i + rows] for i in range(0, len(batch), rows)]
 
 
 def backward_batch(
@@ -303,7 +290,15 @@ def train_steps(
         if eval_examples and (
             last_step or (settings.eval_every and state.step % settings.eval_every == 0)
         ):
-            value = eval_loss(model, eval_examples, pad_id, family, device, loss_fn)
+            value = eval_loss(
+                model,
+                eval_examples,
+                pad_id,
+                family,
+                device,
+                loss_fn,
+                max_tokens=settings.max_batch_tokens,
+            )
             state.eval_losses.append([state.step, value])
             if state.best_eval is None or value < state.best_eval:
                 state.best_eval, state.best_step, state.bad_evals = value, state.step, 0
