@@ -80,11 +80,14 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP) ## Run the benchmarks in bench/ (installs TRL, their peer arm, first)
+bench: $(BENCH_STAMP) ## Run the CPU benchmarks in bench/ (installs TRL, their peer arm, first; about 30 min)
 	$(BIN)/python bench/tune.py
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/eval.py
 	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/tune.py --realistic
+	$(BIN)/python bench/tune.py --memory
+	$(BIN)/python bench/whole_run.py
 
 sample: $(STAMP) ## Regenerate data/sample/ (fixed seed: byte-identical)
 	$(BIN)/python data/sample/generate.py
