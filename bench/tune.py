@@ -676,7 +676,7 @@ def trl_bench(
         print(
             f"{arm:14} {r['tokens_per_second']:8,.0f} real tokens/s  "
             f"{r['tokens']:8,.0f} tokens / {r['examples']:.0f} examples in {r['seconds']:7.1f} s  "
-            f"peak RSS {r['peak_rss_mb']:7,.0f} MB  weights {r['weights']}, "
+            f"peak RSS {r['peak_rss_mb']:7,.0f} MiB  weights {r['weights']}, "
             f"checkpointing {'on' if r['checkpointing'] else 'off'}, loss {r['final_loss']:.3f}"
         )
     counts = {r["tokens"] for r in results.values()}
@@ -696,8 +696,8 @@ def memory_bench(steps: int, batch_size: int, info: bool = False, tiny: bool = F
         "(target <= 0.8x)"
     )
     print(
-        f"peak RSS adaptune: {ours['peak_rss_mb']:,.0f} MB vs 1.5 x bf16 weights + 1 GB = "
-        f"{bound_mb:,.0f} MB (target <=)"
+        f"peak RSS adaptune: {ours['peak_rss_mb']:,.0f} MiB vs 1.5 x bf16 weights + 1 GB = "
+        f"{bound_mb:,.0f} MiB (target <=)"
     )
     print(
         "tokens/s adaptune / TRL defaults: "
