@@ -24,7 +24,7 @@ help: ## List the targets
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@touch $(STAMP)
 
 setup: $(STAMP) ## Create .venv and install adaptune with its dev tools (no-op when up to date)
@@ -74,13 +74,7 @@ lint: $(STAMP) ## Run ruff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check adaptune components pipelines
 
-BENCH_STAMP := $(VENV)/.bench-installed
-
-$(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
-	@touch $(BENCH_STAMP)
-
-bench: $(BENCH_STAMP) ## Run the CPU benchmarks in bench/ (installs TRL, their peer arm, first; about 30 min)
+bench: $(STAMP) ## Run the CPU benchmarks in bench/ (TRL, their peer arm, comes with setup; about 30 min)
 	$(BIN)/python bench/tune.py
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/eval.py
