@@ -329,14 +329,16 @@ def _eval_model():
     return base, model.eval()
 
 
-def _head_rows(model, shapes, contiguous: list[bool] | None = None):
-    """Record the shape of each head output (and whether its input was contiguous)."""
+def _head_rows(model, shapes, dense: list[bool] | None = None):
+    """Record the shape of each head output (and whether its input was row-major)."""
+    from adaptune.compute.head_input import row_major
+
     head = model.get_base_model().get_output_embeddings()
 
     def seen(module, inputs, out):
         shapes.append(tuple(out.shape))
-        if contiguous is not None:
-            contiguous.append(inputs[0].is_contiguous())
+        if dense is not None:
+            dense.append(row_major(inputs[0]))
 
     return head.register_forward_hook(seen)
 
@@ -392,12 +394,12 @@ def test_generation_computes_only_the_last_positions_logits():
     base, model = _eval_model()
     prompts = [p for p, _ in ROWS]
     width = max(len(base.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
-    answers, shapes, contiguous = [], [], []
-    for patched in (False, True):
+    answers, shapes, dense = [], [], []
+    for patched, batch_size in ((False, 8), (True, 8), (False, 1)):
         if patched:
             _prefill_without_logits_to_keep(model)
         seen: list[tuple[int, ...]] = []
-        hook = _head_rows(model, seen, contiguous)
+        hook = _head_rows(model, seen, dense)
         answers.append(
             generate(
                 model,
@@ -405,18 +407,19 @@ def test_generation_computes_only_the_last_positions_logits():
                 prompts,
                 "causal",
                 max_new_tokens=4,
-                batch_size=8,
+                batch_size=batch_size,
                 show_progress=False,
             )
         )
         hook.remove()
         shapes.append(seen)
-    assert answers[0] == answers[1] and any(answers[0])
+    assert answers[0] == answers[1] == answers[2] and any(answers[0])
     for seen in shapes:  # prefill and every step: one position per row
         assert seen and all(s[1] == 1 for s in seen)
-    # ... from a contiguous input: on a strided [rows × 1 × hidden] view of the prompt's hidden
-    # states, torch's CPU bf16 linear copies the head's weight once per row (8 GB at 0.5B).
-    assert contiguous and all(contiguous)
+    # ... from a row-major input: on a strided [rows × 1 × hidden] view of the prompt's hidden
+    # states, torch's CPU bf16 linear copies the head's weight once per row (8 GB at 0.5B),
+    # and a view of one row is "contiguous" without being row-major.
+    assert dense and all(dense)
     # Without the cut, that model's prefill would have computed every prompt position's logits.
     seen = []
     hook = _head_rows(model, seen)
@@ -447,9 +450,11 @@ def test_the_sanity_probe_is_the_last_positions_of_the_full_logits():
         if patched:  # a model without logits_to_keep: its logits are cut after the head
             _prefill_without_logits_to_keep(model)
         seen: list[tuple[int, ...]] = []
-        hook = _head_rows(model, seen)
+        dense: list[bool] = []
+        hook = _head_rows(model, seen, dense)
         probes.append(probe_logits(model, examples, pad, "causal"))
         hook.remove()
+        assert dense and all(dense)  # the kept positions are copied out of their strided view
         if not patched:  # one example at a time, only its last positions through the head
             assert seen == [(1, PROBE_POSITIONS, vocabulary)] * PROBE_SIZE
     for probe in probes:

@@ -113,6 +113,57 @@ def test_tuning_holds_the_base_in_the_compute_dtype_and_the_adapter_in_fp32(
     assert {t.dtype for t in saved.values()} == {expected}
 
 
+def test_in_bf16_adapter_layers_take_their_input_as_it_is_with_the_same_loss_and_grads(
+    bf16_checkpoint,
+):
+    """PEFT's cast of each LoRA layer's input to fp32 is off under autocast, and changes nothing."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    from adaptune.compute.loss import LossFunction
+    from adaptune.compute.precision import mixed_precision
+    from adaptune.data.encoding import collate, encode_example
+
+    base = load_base_model(str(bf16_checkpoint), torch.bfloat16)
+    torch.manual_seed(0)
+    model = apply_method(base.model, LoraMethod(r=4, dropout=0.0), "causal")
+    with torch.no_grad():  # a LoRA that is not a no-op, so the adapter counts in the loss
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(std=0.05)
+    pairs = [(f"Order {i} is late.\n", f"Sorry about order {i}.") for i in range(4)]
+    examples = [encode_example(base.tokenizer, p, t, "causal", 48) for p, t in pairs]
+    batch = collate(examples, base.tokenizer.pad_token_id, "causal")
+    loss_fn = LossFunction(model, "causal")
+    seen: list[torch.dtype] = []
+    layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
+    hooks = [
+        m.lora_A["default"].register_forward_pre_hook(
+            lambda module, args: seen.append(args[0].dtype)
+        )
+        for m in layers
+    ]
+    results = []
+    for ours in (True, False):
+        seen.clear()
+        model.zero_grad()
+        if ours:
+            with mixed_precision(model, torch.device("cpu")):
+                loss = loss_fn(batch)
+        else:  # autocast alone: PEFT casts each input to fp32, autocast casts it back to bf16
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = loss_fn(batch)
+        loss.backward()
+        assert seen and set(seen) == ({torch.bfloat16} if ours else {torch.float32})
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+        results.append((loss.detach(), grads))
+    for hook in hooks:
+        hook.remove()
+    assert all(m.cast_input_dtype_enabled for m in layers)  # as it was outside the block
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=0, atol=0)
+    for name, grad in results[0][1].items():
+        torch.testing.assert_close(grad, results[1][1][name], rtol=0, atol=0)
+
+
 def test_fp16_loss_scaling_trains_fp32_adapter_weights_on_an_fp16_base(tmp_path):
     # fp16 is refused on CPU for users (slow); the loop's scaler path itself runs here
     base = load_base_model("builtin:tiny-gpt2", torch.float16)

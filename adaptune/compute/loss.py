@@ -10,9 +10,8 @@ from peft import PeftModel
 from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 
-from adaptune.compute.device import autocast
 from adaptune.compute.packing import PACKING_SETTING, segments, unpacked
-from adaptune.compute.precision import held_dtype
+from adaptune.compute.precision import mixed_precision
 from adaptune.data.encoding import IGNORE_INDEX, Encoded, collate, token_chunks
 from adaptune.errors import UserError
 
@@ -252,7 +251,7 @@ def eval_loss(
         for chunk in token_chunks(batch, max_tokens):
             tokens = sum(e.target_tokens for e in chunk)
             tensors = {k: v.to(device) for k, v in collate(chunk, pad_id, family).items()}
-            with autocast(device, held_dtype(model)):
+            with mixed_precision(model, device):
                 total += loss_fn(tensors).item() * tokens
             count += tokens
     model.train(was_training)

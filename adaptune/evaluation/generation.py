@@ -12,6 +12,7 @@ from peft import PeftModel
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from adaptune.compute.head_input import dense_head_input
 from adaptune.data.chat import end_of_turn_ids
 from adaptune.data.encoding import encode_prompts
 
@@ -102,41 +103,27 @@ def cut_at_stop(text: str, stop: list[str]) -> str:
 
 @contextmanager
 def last_position_logits(model: PreTrainedModel | torch.nn.Module, family: str) -> Iterator[None]:
-    """While generating, the output head runs on each row's last position only, contiguous.
+    """While generating, the output head runs on each row's last position only, row-major.
 
     ``generate`` already asks for one position's logits (``logits_to_keep=1``) of every causal
     model whose forward takes ``logits_to_keep``; for one that does not, the head's input is
     cut to the last position here, so the prompt's forward pass never computes [batch × length
     × vocabulary] logits. Seq2seq decoders start from one token and add one per step.
 
-    Either way the head's input is made contiguous (a [batch × 1 × hidden] copy): the cut is a
-    strided view of the prompt's hidden states, and torch's CPU ``linear`` in bf16 on such a
-    view materialises the head's weight once per row (measured: 8.3 GB more for 32 rows of a
-    151,936 × 896 head, none in fp32 or for a contiguous input).
+    Either way the head's input is copied to row-major strides (a [batch × 1 × hidden] copy):
+    the cut is a strided view of the prompt's hidden states, on which torch's CPU ``linear`` in
+    bf16 copies the head's weight once per row (see :mod:`adaptune.compute.head_input`).
     """
     hf = model.get_base_model() if isinstance(model, PeftModel) else model
     forward = getattr(hf, "forward", None)
     head = hf.get_output_embeddings() if hasattr(hf, "get_output_embeddings") else None
-    if head is None:
-        yield
-        return
     cut = (
         family != "seq2seq"
         and forward is not None
         and "logits_to_keep" not in inspect.signature(forward).parameters
     )
-
-    def last_position(module: torch.nn.Module, args: tuple) -> tuple:
-        hidden = args[0]
-        if hidden.dim() != 3:
-            return args
-        return ((hidden[:, -1:] if cut else hidden).contiguous(), *args[1:])
-
-    handle = head.register_forward_pre_hook(last_position)
-    try:
+    with dense_head_input(head, (lambda hidden: hidden[:, -1:]) if cut else None):
         yield
-    finally:
-        handle.remove()
 
 
 @torch.inference_mode()

@@ -18,10 +18,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from adaptune.compute.device import autocast
 from adaptune.compute.loss import LossFunction, eval_loss
 from adaptune.compute.packing import packed_rows, packed_tensors
-from adaptune.compute.precision import grad_scaler, held_dtype
+from adaptune.compute.precision import grad_scaler, held_dtype, mixed_precision
 from adaptune.data.encoding import Encoded, collate, token_chunks
 from adaptune.errors import UserError
 from adaptune.tuning.batching import BatchOrder
@@ -98,7 +97,7 @@ def backward_batch(
         laid = packed_tensors(chunk) if packing else collate(chunk, pad_id, family)
         tensors = {k: v.to(device) for k, v in laid.items()}
         weight = scale * sum(e.target_tokens for e in chunk) / targets
-        with autocast(device, dtype):
+        with mixed_precision(loss_fn.model, device, dtype):
             loss = loss_fn(tensors) * weight
         (loss if scaler is None else scaler.scale(loss)).backward()
         total += loss.item()

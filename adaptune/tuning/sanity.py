@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from peft import PeftModel
 
-from adaptune.compute.device import autocast
-from adaptune.compute.precision import held_dtype
+from adaptune.compute.head_input import dense_head_input
+from adaptune.compute.precision import mixed_precision
 from adaptune.data.encoding import Encoded, collate
 from adaptune.errors import UserError
 from adaptune.tuning.loading import load_tuned_model
@@ -67,6 +67,7 @@ def probe_logits(
     device = next(model.parameters()).device
     hf = model.get_base_model() if isinstance(model, PeftModel) else model
     keep = {"logits_to_keep": PROBE_POSITIONS} if _keeps_logits(hf) else {}
+    head = hf.get_output_embeddings() if hasattr(hf, "get_output_embeddings") else None
     model.eval()
     kept = []
     for example in examples[:PROBE_SIZE]:
@@ -74,7 +75,8 @@ def probe_logits(
         if family == "causal":  # no loss wanted (its labels would not match the kept logits)
             del batch["labels"]
         batch = {k: v.to(device) for k, v in batch.items()}
-        with autocast(device, held_dtype(model)):
+        # The kept positions are a strided view: the head gets a row-major copy of them.
+        with mixed_precision(model, device), dense_head_input(head):
             logits = model(**batch, **keep).logits
         kept.append(logits[0, -PROBE_POSITIONS:].float().cpu())
     return torch.cat(kept)
