@@ -12,6 +12,7 @@ from adaptune.atomic import staged_directory, write_bytes_atomic, write_json_ato
 from adaptune.base_models import load_base_model
 from adaptune.base_models.quantization import check_quantize
 from adaptune.compute.device import device_for_training
+from adaptune.compute.host_memory import return_large_blocks
 from adaptune.compute.precision import resolve_precision, trainable_to
 from adaptune.data.encoding import IGNORE_INDEX, Encoded, encode_pairs
 from adaptune.data.jsonl import read_jsonl
@@ -110,7 +111,9 @@ def tune_adapter(
     reloaded onto the same base model (never a second copy of it), reproduces the trained
     model's logits on a probe batch. Before anything loads, the run's memory is estimated from
     the base model's config and refused when it cannot fit the device (see
-    :mod:`adaptune.tuning.fit`); the estimate is printed and goes into the summary.
+    :mod:`adaptune.tuning.fit`); the estimate is printed and goes into the summary. On CPU,
+    freed blocks of 8 MiB or more go back to the system at once from then on
+    (:mod:`adaptune.compute.host_memory`).
 
     Args:
         train_file: Formatted JSONL with ``prompt`` and ``target`` per line.
@@ -134,6 +137,8 @@ def tune_adapter(
     device = device_for_training()
     dtype = resolve_precision(settings.precision, device, "training.precision")
     check_quantize(method.quantize, base_model)
+    if device.type == "cpu":  # activations live in host memory: freed ones must not pile up
+        return_large_blocks()
     fit = check_memory(base_model, method, settings, device, current_workers().main)
     base = load_base_model(base_model, dtype, method.quantize, device, settings.attention)
     train_examples = _encode(train_file, base.tokenizer, base.family, settings.max_length)
