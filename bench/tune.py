@@ -696,8 +696,8 @@ def memory_bench(steps: int, batch_size: int, info: bool = False, tiny: bool = F
         "(target <= 0.8x)"
     )
     print(
-        f"peak RSS adaptune: {ours['peak_rss_mb']:,.0f} MiB vs 1.5 x bf16 weights + 1 GB = "
-        f"{bound_mb:,.0f} MiB (target <=)"
+        f"peak RSS adaptune / (1.5 x bf16 weights + 1 GB): {ours['peak_rss_mb']:,.0f} / "
+        f"{bound_mb:,.0f} MiB = {ours['peak_rss_mb'] / bound_mb:.2f}x (target <= 1x)"
     )
     print(
         "tokens/s adaptune / TRL defaults: "
