@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import inspect
 import json
+import platform
+import threading
 
 import pytest
 import torch
@@ -18,6 +20,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from adaptune.base_models import load_base_model
 from adaptune.cli import main
+from adaptune.compute.host_memory import TRIM_THREAD
 from adaptune.compute.loss import LossFunction, chunk_positions, chunked_cross_entropy
 from adaptune.data.encoding import collate, encode_example
 from adaptune.tuning.fit import plan_of_model, tokens_per_pass
@@ -207,10 +210,14 @@ def test_checkpointing_on_and_off_give_the_same_gradients(method, recomputed_blo
     assert calls == [1, 1]  # off again after the block
 
 
+def _trim_thread_alive() -> bool:
+    return any(t.name == TRIM_THREAD for t in threading.enumerate())
+
+
 def test_training_with_checkpointing_follows_the_same_path():
     base = load_base_model("builtin:tiny-gpt2")
     examples = [encode_example(base.tokenizer, p, t, "causal", 64) for p, t in ROWS]
-    histories, flags = [], []
+    histories, flags, trimming = [], [], []
     for choice in (False, True):
         torch.manual_seed(0)  # the same adapter init
         model = apply_method(copy.deepcopy(base.model), LoraMethod(), "causal")
@@ -220,6 +227,7 @@ def test_training_with_checkpointing_follows_the_same_path():
 
         def seen(state, model=model):
             flags.append(model.get_base_model().transformer.gradient_checkpointing)
+            trimming.append(_trim_thread_alive())
 
         result = train(
             model,
@@ -234,7 +242,10 @@ def test_training_with_checkpointing_follows_the_same_path():
         histories.append(result.state.losses)
         assert not model.get_base_model().transformer.gradient_checkpointing  # off afterwards
         assert model.config.use_cache is not False  # the config as it was
+        assert not _trim_thread_alive()  # stopped with the loop
     assert flags == [False] * 3 + [True] * 3
+    # on CPU, checkpointing also gives the heap's free pages back while it trains (glibc only)
+    assert trimming == [False] * 3 + [platform.libc_ver()[0] == "glibc"] * 3
     assert histories[0] == pytest.approx(histories[1], rel=1e-5)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from adaptune.compute.host_memory import trimming_heap
 from adaptune.compute.loss import LossFunction, eval_loss
 from adaptune.compute.packing import packed_rows, packed_tensors
 from adaptune.compute.precision import grad_scaler, held_dtype, mixed_precision
@@ -139,7 +140,8 @@ def train(
     ``settings.gradient_checkpointing`` resolves for this model (see
     :func:`adaptune.tuning.gradient_checkpointing.wants_checkpointing`), and not after; with
     ``settings.compile`` its blocks run compiled while training (see
-    :mod:`adaptune.tuning.compilation`).
+    :mod:`adaptune.tuning.compilation`). While it checkpoints on CPU, the heap's free pages go
+    back to the system every half second (:func:`adaptune.compute.host_memory.trimming_heap`).
     Other arguments, result and errors are :func:`train_steps`'.
     """
     device = next(model.parameters()).device
@@ -148,7 +150,8 @@ def train(
         recompute = getattr(model, "config", None) is not None and wants_checkpointing(
             settings, model, device
         )
-    with checkpointed(model, recompute), compiled(model, settings.compile):
+    trim = recompute and device.type == "cpu"  # checkpointing: memory matters more than time
+    with checkpointed(model, recompute), compiled(model, settings.compile), trimming_heap(trim):
         return train_steps(
             model,
             train_examples,
