@@ -11,6 +11,7 @@ import pytest
 import torch
 from peft import PeftModel
 from safetensors.torch import load_file
+from ticket_rows import TICKETS
 from transformers import AutoModelForCausalLM
 
 from adaptune.base_models import load_base_model
@@ -44,6 +45,14 @@ def _write(tmp_path: Path, rows: list[dict], name: str = "train.jsonl") -> Path:
     path = tmp_path / name
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+def _tune(tmp_path, settings, method=None, **options):
+    """``tune_adapter`` on ``ROWS`` with ``builtin:tiny-gpt2`` into ``tmp_path / "a"``."""
+    data, method = _write(tmp_path, ROWS), LoraMethod() if method is None else method
+    return tune_adapter(
+        data, tmp_path / "a", "builtin:tiny-gpt2", settings, method, show_progress=False, **options
+    )
 
 
 def _sha(path: Path) -> str:
@@ -221,14 +230,7 @@ def test_last_layers_trains_only_the_last_block():
 
 def test_unknown_target_modules_are_a_user_error(tmp_path):
     with pytest.raises(UserError, match="do not fit the model"):
-        tune_adapter(
-            _write(tmp_path, ROWS),
-            tmp_path / "a",
-            "builtin:tiny-gpt2",
-            TrainingSettings(steps=1),
-            LoraMethod(target_modules=("nope",)),
-            show_progress=False,
-        )
+        _tune(tmp_path, TrainingSettings(steps=1), LoraMethod(target_modules=("nope",)))
 
 
 # --- determinism, checkpoints and resume -------------------------------------------------------
@@ -300,15 +302,10 @@ def test_killed_runs_resume_to_a_byte_identical_adapter(tmp_path):
 
 
 def test_checkpoints_are_pruned_and_complete(tmp_path):
-    data = _write(tmp_path, ROWS)
-    tune_adapter(
-        data,
-        tmp_path / "a",
-        "builtin:tiny-gpt2",
+    _tune(
+        tmp_path,
         TrainingSettings(steps=9, batch_size=8, checkpoint_every=2),
-        LoraMethod(),
         checkpoint_dir=tmp_path / "ckpt",
-        show_progress=False,
     )
     names = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
     assert names == ["checkpoint-00000006", "checkpoint-00000008"]
@@ -425,26 +422,16 @@ def test_a_noop_adapter_fails_the_sanity_gate():
 
 def test_zero_learning_rate_training_is_caught_as_a_noop(tmp_path):
     with pytest.raises(AdapterSanityError):
-        tune_adapter(
-            _write(tmp_path, ROWS),
-            tmp_path / "a",
-            "builtin:tiny-gpt2",
+        _tune(
+            tmp_path,
             TrainingSettings(steps=3, batch_size=8, learning_rate=1e-30),
             method_from_dict({"method": "ia3"}),
-            show_progress=False,
         )
     assert not (tmp_path / "a").exists()
 
 
 def test_merged_export_matches_the_adapter(tmp_path):
-    tune_adapter(
-        _write(tmp_path, ROWS),
-        tmp_path / "a",
-        "builtin:tiny-gpt2",
-        TrainingSettings(steps=10, batch_size=8),
-        LoraMethod(),
-        show_progress=False,
-    )
+    _tune(tmp_path, TrainingSettings(steps=10, batch_size=8))
     export_merged(load_base_model("builtin:tiny-gpt2").model, tmp_path / "a", tmp_path / "m")
     base = load_base_model("builtin:tiny-gpt2")
     plain = AutoModelForCausalLM.from_pretrained(tmp_path / "m").eval()
@@ -460,16 +447,7 @@ def test_merged_export_matches_the_adapter(tmp_path):
 
 @pytest.mark.slow
 def test_two_process_data_parallel_equals_one_process_with_accumulation(tmp_path):
-    rows = [
-        {
-            "prompt": f"Ticket {i}: "
-            + ("refund my order " if i % 2 else "it crashes ") * (1 + i % 5)
-            + "\nTeam:",
-            "target": "billing" if i % 2 else "technical",
-        }
-        for i in range(64)
-    ]
-    data = _write(tmp_path, rows)
+    data = _write(tmp_path, TICKETS)
     common = {"steps": 10, "batch_size": 4, "eval_every": 0, "checkpoint_every": 0}
     ddp = subprocess.run(
         [
@@ -545,14 +523,7 @@ def test_tuning_module_reports_user_errors_without_a_traceback(tmp_path):
 
 
 def test_adapter_config_is_written_canonically(tmp_path):
-    tune_adapter(
-        _write(tmp_path, ROWS),
-        tmp_path / "a",
-        "builtin:tiny-gpt2",
-        TrainingSettings(steps=2, batch_size=8),
-        LoraMethod(),
-        show_progress=False,
-    )
+    _tune(tmp_path, TrainingSettings(steps=2, batch_size=8))
     text = (tmp_path / "a" / "adapter_config.json").read_text()
     config = json.loads(text)
     assert config["target_modules"] == sorted(config["target_modules"])

@@ -7,20 +7,11 @@ import pytest
 import torch
 from kfp.dsl import HTML, Dataset, Metrics, Model
 from safetensors.torch import load_file
+from ticket_rows import TICKETS
 
 from adaptune.errors import UserError
 from adaptune.tuning.processes import Cluster, cluster_from_env, process_count, torchrun_command
 from components.tune_adapter import tune_adapter
-
-ROWS = [
-    {
-        "prompt": f"Ticket {i}: "
-        + ("refund my order " if i % 2 else "it crashes ") * (1 + i % 5)
-        + "\nTeam:",
-        "target": " billing" if i % 2 else " technical",
-    }
-    for i in range(64)
-]
 
 
 def _artifact(cls, path: Path):
@@ -57,7 +48,7 @@ def _run_component(root: Path, formatted: Path, training: dict):
 
 @pytest.mark.slow  # two gloo processes and one plain run of the component (about 30 s)
 def test_the_component_in_two_processes_trains_as_one_process_with_accumulation(tmp_path):
-    formatted = _formatted(tmp_path, ROWS)
+    formatted = _formatted(tmp_path, TICKETS)
     common = {"steps": 8, "batch_size": 4, "eval_every": 4, "checkpoint_every": 0}
     two, two_out = _run_component(tmp_path / "two", formatted, {**common, "processes": 2})
     one, one_out = _run_component(
@@ -83,7 +74,7 @@ def test_the_component_in_two_processes_trains_as_one_process_with_accumulation(
 
 @pytest.mark.slow  # starts two processes (about 15 s)
 def test_a_user_error_in_the_processes_is_the_tasks_one_line_error(tmp_path, capsys):
-    formatted = _formatted(tmp_path, ROWS)
+    formatted = _formatted(tmp_path, TICKETS)
     training = {"steps": 2, "batch_size": 4, "processes": 2, "max_length": 8}
     (formatted / "train.jsonl").write_text("")  # no training examples
     with pytest.raises(SystemExit) as exited:
