@@ -112,8 +112,8 @@ def tune_adapter(
     model's logits on a probe batch. Before anything loads, the run's memory is estimated from
     the base model's config and refused when it cannot fit the device (see
     :mod:`adaptune.tuning.fit`); the estimate is printed and goes into the summary. On CPU,
-    freed blocks of 8 MiB or more go back to the system at once from then on
-    (:mod:`adaptune.compute.host_memory`).
+    freed blocks of 8 MiB or more go back to the system at once from then on, and while training
+    checkpoints activations the heap's free pages do too (:mod:`adaptune.compute.host_memory`).
 
     Args:
         train_file: Formatted JSONL with ``prompt`` and ``target`` per line.
